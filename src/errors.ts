@@ -1,0 +1,91 @@
+/**
+ * Expected failures carry a stable upper-case `code` (messages may change, codes may not),
+ * the values involved, and the next thing an operator can do. A misuse of an internal API
+ * is a TypeError instead: that is a bug, not an outcome.
+ */
+
+/** Process exit codes: part of the command-line contract (DESIGN.md). */
+export const Exit = {
+  ok: 0,
+  problems: 1,
+  usage: 2,
+  unreachable: 3,
+  integrity: 4,
+} as const;
+export type ExitCode = (typeof Exit)[keyof typeof Exit];
+
+const codes = {
+  RF_USAGE: Exit.usage,
+  RF_BAD_URL: Exit.usage,
+  RF_BAD_TIME: Exit.usage,
+  RF_BAD_DURATION: Exit.usage,
+  RF_TIME_OUT_OF_RANGE: Exit.usage,
+  RF_TIME_IN_GAP: Exit.usage,
+  RF_SOURCE_IS_REPLICA: Exit.usage,
+  RF_TARGET_NOT_EMPTY: Exit.usage,
+  RF_OUT_DIR_NOT_EMPTY: Exit.usage,
+  RF_UNKNOWN_SOURCE: Exit.usage,
+  RF_AOF_OFF: Exit.usage,
+  RF_CONNECT: Exit.unreachable,
+  RF_AUTH: Exit.unreachable,
+  RF_TIMEOUT: Exit.unreachable,
+  RF_PROTOCOL: Exit.unreachable,
+  RF_MASTER_ERROR: Exit.unreachable,
+  RF_STORE_MISSING: Exit.unreachable,
+  RF_STORE_UNWRITABLE: Exit.unreachable,
+  RF_STORE_LOCKED: Exit.unreachable,
+  RF_DAEMON: Exit.unreachable,
+  RF_AOF_DIR: Exit.unreachable,
+  RF_TARGET: Exit.unreachable,
+  RF_CHECKSUM: Exit.integrity,
+  RF_CORRUPT: Exit.integrity,
+} as const satisfies Record<string, ExitCode>;
+
+export type RfCode = keyof typeof codes;
+
+export interface RfErrorOptions {
+  /** Values involved, shown to the operator and in `--json` output. Never put a secret here. */
+  details?: Record<string, unknown>;
+  /** What to do next, for instance the command to run. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class RfError extends Error {
+  override readonly name = 'RfError';
+  readonly code: RfCode;
+  readonly details: Record<string, unknown>;
+  readonly hint: string | undefined;
+
+  constructor(code: RfCode, message: string, options: RfErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+    this.hint = options.hint;
+  }
+
+  get exitCode(): ExitCode {
+    return codes[this.code];
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(Object.keys(this.details).length > 0 ? { details: this.details } : {}),
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+    };
+  }
+}
+
+export function isRfError(err: unknown, code?: RfCode): err is RfError {
+  return err instanceof RfError && (code === undefined || err.code === code);
+}
+
+/** Node system errors carry a string `code` such as ECONNREFUSED. */
+export function errnoCode(err: unknown): string | undefined {
+  if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {
+    return err.code;
+  }
+  return undefined;
+}
