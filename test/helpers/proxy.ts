@@ -1,0 +1,68 @@
+import net from 'node:net';
+
+export interface Proxy {
+  readonly port: number;
+  /** Connections accepted so far, live or not. */
+  readonly connections: number;
+  /** Destroys every live connection pair at once, like a network cut; new connections still work. */
+  cut(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `host:targetPort`, so a test can cut the link between rf
+ * and Redis without stopping either. `pipe` carries backpressure both ways.
+ */
+export async function startProxy(targetPort: number, host = '127.0.0.1'): Promise<Proxy> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  let accepted = 0;
+
+  const server = net.createServer((downstream) => {
+    accepted++;
+    const upstream = net.connect({ host, port: targetPort });
+    const pair: [net.Socket, net.Socket] = [downstream, upstream];
+    pairs.add(pair);
+    const teardown = (): void => {
+      pairs.delete(pair);
+      downstream.destroy();
+      upstream.destroy();
+    };
+    // Either side failing or closing ends both, as a real middlebox dropping the flow would.
+    downstream.on('error', teardown);
+    upstream.on('error', teardown);
+    downstream.on('close', teardown);
+    upstream.on('close', teardown);
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as net.AddressInfo;
+
+  const cut = (): void => {
+    for (const [downstream, upstream] of pairs) {
+      downstream.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+  };
+
+  return {
+    port,
+    get connections() {
+      return accepted;
+    },
+    cut,
+    close: () =>
+      new Promise<void>((resolve) => {
+        cut();
+        server.close(() => resolve());
+      }),
+  };
+}
