@@ -1,17 +1,9 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
 /** Keys whose values never reach a log line, wherever they sit in an object. */
-const redactPaths = [
-  'password',
-  'token',
-  '*.password',
-  '*.token',
-  '*.*.password',
-  '*.*.token',
-  'options.source',
-];
+const redactPaths = ['password', 'token', '*.password', '*.token', '*.*.password', '*.*.token'];
 
 export interface LoggerOptions {
   level?: string;
@@ -27,12 +19,20 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.RF_LOG_LEVEL ?? 'info';
-  const pretty = options.pretty ?? (process.stdout.isTTY === true && options.destination === undefined);
-  const base = { level, redact: { paths: redactPaths, censor: '[redacted]' }, base: { pid: process.pid } };
+  const pretty =
+    options.pretty ?? (process.stdout.isTTY === true && options.destination === undefined);
+  const base = {
+    level,
+    redact: { paths: redactPaths, censor: '[redacted]' },
+    base: { pid: process.pid },
+  };
   if (pretty) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+      },
     });
   }
   return pino(base, pino.destination({ dest: options.destination ?? 1, sync: true }));

@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import type tls from 'node:tls';
+import { parseBytes, parseWholeNumber, readPasswordFile } from '../config.js';
+import { Listener } from '../daemon/listener.js';
+import { isRfError } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { parseRedisUrl, redactUrl } from '../redis-url.js';
+import { reportError } from './output.js';
+
+export interface ListenOptions {
+  source: string;
+  store: string;
+  name: string;
+  passwordFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  segmentSize: string;
+  flushInterval: string;
+  replTimeout: string;
+  connectTimeout: string;
+  logLevel: string;
+  json?: boolean;
+}
+
+export async function run(options: ListenOptions): Promise<number> {
+  const log = createLogger({ level: options.logLevel });
+  const began = Date.now();
+  let listener: Listener;
+  try {
+    const endpoint = parseRedisUrl(options.source);
+    if (options.passwordFile !== undefined)
+      endpoint.password = readPasswordFile(options.passwordFile);
+    const tlsOptions: tls.ConnectionOptions = {};
+    if (options.tlsCa) tlsOptions.ca = readFileSync(options.tlsCa);
+    if (options.tlsCert) tlsOptions.cert = readFileSync(options.tlsCert);
+    if (options.tlsKey) tlsOptions.key = readFileSync(options.tlsKey);
+    listener = new Listener(
+      {
+        sourceUrl: options.source,
+        endpoint,
+        ...(Object.keys(tlsOptions).length > 0 ? { tlsOptions } : {}),
+        store: options.store,
+        name: options.name,
+        connectTimeoutMs: parseWholeNumber('--connect-timeout', options.connectTimeout, 1),
+        readTimeoutMs: parseWholeNumber('--repl-timeout', options.replTimeout, 1),
+        maxSegmentBytes: parseBytes('--segment-size', options.segmentSize),
+        flushIntervalMs: parseWholeNumber('--flush-interval', options.flushInterval, 1),
+        ackIntervalMs: 1000,
+        listeningPort: 0,
+      },
+      log,
+    );
+    // The first line echoes the effective options, secrets redacted (pgBackRest does the same).
+    log.info(
+      {
+        options: {
+          source: redactUrl(options.source),
+          store: options.store,
+          name: options.name,
+          segmentSize: options.segmentSize,
+          flushInterval: options.flushInterval,
+          replTimeout: options.replTimeout,
+          tls: endpoint.tls,
+          passwordFrom: options.passwordFile
+            ? 'file'
+            : endpoint.password !== undefined
+              ? 'url-or-env'
+              : 'none',
+        },
+      },
+      'rf listen starting',
+    );
+  } catch (err) {
+    return reportError(err, options.json === true);
+  }
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopping: committing what is buffered');
+    listener.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    await listener.run();
+    log.info({ seconds: (Date.now() - began) / 1000, ...summary(listener) }, 'rf listen stopped');
+    return 0;
+  } catch (err) {
+    log.error(
+      {
+        err: isRfError(err) ? err.toJSON() : { message: String(err) },
+        seconds: (Date.now() - began) / 1000,
+      },
+      'rf listen failed',
+    );
+    return reportError(err, options.json === true);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+function summary(listener: Listener) {
+  const s = listener.status();
+  return {
+    sessions: s.sessions,
+    reconnects: s.reconnects,
+    durableOffset: s.session?.durableOffset ?? null,
+  };
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { defaultSource, defaultStore } from '../config.js';
+import { reportError } from './output.js';
+
+// `rf info | head` closes stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
+const program = new Command();
+
+program
+  .name('rf')
+  .description(
+    'Point-in-time recovery for Redis: archive every write a master propagates, restore to any millisecond.',
+  )
+  .version('0.1.0')
+  .showHelpAfterError('(run with -h for usage and examples)')
+  .configureOutput({ outputError: (str, write) => write(str) })
+  .exitOverride();
+
+const json = () => new Option('--json', 'machine-readable output');
+const store = () =>
+  new Option('--store <dir>', 'the archive directory (env RF_STORE)').default(defaultStore());
+
+program
+  .command('listen')
+  .description('connect to a master as a replica and archive its snapshot and every write')
+  .addOption(
+    new Option(
+      '--source <redis-url>',
+      'the master, redis://[user[:password]@]host:port (env RF_SOURCE, REDIS_URL)',
+    ).default(defaultSource()),
+  )
+  .addOption(store())
+  .option('--name <source>', 'name of this source in the store', 'default')
+  .option('--password-file <file>', 'read the password from the first line of this file')
+  .option('--tls-ca <file>', 'CA certificate for rediss://')
+  .option('--tls-cert <file>', 'client certificate for rediss://')
+  .option('--tls-key <file>', 'client key for rediss://')
+  .option('--segment-size <bytes>', 'seal a segment once it holds this many bytes', '1m')
+  .option('--flush-interval <ms>', 'commit buffered writes at least this often', '100')
+  .option(
+    '--repl-timeout <ms>',
+    'give up on a silent master after this long (like repl-timeout)',
+    '60000',
+  )
+  .option('--connect-timeout <ms>', 'give up connecting after this long', '10000')
+  .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .addOption(json())
+  .addHelpText(
+    'after',
+    `
+Examples:
+  rf listen --source redis://127.0.0.1:6380 --store /var/lib/rf
+  RF_PASSWORD=secret rf listen --source redis://rf@redis-1:6379 --name cache`,
+  )
+  .action(async (opts) => {
+    const { run } = await import('./listen.js');
+    process.exitCode = await run(opts);
+  });
+
+program
+  .command('info')
+  .description('show what the archive holds and what can be restored')
+  .addOption(store())
+  .option('--name <source>', 'only this source')
+  .option('--tz <zone>', 'IANA time zone for local times (default: this machine)')
+  .addOption(json())
+  .addHelpText(
+    'after',
+    `
+Examples:
+  rf info --store /var/lib/rf
+  rf info --store /var/lib/rf --json | jq '.sources[0].restorable'`,
+  )
+  .action(async (opts) => {
+    const { run } = await import('./info.js');
+    process.exitCode = await run(opts);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version exit 0; everything else commander rejects is bad usage.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    process.exitCode = reportError(err, process.argv.includes('--json'));
+  }
+}

@@ -1,0 +1,42 @@
+import { isRfError, RfError } from '../errors.js';
+
+/** The only place rf writes to the terminal outside of logs. */
+export const out = {
+  line(text = ''): void {
+    process.stdout.write(`${text}\n`);
+  },
+  json(value: unknown): void {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  },
+  note(text: string): void {
+    process.stderr.write(`${text}\n`);
+  },
+};
+
+/** Prints an error for a person (stderr) and, with --json, for a program (stdout); returns the exit code. */
+export function reportError(err: unknown, json: boolean): number {
+  if (isRfError(err)) {
+    const lines = [`rf: ${err.code}: ${err.message}`];
+    for (const [k, v] of Object.entries(err.details)) {
+      if (v !== undefined) lines.push(`  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    }
+    if (err.hint) lines.push(`  next: ${err.hint}`);
+    out.note(lines.join('\n'));
+    if (json) out.json({ ok: false, error: err.toJSON() });
+    return err.exitCode;
+  }
+  // Anything else is a bug in rf, not an outcome: show the stack.
+  out.note(
+    `rf: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+  );
+  if (json)
+    out.json({
+      ok: false,
+      error: { code: 'RF_INTERNAL', message: String((err as Error)?.message ?? err) },
+    });
+  return 70;
+}
+
+export function usageError(message: string, hint?: string): RfError {
+  return new RfError('RF_USAGE', message, hint === undefined ? {} : { hint });
+}

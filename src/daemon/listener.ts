@@ -1,0 +1,217 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type tls from 'node:tls';
+import { isRfError, RfError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
+import { MasterRetryLater } from '../replication/handshake.js';
+import { ReplicationSession, type SessionStatus } from '../replication/session.js';
+import { RedisClient } from '../resp/client.js';
+import { Archive } from '../store/archive.js';
+import { Store, storePaths } from '../store/store.js';
+import type { SourceRecord } from '../store/types.js';
+import { Backoff } from './backoff.js';
+import { startControlServer } from './control.js';
+
+export interface ListenConfig {
+  sourceUrl: string;
+  endpoint: RedisEndpoint;
+  tlsOptions?: tls.ConnectionOptions;
+  store: string;
+  name: string;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  maxSegmentBytes: number;
+  flushIntervalMs: number;
+  ackIntervalMs: number;
+  listeningPort: number;
+}
+
+export interface ListenerStatus {
+  pid: number;
+  name: string;
+  source: string;
+  startedAt: number;
+  sessions: number;
+  reconnects: number;
+  lastError: { code: string; message: string; at: number } | null;
+  session: SessionStatus | null;
+}
+
+/** Errors no reconnect can fix: the store itself is at fault. */
+const FATAL = new Set([
+  'RF_STORE_UNWRITABLE',
+  'RF_STORE_MISSING',
+  'RF_CORRUPT',
+  'RF_CHECKSUM',
+  'RF_STORE_LOCKED',
+]);
+
+/**
+ * `rf listen`: owns the store, keeps one replication session alive, reconnecting with backoff
+ * and resuming from the durable offset, and answers readers on the control socket.
+ */
+export class Listener {
+  private session: ReplicationSession | null = null;
+  private stopping = false;
+  private readonly wake = new AbortController();
+  private readonly info: ListenerStatus;
+
+  constructor(
+    private readonly config: ListenConfig,
+    private readonly log: Logger,
+  ) {
+    this.info = {
+      pid: process.pid,
+      name: config.name,
+      source: redactUrl(config.sourceUrl),
+      startedAt: Date.now(),
+      sessions: 0,
+      reconnects: 0,
+      lastError: null,
+      session: null,
+    };
+  }
+
+  status(): ListenerStatus {
+    return { ...this.info, session: this.session?.snapshot() ?? null };
+  }
+
+  /** Runs until stop(); rejects with the error that made it give up. */
+  async run(): Promise<void> {
+    const { config, log } = this;
+    const store = await openOwned(config.store);
+    let control: { close(): Promise<void> } | null = null;
+    try {
+      await this.preflight(store);
+      control = await startControlServer(
+        storePaths(config.store).socket,
+        store,
+        () => this.status(),
+        log,
+      );
+      await this.loop(store);
+    } finally {
+      await control?.close();
+      await store.close();
+    }
+  }
+
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.session?.stop();
+    this.wake.abort();
+  }
+
+  private async loop(store: Store): Promise<void> {
+    const { config, log } = this;
+    const backoff = new Backoff();
+    let everStreamed = (await new Archive(store).state(config.name)) !== undefined;
+    while (!this.stopping) {
+      const session = new ReplicationSession({
+        endpoint: config.endpoint,
+        ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
+        store,
+        source: await this.sourceRecord(store),
+        log: log.child({ session: this.info.sessions + 1 }),
+        connectTimeoutMs: config.connectTimeoutMs,
+        readTimeoutMs: config.readTimeoutMs,
+        maxSegmentBytes: config.maxSegmentBytes,
+        flushIntervalMs: config.flushIntervalMs,
+        ackIntervalMs: config.ackIntervalMs,
+        listeningPort: config.listeningPort,
+      });
+      this.session = session;
+      this.info.sessions++;
+      try {
+        await session.run();
+        return;
+      } catch (err) {
+        const status = session.snapshot();
+        const streamed = status.durableOffset !== null;
+        everStreamed ||= streamed;
+        const code = isRfError(err) ? err.code : 'RF_INTERNAL';
+        this.info.lastError = { code, message: (err as Error).message, at: Date.now() };
+        if (!isRfError(err) || FATAL.has(code)) throw err;
+        // Until a first snapshot is in, a wrong address or password is an operator's mistake to report.
+        if (!everStreamed && !(err instanceof MasterRetryLater)) throw err;
+        if (this.stopping) return;
+        // A session that got as far as streaming proves the master and credentials good: reconnect
+        // at once, since the master's backlog (repl-backlog-size) bounds how long a resume works.
+        if (status.phase === 'closed' && status.timeline !== null) backoff.reset();
+        const delay = backoff.next();
+        this.info.reconnects++;
+        log.warn(
+          {
+            error: { code, message: (err as Error).message },
+            retryInMs: delay,
+            durableOffset: status.durableOffset,
+          },
+          'replication connection lost; resuming',
+        );
+        await sleep(delay, undefined, { signal: this.wake.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Refuses what cannot be archived before touching the store: a replica, a wrong password. */
+  private async preflight(store: Store): Promise<void> {
+    const { config, log } = this;
+    const where = describeEndpoint(config.endpoint);
+    let client: RedisClient;
+    try {
+      client = await RedisClient.connect(config.endpoint, {
+        timeoutMs: config.connectTimeoutMs,
+        ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
+      });
+    } catch (err) {
+      // With an archive to resume, a master that is down now is waited for, not an error.
+      if (
+        (await new Archive(store).state(config.name)) !== undefined &&
+        isRfError(err, 'RF_CONNECT')
+      ) {
+        log.warn({ peer: where }, 'master unreachable at start; will keep trying');
+        return;
+      }
+      throw err;
+    }
+    try {
+      const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
+      if (Array.isArray(role) && String(role[0]) === 'slave') {
+        throw new RfError(
+          'RF_SOURCE_IS_REPLICA',
+          `${where} is a replica of ${role[1]}:${role[2]}, not a master`,
+          {
+            details: { source: where, master: `${role[1]}:${role[2]}` },
+            hint: `point --source at the master (${role[1]}:${role[2]}); a replica's stream is not the master's history`,
+          },
+        );
+      }
+    } finally {
+      await client.close();
+    }
+  }
+
+  private async sourceRecord(store: Store): Promise<SourceRecord> {
+    const existing = await new Archive(store).source(this.config.name);
+    return (
+      existing ?? {
+        name: this.config.name,
+        url: redactUrl(this.config.sourceUrl),
+        createdAt: Date.now(),
+      }
+    );
+  }
+}
+
+/** The owner's open: a reader holding the lock for a moment is waited for, briefly. */
+async function openOwned(dir: string): Promise<Store> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await Store.open(dir, { create: true });
+    } catch (err) {
+      if (!isRfError(err, 'RF_STORE_LOCKED') || attempt >= 8) throw err;
+      await sleep(250);
+    }
+  }
+}

@@ -1,0 +1,314 @@
+import { promises as fs } from 'node:fs';
+import type { Socket } from 'node:net';
+import type tls from 'node:tls';
+import { RfError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { RedisEndpoint } from '../redis-url.js';
+import { encodeCommand } from '../resp/encode.js';
+import { FrameScanner } from '../resp/frames.js';
+import { Archive } from '../store/archive.js';
+import { nameOf } from '../store/commands.js';
+import type { Store } from '../store/store.js';
+import { beginTimeline, tmpFile } from '../store/timelines.js';
+import type { SourceRecord, Timeline } from '../store/types.js';
+import { StreamWriter } from '../store/writer.js';
+import { openSocket } from './connect.js';
+import { handshake } from './handshake.js';
+import { receiveRdb } from './rdb-transfer.js';
+import { SocketReader } from './reader.js';
+
+export interface SessionOptions {
+  endpoint: RedisEndpoint;
+  tlsOptions?: tls.ConnectionOptions;
+  store: Store;
+  source: SourceRecord;
+  log: Logger;
+  connectTimeoutMs: number;
+  /** How long the stream may stay silent; the master pings every repl-ping-replica-period (10 s). */
+  readTimeoutMs: number;
+  maxSegmentBytes: number;
+  flushIntervalMs: number;
+  ackIntervalMs: number;
+  listeningPort: number;
+}
+
+export type SessionPhase = 'connecting' | 'handshake' | 'snapshot' | 'streaming' | 'closed';
+
+export interface SessionStatus {
+  phase: SessionPhase;
+  timeline: number | null;
+  replid: string | null;
+  receivedOffset: number | null;
+  durableOffset: number | null;
+  snapshotBytes: number;
+  lastReceiveAt: number | null;
+}
+
+class Stopped extends Error {}
+
+/**
+ * One replication connection, from connect to disconnect: handshake, the snapshot as a new base
+ * (after +FULLRESYNC) or nothing (after +CONTINUE), then the stream into the store. Offsets are
+ * acknowledged only once durable. `run` resolves when stopped and rejects when the connection
+ * fails; the caller decides whether to reconnect.
+ */
+export class ReplicationSession {
+  private readonly status: SessionStatus = {
+    phase: 'connecting',
+    timeline: null,
+    replid: null,
+    receivedOffset: null,
+    durableOffset: null,
+    snapshotBytes: 0,
+    lastReceiveAt: null,
+  };
+  private reader: SocketReader | null = null;
+  private stopRequested = false;
+
+  constructor(private readonly options: SessionOptions) {}
+
+  snapshot(): SessionStatus {
+    return { ...this.status };
+  }
+
+  /** Commits what is buffered, acknowledges it and closes: run() then resolves. */
+  stop(): void {
+    this.stopRequested = true;
+    this.reader?.abort(new Stopped());
+  }
+
+  async run(): Promise<void> {
+    const { options } = this;
+    const { store, log } = options;
+    const src = options.source.name;
+    const archive = new Archive(store);
+    const previous = await archive.state(src);
+
+    const socket = await openSocket(options.endpoint, {
+      timeoutMs: options.connectTimeoutMs,
+      ...(options.tlsOptions ? { tlsOptions: options.tlsOptions } : {}),
+    });
+    const peer = `${options.endpoint.host}:${options.endpoint.port}`;
+    const reader = new SocketReader(socket, peer);
+    this.reader = reader;
+    if (this.stopRequested) reader.abort(new Stopped());
+    let writer: StreamWriter | null = null;
+    let ackTimer: NodeJS.Timeout | undefined;
+    let flushTimer: NodeJS.Timeout | undefined;
+    let flushError: unknown = null;
+    let flushing: Promise<void> | null = null;
+
+    const sendAck = () => {
+      if (writer === null || socket.destroyed) return;
+      socket.write(encodeCommand(['REPLCONF', 'ACK', String(writer.durableOffset)]));
+    };
+    const flush = (w: StreamWriter): Promise<void> => {
+      if (flushing === null) {
+        flushing = w.flush().then(
+          () => {
+            flushing = null;
+            this.status.durableOffset = w.durableOffset;
+          },
+          (err: unknown) => {
+            flushing = null;
+            flushError = err;
+            reader.abort(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
+      }
+      return flushing;
+    };
+
+    try {
+      this.status.phase = 'handshake';
+      const resume =
+        previous === undefined
+          ? null
+          : { replid: previous.replid, offset: previous.durableOffset + 1 };
+      const reply = await handshake(socket, reader, {
+        endpoint: options.endpoint,
+        listeningPort: options.listeningPort,
+        resume,
+        timeoutMs: options.readTimeoutMs,
+      });
+
+      if (reply.kind === 'continue') {
+        if (previous === undefined) {
+          throw new RfError(
+            'RF_PROTOCOL',
+            `${peer} answered +CONTINUE to a request for a full sync`,
+            { details: { peer } },
+          );
+        }
+        const timeline = await archive
+          .timelines(src)
+          .then((all) => all.find((t) => t.id === previous.timeline));
+        if (timeline === undefined) {
+          throw new RfError(
+            'RF_CORRUPT',
+            `the store names timeline ${previous.timeline} but does not hold it`,
+            {
+              details: { source: src, timeline: previous.timeline },
+              hint: 'run `rf verify`',
+            },
+          );
+        }
+        writer = new StreamWriter(store, src, timeline, previous, {
+          maxSegmentBytes: options.maxSegmentBytes,
+          log,
+        });
+        if (reply.replid !== null) writer.switchReplid(reply.replid);
+        log.info(
+          { timeline: timeline.id, replid: writer.replid, offset: previous.durableOffset + 1 },
+          'partial resync accepted (+CONTINUE): same timeline, no gap',
+        );
+      } else {
+        const takenAt = Date.now();
+        log.info(
+          { replid: reply.replid, offset: reply.offset, resume },
+          'full resync (+FULLRESYNC): receiving a new base',
+        );
+        this.status.phase = 'snapshot';
+        const file = tmpFile(store, 'base');
+        let rdb: Awaited<ReturnType<typeof receiveRdb>>;
+        try {
+          rdb = await receiveRdb(reader, file, options.readTimeoutMs, (n) => {
+            this.status.snapshotBytes = n;
+          });
+        } catch (err) {
+          await fs.rm(file, { force: true });
+          throw err;
+        }
+        const started = await beginTimeline(store, options.source, previous, {
+          tmpFile: file,
+          replid: reply.replid,
+          offset: reply.offset,
+          takenAt,
+          ...rdb,
+        });
+        logTimeline(log, started.timeline, rdb.bytes, rdb.transfer, previous?.lastTime);
+        writer = new StreamWriter(store, src, started.timeline, started.state, {
+          maxSegmentBytes: options.maxSegmentBytes,
+          log,
+        });
+      }
+
+      const w = writer;
+      this.status.phase = 'streaming';
+      this.status.timeline = w.timelineId;
+      this.status.replid = w.replid;
+      this.status.durableOffset = w.durableOffset;
+      this.status.receivedOffset = w.receivedOffset;
+      // A master that sent a diskless snapshot streams nothing until the first ACK after the load.
+      sendAck();
+      ackTimer = setInterval(sendAck, options.ackIntervalMs);
+      flushTimer = setInterval(() => {
+        if (w.bufferedBytes > 0) void flush(w);
+      }, options.flushIntervalMs);
+
+      const scanner = new FrameScanner({ startAt: w.receivedOffset + 1 });
+      const hardLimit = options.maxSegmentBytes * 8;
+      for (;;) {
+        const chunk = await reader.read(options.readTimeoutMs, 'the replication stream');
+        const now = Date.now();
+        this.status.lastReceiveAt = now;
+        let getack = false;
+        for (const frame of scanner.push(chunk)) {
+          if (frame.kind !== 'command') {
+            throw new RfError(
+              'RF_PROTOCOL',
+              `unexpected annotation in the replication stream at offset ${frame.start}`,
+              {
+                details: { offset: frame.start },
+              },
+            );
+          }
+          w.append(frame.start, frame.bytes, frame.args, now);
+          if (isGetAck(frame.args)) getack = true;
+        }
+        this.status.receivedOffset = w.receivedOffset;
+        if (getack) {
+          // WAIT asked where we are: answer once what we hold is durable.
+          await flush(w);
+          if (w.bufferedBytes > 0) await flush(w);
+          sendAck();
+        } else if (w.full) {
+          const pending = flush(w);
+          // Reading pauses (and so the master slows down) only when the store falls far behind.
+          if (w.bufferedBytes > hardLimit) await pending;
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof Stopped)) {
+        if (writer !== null && flushError === null)
+          await this.drain(writer, flush).catch(() => undefined);
+        throw flushError ?? err;
+      }
+      if (flushError !== null) throw flushError;
+      if (writer !== null) {
+        await this.drain(writer, flush);
+        sendAck();
+      }
+    } finally {
+      clearInterval(ackTimer);
+      clearInterval(flushTimer);
+      this.status.phase = 'closed';
+      await closeSocket(socket);
+    }
+  }
+
+  /** Commits everything buffered, waiting for a flush already under way. */
+  private async drain(
+    writer: StreamWriter,
+    flush: (w: StreamWriter) => Promise<void>,
+  ): Promise<void> {
+    while (writer.bufferedBytes > 0) await flush(writer);
+    await flush(writer);
+    this.status.durableOffset = writer.durableOffset;
+  }
+}
+
+function isGetAck(args: readonly Buffer[]): boolean {
+  return args.length >= 2 && nameOf(args[0]) === 'replconf' && nameOf(args[1]) === 'getack';
+}
+
+function logTimeline(
+  log: Logger,
+  t: Timeline,
+  bytes: number,
+  transfer: string,
+  previousLastTime?: number,
+): void {
+  log.info(
+    {
+      timeline: t.id,
+      replid: t.replid,
+      offset: t.baseOffset,
+      reason: t.reason,
+      baseBytes: bytes,
+      transfer,
+      ...(previousLastTime === undefined
+        ? {}
+        : {
+            gapFrom: new Date(previousLastTime).toISOString(),
+            gapUntil: new Date(t.startedAt).toISOString(),
+          }),
+    },
+    t.reason === 'initial' ? 'first timeline started from the base' : 'new timeline after a gap',
+  );
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, 1000);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.end();
+  });
+}

@@ -1,0 +1,120 @@
+import { RfError } from '../errors.js';
+import { type DecodedSegment, decodeSegment } from './codec.js';
+import { keys, prefixEnd, startFromTimeKey } from './keys.js';
+import { json, type KvReader } from './store.js';
+import type { BaseMeta, DurableState, SegmentMeta, SourceRecord, Timeline } from './types.js';
+
+/** Read-side queries over the archive. Knows the key layout; not where the bytes live. */
+export class Archive {
+  constructor(readonly kv: KvReader) {}
+
+  get dir(): string {
+    return this.kv.dir;
+  }
+
+  async sources(): Promise<SourceRecord[]> {
+    const out: SourceRecord[] = [];
+    const prefix = keys.sourcesPrefix;
+    for await (const [, v] of this.kv.entries({ gte: prefix, lt: prefixEnd(prefix) })) {
+      out.push(json.decode<SourceRecord>(v));
+    }
+    return out;
+  }
+
+  async source(name: string): Promise<SourceRecord | undefined> {
+    return this.getJson<SourceRecord>(keys.source(name));
+  }
+
+  async state(src: string): Promise<DurableState | undefined> {
+    return this.getJson<DurableState>(keys.state(src));
+  }
+
+  async timelines(src: string): Promise<Timeline[]> {
+    return this.collect<Timeline>(keys.timelinePrefix(src));
+  }
+
+  async bases(src: string, timeline?: number): Promise<BaseMeta[]> {
+    return this.collect<BaseMeta>(keys.basePrefix(src, timeline));
+  }
+
+  /** Segment metas of a timeline in offset order, from the one holding `fromOffset` on. */
+  async *segments(src: string, tl: number, fromOffset?: number): AsyncIterable<SegmentMeta> {
+    const prefix = keys.segmentPrefix(src, tl);
+    let gte = prefix;
+    if (fromOffset !== undefined) {
+      const first = await this.segmentAtOffset(src, tl, fromOffset);
+      gte =
+        first === undefined
+          ? keys.segment(src, tl, fromOffset)
+          : keys.segment(src, tl, first.start);
+    }
+    for await (const [, v] of this.kv.entries({ gte, lt: prefixEnd(prefix) })) {
+      yield json.decode<SegmentMeta>(v);
+    }
+  }
+
+  /** The segment holding `offset`, found with one reverse seek. */
+  async segmentAtOffset(src: string, tl: number, offset: number): Promise<SegmentMeta | undefined> {
+    const prefix = keys.segmentPrefix(src, tl);
+    for await (const [, v] of this.kv.entries({
+      gte: prefix,
+      lte: keys.segment(src, tl, offset),
+      reverse: true,
+      limit: 1,
+    })) {
+      const meta = json.decode<SegmentMeta>(v);
+      return offset <= meta.end ? meta : undefined;
+    }
+    return undefined;
+  }
+
+  /** The first segment whose last entry was captured at or after `t`: one seek in the time index. */
+  async segmentAtTime(src: string, tl: number, t: number): Promise<SegmentMeta | undefined> {
+    const prefix = keys.timePrefix(src, tl);
+    for await (const [k] of this.kv.entries({
+      gte: keys.timeFrom(src, tl, t),
+      lt: prefixEnd(prefix),
+      limit: 1,
+    })) {
+      return this.getJson<SegmentMeta>(keys.segment(src, tl, startFromTimeKey(k)));
+    }
+    return undefined;
+  }
+
+  /** The last segment of a timeline whose first entry was captured at or before `t`. */
+  async segmentBeforeTime(src: string, tl: number, t: number): Promise<SegmentMeta | undefined> {
+    const at = await this.segmentAtTime(src, tl, t);
+    if (at !== undefined && at.firstTime <= t) return at;
+    // Every entry of `at` is after t (or there is none): the answer is the segment before it.
+    const prefix = keys.segmentPrefix(src, tl);
+    const lt = at === undefined ? prefixEnd(prefix) : keys.segment(src, tl, at.start);
+    for await (const [, v] of this.kv.entries({ gte: prefix, lt, reverse: true, limit: 1 })) {
+      return json.decode<SegmentMeta>(v);
+    }
+    return undefined;
+  }
+
+  async readSegment(src: string, meta: SegmentMeta): Promise<DecodedSegment> {
+    const where = `${src}/timeline ${meta.timeline}/offset ${meta.start}`;
+    const data = await this.kv.get(keys.data(src, meta.timeline, meta.start));
+    if (data === undefined) {
+      throw new RfError('RF_CORRUPT', `segment ${where} has no data`, {
+        details: { source: src, timeline: meta.timeline, start: meta.start, end: meta.end },
+        hint: 'run `rf verify` to list every damaged part of the archive',
+      });
+    }
+    return decodeSegment(data, meta, where);
+  }
+
+  private async getJson<T>(key: string): Promise<T | undefined> {
+    const v = await this.kv.get(key);
+    return v === undefined ? undefined : json.decode<T>(v);
+  }
+
+  private async collect<T>(prefix: string): Promise<T[]> {
+    const out: T[] = [];
+    for await (const [, v] of this.kv.entries({ gte: prefix, lt: prefixEnd(prefix) }))
+      out.push(json.decode<T>(v));
+    return out;
+  }
+}

@@ -1,0 +1,81 @@
+import { crc32 } from 'node:zlib';
+import { RfError } from '../errors.js';
+import type { Entry, SegmentMeta } from './types.js';
+
+/**
+ * Segment data: the stream bytes exactly as the master sent them, preceded by a small table
+ * of (capture-time delta, length) per entry. Offsets are implicit: entries are contiguous, so
+ * entry i starts at meta.start + sum of the lengths before it.
+ *
+ *   u8 version | u32 count | f64 firstTime | count x (u32 timeDelta, u32 length) | frames
+ */
+const VERSION = 1;
+const HEADER = 1 + 4 + 8;
+const ROW = 8;
+
+export function encodeSegment(entries: readonly Entry[]): Buffer {
+  const first = entries[0];
+  if (first === undefined) throw new TypeError('a segment holds at least one entry');
+  let payload = 0;
+  for (const e of entries) payload += e.bytes.length;
+  const out = Buffer.allocUnsafe(HEADER + entries.length * ROW + payload);
+  out.writeUInt8(VERSION, 0);
+  out.writeUInt32LE(entries.length, 1);
+  out.writeDoubleLE(first.time, 5);
+  let row = HEADER;
+  let pos = HEADER + entries.length * ROW;
+  for (const e of entries) {
+    out.writeUInt32LE(e.time - first.time, row);
+    out.writeUInt32LE(e.bytes.length, row + 4);
+    row += ROW;
+    pos += e.bytes.copy(out, pos);
+  }
+  return out;
+}
+
+export function segmentChecksum(data: Uint8Array): number {
+  return crc32(data);
+}
+
+export interface DecodedSegment {
+  entries: Entry[];
+  payloadBytes: number;
+}
+
+/** Decodes and checks one segment value against its meta; any mismatch is RF_CHECKSUM or RF_CORRUPT. */
+export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): DecodedSegment {
+  const actual = segmentChecksum(data);
+  if (actual !== meta.crc) {
+    throw new RfError('RF_CHECKSUM', `segment ${where} does not match its checksum`, {
+      details: { segment: where, expected: meta.crc, actual, start: meta.start, end: meta.end },
+      hint: 'run `rf verify` to list every damaged part of the archive',
+    });
+  }
+  const corrupt = (why: string) =>
+    new RfError('RF_CORRUPT', `segment ${where} is malformed: ${why}`, {
+      details: { segment: where, start: meta.start, end: meta.end },
+      hint: 'run `rf verify` to list every damaged part of the archive',
+    });
+  if (data.length < HEADER || data.readUInt8(0) !== VERSION) throw corrupt('unknown version');
+  const count = data.readUInt32LE(1);
+  const firstTime = data.readDoubleLE(5);
+  if (count !== meta.count || HEADER + count * ROW > data.length) throw corrupt('entry count');
+  const entries: Entry[] = new Array(count);
+  let pos = HEADER + count * ROW;
+  let offset = meta.start;
+  for (let i = 0; i < count; i++) {
+    const row = HEADER + i * ROW;
+    const length = data.readUInt32LE(row + 4);
+    if (pos + length > data.length) throw corrupt('entry runs past the end');
+    entries[i] = {
+      offset,
+      time: firstTime + data.readUInt32LE(row),
+      bytes: data.subarray(pos, pos + length),
+    };
+    pos += length;
+    offset += length;
+  }
+  if (pos !== data.length) throw corrupt('trailing bytes');
+  if (offset - 1 !== meta.end) throw corrupt(`entries end at ${offset - 1}, meta says ${meta.end}`);
+  return { entries, payloadBytes: offset - meta.start };
+}

@@ -1,0 +1,56 @@
+/**
+ * LevelDB key layout. Keys are UTF-8 strings whose numeric parts are fixed-width lower-case hex,
+ * so that LevelDB's byte order is numeric order and a lookup by offset or by time is one seek.
+ *
+ *   src/<source>                               SourceRecord (JSON): one per archived master
+ *   s/<source>/state                          DurableState (JSON): where a resume starts
+ *   s/<source>/tl/<tl>                         Timeline (JSON)
+ *   s/<source>/base/<tl>/<offset>              BaseMeta (JSON); the RDB itself is a file
+ *   s/<source>/seg/<tl>/<start>                SegmentMeta (JSON)
+ *   s/<source>/dat/<tl>/<start>                segment data (binary, see codec.ts)
+ *   s/<source>/time/<tl>/<lastTime>/<start>    time index: first segment whose last write is >= T
+ */
+
+const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function isValidSourceName(name: string): boolean {
+  return SOURCE_NAME.test(name);
+}
+
+export function hex(n: number, width: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new TypeError(`not a key number: ${n}`);
+  return n.toString(16).padStart(width, '0');
+}
+
+const off = (n: number) => hex(n, 16);
+const tlHex = (n: number) => hex(n, 8);
+const timeHex = (n: number) => hex(n, 12);
+
+/** The smallest string greater than every key starting with `prefix`. */
+export function prefixEnd(prefix: string): string {
+  return `${prefix}\xff`;
+}
+
+export const keys = {
+  sourcesPrefix: 'src/',
+  source: (src: string) => `src/${src}`,
+  sourcePrefix: (src: string) => `s/${src}/`,
+  state: (src: string) => `s/${src}/state`,
+  timeline: (src: string, tl: number) => `s/${src}/tl/${tlHex(tl)}`,
+  timelinePrefix: (src: string) => `s/${src}/tl/`,
+  base: (src: string, tl: number, offset: number) => `s/${src}/base/${tlHex(tl)}/${off(offset)}`,
+  basePrefix: (src: string, tl?: number) =>
+    tl === undefined ? `s/${src}/base/` : `s/${src}/base/${tlHex(tl)}/`,
+  segment: (src: string, tl: number, start: number) => `s/${src}/seg/${tlHex(tl)}/${off(start)}`,
+  segmentPrefix: (src: string, tl: number) => `s/${src}/seg/${tlHex(tl)}/`,
+  data: (src: string, tl: number, start: number) => `s/${src}/dat/${tlHex(tl)}/${off(start)}`,
+  time: (src: string, tl: number, lastTime: number, start: number) =>
+    `s/${src}/time/${tlHex(tl)}/${timeHex(lastTime)}/${off(start)}`,
+  timeFrom: (src: string, tl: number, t: number) => `s/${src}/time/${tlHex(tl)}/${timeHex(t)}`,
+  timePrefix: (src: string, tl: number) => `s/${src}/time/${tlHex(tl)}/`,
+};
+
+/** Reads the trailing start offset out of a `time/` index key. */
+export function startFromTimeKey(key: string): number {
+  return Number.parseInt(key.slice(key.lastIndexOf('/') + 1), 16);
+}

@@ -1,0 +1,127 @@
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Level } from 'level';
+import { errnoCode, RfError } from '../errors.js';
+
+export interface KvRange {
+  gt?: string;
+  gte?: string;
+  lt?: string;
+  lte?: string;
+  reverse?: boolean;
+  limit?: number;
+}
+
+/**
+ * Read access to the archive's key space. Two implementations: the LevelDB itself when this
+ * process holds it, and the running daemon's control socket when `rf listen` does (LevelDB
+ * admits one process at a time).
+ */
+export interface KvReader {
+  readonly dir: string;
+  get(key: string): Promise<Buffer | undefined>;
+  entries(range: KvRange): AsyncIterable<[string, Buffer]>;
+  close(): Promise<void>;
+}
+
+export type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+
+export const storePaths = (dir: string) => ({
+  db: path.join(dir, 'db'),
+  bases: path.join(dir, 'bases'),
+  tmp: path.join(dir, 'tmp'),
+  socket: path.join(dir, 'rf.sock'),
+});
+
+/** The archive as its single owner opens it: LevelDB plus the directory of base files. */
+export class Store implements KvReader {
+  private constructor(
+    readonly dir: string,
+    private readonly db: Level<string, Buffer>,
+  ) {}
+
+  /**
+   * Opens (and with `create`, makes) the store. A store held by another process is
+   * RF_STORE_LOCKED; callers that only read fall back to the daemon's control socket.
+   */
+  static async open(dir: string, options: { create: boolean }): Promise<Store> {
+    const paths = storePaths(dir);
+    if (options.create) {
+      try {
+        await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+        for (const sub of [paths.bases, paths.tmp])
+          await fs.mkdir(sub, { recursive: true, mode: 0o700 });
+        await fs.access(dir, constants.W_OK);
+      } catch (err) {
+        throw new RfError('RF_STORE_UNWRITABLE', `cannot write to the store directory ${dir}`, {
+          details: { store: dir, errno: errnoCode(err) },
+          hint: 'pass --store with a directory this user can write, or fix its permissions',
+          cause: err,
+        });
+      }
+    } else {
+      try {
+        await fs.access(paths.db, constants.R_OK);
+      } catch (err) {
+        throw new RfError('RF_STORE_MISSING', `no rf store at ${dir}`, {
+          details: { store: dir, errno: errnoCode(err) },
+          hint: 'check --store (or RF_STORE); `rf listen --store DIR` creates one',
+          cause: err,
+        });
+      }
+    }
+    const db = new Level<string, Buffer>(paths.db, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'buffer',
+    });
+    try {
+      await db.open({ createIfMissing: options.create });
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause;
+      if (errnoCode(cause) === 'LEVEL_LOCKED') {
+        throw new RfError('RF_STORE_LOCKED', `the store ${dir} is in use by another process`, {
+          details: { store: dir },
+          hint: 'another `rf listen` owns this store; stop it, or use another --store',
+          cause: err,
+        });
+      }
+      throw new RfError(
+        options.create ? 'RF_STORE_UNWRITABLE' : 'RF_STORE_MISSING',
+        `cannot open the store database in ${dir}: ${(cause as Error | undefined)?.message ?? String(err)}`,
+        {
+          details: { store: dir },
+          hint: 'check --store and the directory permissions',
+          cause: err,
+        },
+      );
+    }
+    return new Store(dir, db);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    return (await this.db.get(key)) ?? undefined;
+  }
+
+  async *entries(range: KvRange): AsyncIterable<[string, Buffer]> {
+    const it = this.db.iterator({ ...range, limit: range.limit ?? -1 });
+    try {
+      for await (const [key, value] of it) yield [key, value];
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** One atomic LevelDB batch, fsynced: what it holds survives a crash or a power cut. */
+  async batch(ops: BatchOp[]): Promise<void> {
+    await this.db.batch(ops, { sync: true });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+export const json = {
+  encode: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
+  decode: <T>(buf: Buffer): T => JSON.parse(buf.toString('utf8')) as T,
+};

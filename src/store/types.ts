@@ -1,0 +1,82 @@
+/** Why a timeline began: every timeline after the first one follows a gap. */
+export type TimelineReason = 'initial' | 'replid-changed' | 'offset-not-in-backlog' | 'full-resync';
+
+export interface Timeline {
+  id: number;
+  /** The replication id the master uses now (it changes after a failover, see `replids`). */
+  replid: string;
+  /** Every replid this timeline has followed, with the first offset streamed under it. */
+  replids: { replid: string; from: number }[];
+  /** The offset of the base that starts this timeline: its first stream byte is baseOffset + 1. */
+  baseOffset: number;
+  /** When the master announced the snapshot (+FULLRESYNC): the moment the base stands for. */
+  startedAt: number;
+  reason: TimelineReason;
+  /** Last offset committed in this timeline (== baseOffset until a write arrives). */
+  durableOffset: number;
+  /** Capture time of the last committed entry, or startedAt. */
+  lastTime: number;
+  segments: number;
+  bytes: number;
+}
+
+export interface BaseMeta {
+  timeline: number;
+  /** The snapshot holds every write up to and including this offset. */
+  offset: number;
+  replid: string;
+  /** Path relative to the store directory. */
+  file: string;
+  bytes: number;
+  sha256: string;
+  /** The +FULLRESYNC arrival: the instant the base stands for. */
+  takenAt: number;
+  completedAt: number;
+  via: 'full-sync' | 'rdb-only';
+  /** The framing the master used for the transfer. */
+  transfer: 'disk' | 'diskless';
+}
+
+export interface SegmentMeta {
+  timeline: number;
+  /** Offset of the first byte of the first entry. */
+  start: number;
+  /** Offset of the last byte of the last entry. */
+  end: number;
+  firstTime: number;
+  lastTime: number;
+  count: number;
+  /** Entries that change data (everything but PING and REPLCONF). */
+  writes: number;
+  /** CRC-32 of the stored data value. */
+  crc: number;
+  /** The db selected before the first entry. */
+  db: number;
+  /** Start offset of a MULTI still open before the first entry, or null. */
+  multiAt: number | null;
+}
+
+/** Where capture resumes: committed in the same batch as the segment that moves it. */
+export interface DurableState {
+  timeline: number;
+  replid: string;
+  durableOffset: number;
+  db: number;
+  multiAt: number | null;
+  lastTime: number;
+}
+
+export interface Entry {
+  /** Offset of the entry's first byte. */
+  offset: number;
+  time: number;
+  /** The exact RESP bytes as the master sent them. */
+  bytes: Buffer;
+}
+
+export interface SourceRecord {
+  name: string;
+  /** The source URL with any password removed. */
+  url: string;
+  createdAt: number;
+}

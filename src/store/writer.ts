@@ -1,0 +1,179 @@
+import type { Logger } from '../logger.js';
+import { encodeSegment, segmentChecksum } from './codec.js';
+import { CommandState, isWrite, nameOf } from './commands.js';
+import { keys } from './keys.js';
+import { type BatchOp, json, type Store } from './store.js';
+import type { DurableState, Entry, SegmentMeta, Timeline } from './types.js';
+
+export interface WriterOptions {
+  /** A segment is sealed once it holds this many stream bytes. */
+  maxSegmentBytes: number;
+  log: Logger;
+}
+
+/**
+ * Appends stream entries of one timeline and commits them as segments. A segment, the moved
+ * timeline record and the new durable state go into one fsynced batch; only then does
+ * `durableOffset` move, and only that offset is ever acknowledged to the master.
+ */
+export class StreamWriter {
+  private pending: Entry[] = [];
+  private pendingBytes = 0;
+  private pendingWrites = 0;
+  /** Command state after every appended entry (committed or not). */
+  private readonly live: CommandState;
+  /** Command state before the first pending entry. */
+  private committed: { db: number; multiAt: number | null };
+  private nextOffset: number;
+  private lastTime: number;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    readonly source: string,
+    private timeline: Timeline,
+    private state: DurableState,
+    private readonly options: WriterOptions,
+  ) {
+    this.live = new CommandState(state.db, state.multiAt);
+    this.committed = { db: state.db, multiAt: state.multiAt };
+    this.nextOffset = state.durableOffset + 1;
+    this.lastTime = state.lastTime;
+  }
+
+  get durableOffset(): number {
+    return this.state.durableOffset;
+  }
+
+  /** The last offset appended, durable or not. */
+  get receivedOffset(): number {
+    return this.nextOffset - 1;
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  get timelineId(): number {
+    return this.timeline.id;
+  }
+
+  get replid(): string {
+    return this.state.replid;
+  }
+
+  /**
+   * Adds one complete frame. `offset` must be the next offset of the stream: a gap or an
+   * overlap here would be a bug in the caller, so it throws a TypeError.
+   */
+  append(offset: number, bytes: Buffer, args: readonly Buffer[], now: number): void {
+    if (offset !== this.nextOffset) {
+      throw new TypeError(`stream offset ${offset} appended where ${this.nextOffset} was expected`);
+    }
+    // Capture times never go back, so the time index stays ordered if the wall clock steps back.
+    const time = Math.max(now, this.lastTime);
+    this.lastTime = time;
+    const name = nameOf(args[0]);
+    this.live.apply(name, args, offset);
+    this.pending.push({ offset, time, bytes });
+    this.pendingBytes += bytes.length;
+    if (isWrite(name)) this.pendingWrites++;
+    this.nextOffset = offset + bytes.length;
+  }
+
+  /** True once the buffered entries should be sealed into a segment without waiting. */
+  get full(): boolean {
+    return this.pendingBytes >= this.options.maxSegmentBytes;
+  }
+
+  /** Notes a `+CONTINUE <newreplid>`: the timeline goes on under the new replid. */
+  switchReplid(replid: string): void {
+    if (replid === this.state.replid) return;
+    this.state = { ...this.state, replid };
+    this.timeline = {
+      ...this.timeline,
+      replid,
+      replids: [...this.timeline.replids, { replid, from: this.nextOffset }],
+    };
+    this.options.log.info(
+      { replid, offset: this.nextOffset },
+      'master switched replid; timeline continues',
+    );
+  }
+
+  /** Commits what is buffered. Calls are serialized; the promise settles once it is durable. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.commit());
+    return this.flushing;
+  }
+
+  private async commit(): Promise<void> {
+    const entries = this.pending;
+    const first = entries[0];
+    const last = entries[entries.length - 1];
+    const replidChanged = this.timeline.replid !== this.state.replid;
+    if (first === undefined || last === undefined) {
+      if (replidChanged) await this.store.batch(this.stateOps());
+      return;
+    }
+    // Taken in the same tick as `pending`: the live state is the state after exactly these entries.
+    const after = { db: this.live.db, multiAt: this.live.multiAt };
+    const writes = this.pendingWrites;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingWrites = 0;
+
+    const data = encodeSegment(entries);
+    const end = last.offset + last.bytes.length - 1;
+    const meta: SegmentMeta = {
+      timeline: this.timeline.id,
+      start: first.offset,
+      end,
+      firstTime: first.time,
+      lastTime: last.time,
+      count: entries.length,
+      writes,
+      crc: segmentChecksum(data),
+      db: this.committed.db,
+      multiAt: this.committed.multiAt,
+    };
+    const src = this.source;
+    const tl = this.timeline.id;
+    const nextTimeline: Timeline = {
+      ...this.timeline,
+      durableOffset: end,
+      lastTime: last.time,
+      segments: this.timeline.segments + 1,
+      bytes: this.timeline.bytes + bytes,
+    };
+    const nextState: DurableState = {
+      ...this.state,
+      durableOffset: end,
+      db: after.db,
+      multiAt: after.multiAt,
+      lastTime: last.time,
+    };
+    await this.store.batch([
+      { type: 'put', key: keys.segment(src, tl, meta.start), value: json.encode(meta) },
+      { type: 'put', key: keys.data(src, tl, meta.start), value: data },
+      { type: 'put', key: keys.time(src, tl, meta.lastTime, meta.start), value: Buffer.alloc(0) },
+      { type: 'put', key: keys.timeline(src, tl), value: json.encode(nextTimeline) },
+      { type: 'put', key: keys.state(src), value: json.encode(nextState) },
+    ]);
+    this.timeline = nextTimeline;
+    this.state = nextState;
+    this.committed = { db: after.db, multiAt: after.multiAt };
+  }
+
+  private stateOps(): BatchOp[] {
+    return [
+      {
+        type: 'put',
+        key: keys.timeline(this.source, this.timeline.id),
+        value: json.encode(this.timeline),
+      },
+      { type: 'put', key: keys.state(this.source), value: json.encode(this.state) },
+    ];
+  }
+}

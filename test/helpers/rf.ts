@@ -1,0 +1,155 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI: `npm test` runs `tsc` first (pretest), so tests exercise what ships. */
+export const RF_BIN = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../dist/cli/main.js',
+);
+
+function ensureBuilt(): void {
+  if (!existsSync(RF_BIN))
+    throw new Error(`${RF_BIN} is missing: run \`npm run build\` (npm test does it first)`);
+}
+
+export interface RfResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one rf command to completion. */
+export function rf(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+): Promise<RfResult> {
+  ensureBuilt();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RF_BIN, ...args], {
+      env: { ...process.env, RF_LOG_LEVEL: 'info', ...options.env },
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `rf ${args.join(' ')} did not finish in ${options.timeoutMs ?? 30_000} ms\n${stdout}\n${stderr}`,
+        ),
+      );
+    }, options.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A long-running `rf listen`, with its JSON log lines parsed as they come. */
+export class RfDaemon {
+  readonly lines: LogLine[] = [];
+  private stderr = '';
+  private readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: (() => void)[] = [];
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly args: string[],
+  ) {
+    let partial = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      partial += d.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const p of parts) {
+        if (p.trim() === '') continue;
+        try {
+          this.lines.push(JSON.parse(p) as LogLine);
+        } catch {
+          this.lines.push({ level: 0, msg: p });
+        }
+      }
+      this.notify();
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    this.exit = new Promise((resolve) =>
+      child.on('close', (code, signal) => {
+        this.notify();
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  static start(args: string[], env: NodeJS.ProcessEnv = {}): RfDaemon {
+    ensureBuilt();
+    const child = spawn(process.execPath, [RF_BIN, 'listen', ...args], {
+      env: { ...process.env, RF_LOG_LEVEL: 'debug', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new RfDaemon(child, args);
+  }
+
+  get output(): string {
+    return `${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`;
+  }
+
+  /** Waits for a log line matching `predicate`, counting only lines after `after` (an index). */
+  async waitForLog(
+    predicate: (l: LogLine) => boolean,
+    timeoutMs = 20_000,
+    after = 0,
+  ): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.slice(after).find(predicate);
+      if (found) return found;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(
+          `rf listen exited (${this.child.exitCode ?? this.child.signalCode}) before the expected log line\n${this.output}`,
+        );
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for a log line\n${this.output}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exit;
+  }
+
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.exit;
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}

@@ -1,0 +1,165 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkRdbFile } from '../../src/verify/rdb.js';
+import { dumpArchive, writesOf } from '../helpers/archive.js';
+import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
+import { startProxy } from '../helpers/proxy.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function master(args: string[] = []): Promise<RedisServer> {
+  const r = await startRedis({ args: ['--repl-diskless-sync-delay', '0', ...args] });
+  cleanups.push(() => r.stop());
+  return r;
+}
+
+async function storeDir(): Promise<string> {
+  const dir = await makeTempDir('rf-store-');
+  cleanups.push(() => removeTempDir(dir));
+  return path.join(dir, 'store');
+}
+
+function listen(url: string, store: string, extra: string[] = []): RfDaemon {
+  const d = RfDaemon.start(['--source', url, '--store', store, '--flush-interval', '20', ...extra]);
+  cleanups.push(() => d.stop('SIGKILL'));
+  return d;
+}
+
+/** Waits until the master counts rf as an online replica that has ACKed everything. */
+async function caughtUp(r: RedisServer): Promise<number> {
+  const c = await r.client();
+  let offset = -1;
+  await waitFor(
+    async () => {
+      const info = await replicationInfo(c);
+      offset = info.masterOffset;
+      return (
+        info.replicas.length === 1 &&
+        info.replicas[0]!.state === 'online' &&
+        info.replicas[0]!.offset === info.masterOffset
+      );
+    },
+    'rf to acknowledge master_repl_offset',
+    20_000,
+  );
+  return offset;
+}
+
+describe('rf listen against a real redis-server', () => {
+  for (const diskless of [true, false]) {
+    it(`captures a ${diskless ? 'diskless' : 'disk-based'} full sync and every later write`, async () => {
+      const r = await master(['--repl-diskless-sync', diskless ? 'yes' : 'no']);
+      const c = await r.client();
+      for (let i = 0; i < 200; i++) await c.call('SET', `before:${i}`, 'x'.repeat(100));
+      const store = await storeDir();
+      const d = listen(r.url, store);
+      await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+      const load = new WriteLoad(c);
+      load.start();
+      await new Promise((res) => setTimeout(res, 500));
+      const sent = await load.stop();
+      const masterOffset = await caughtUp(r);
+      expect((await d.stop()).code).toBe(0);
+
+      const dump = await dumpArchive(store);
+      expect(dump.timelines).toHaveLength(1);
+      const t = dump.timelines[0]!;
+      expect(t.durableOffset).toBe(masterOffset);
+      expect(dump.bases).toHaveLength(1);
+      expect(dump.bases[0]!.transfer).toBe(diskless ? 'diskless' : 'disk');
+      const rdb = await checkRdbFile(path.join(store, dump.bases[0]!.file));
+      expect(rdb.bytes).toBe(dump.bases[0]!.bytes);
+      expect(writesOf(dump.entries.get(1)!)).toEqual(WriteLoad.expected(sent));
+    });
+  }
+
+  it('resumes with +CONTINUE after kill -9 during a load: one timeline, every write once', async () => {
+    const r = await master();
+    const c = await r.client();
+    const store = await storeDir();
+    let d = listen(r.url, store);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const load = new WriteLoad(c);
+    load.start();
+    await waitFor(() => load.sent > 500, 'the load to get going');
+    await d.stop('SIGKILL');
+    await new Promise((res) => setTimeout(res, 300));
+    d = listen(r.url, store);
+    await d.waitForLog((l) => l.msg.startsWith('partial resync accepted (+CONTINUE)'));
+    await new Promise((res) => setTimeout(res, 300));
+    const sent = await load.stop();
+    const masterOffset = await caughtUp(r);
+    expect((await d.stop()).code).toBe(0);
+
+    const dump = await dumpArchive(store);
+    expect(dump.timelines).toHaveLength(1);
+    expect(dump.timelines[0]!.durableOffset).toBe(masterOffset);
+    expect(writesOf(dump.entries.get(1)!)).toEqual(WriteLoad.expected(sent));
+  });
+
+  it('survives ten connection cuts during a load with no gap and no duplicate', async () => {
+    const r = await master();
+    const proxy = await startProxy(r.port);
+    cleanups.push(() => proxy.close());
+    const c = await r.client();
+    const store = await storeDir();
+    const d = listen(`redis://127.0.0.1:${proxy.port}`, store);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const load = new WriteLoad(c);
+    load.start();
+    for (let i = 0; i < 10; i++) {
+      await new Promise((res) => setTimeout(res, 150 + Math.random() * 150));
+      const before = d.lines.length;
+      proxy.cut();
+      await d.waitForLog(
+        (l) => l.msg.startsWith('partial resync accepted (+CONTINUE)'),
+        20_000,
+        before,
+      );
+    }
+    const sent = await load.stop();
+    const masterOffset = await caughtUp(r);
+    expect((await d.stop()).code).toBe(0);
+    expect(proxy.connections).toBeGreaterThanOrEqual(11);
+
+    const dump = await dumpArchive(store);
+    expect(dump.timelines).toHaveLength(1);
+    expect(dump.timelines[0]!.durableOffset).toBe(masterOffset);
+    expect(writesOf(dump.entries.get(1)!)).toEqual(WriteLoad.expected(sent));
+  });
+
+  it('starts a new timeline when the master restarts, and rf info shows the gap', async () => {
+    const r = await master();
+    const c = await r.client();
+    const store = await storeDir();
+    const d = listen(r.url, store);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    await c.call('SET', 'a', '1');
+    await caughtUp(r);
+    const before = d.lines.length;
+    await r.restart();
+    await d.waitForLog((l) => l.msg === 'new timeline after a gap', 30_000, before);
+    const c2 = await r.client();
+    await c2.call('SET', 'b', '2');
+    await caughtUp(r);
+
+    const info = await rf(['info', '--store', store, '--json']);
+    expect(info.code).toBe(0);
+    const src = JSON.parse(info.stdout).sources[0];
+    expect(src.timelines).toHaveLength(2);
+    expect(src.gaps).toHaveLength(1);
+    expect(src.gaps[0].reason).toBe('replid-changed');
+    expect(Date.parse(src.gaps[0].from)).toBeLessThanOrEqual(Date.parse(src.gaps[0].until));
+    expect(src.restorable).toHaveLength(2);
+    expect(src.timelines[0].replid).not.toBe(src.timelines[1].replid);
+    expect((await d.stop()).code).toBe(0);
+    expect(existsSync(path.join(store, 'rf.sock'))).toBe(false);
+  });
+});

@@ -1,0 +1,163 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
+import { encodeCommand } from '../../src/resp/encode.js';
+import { Archive } from '../../src/store/archive.js';
+import { decodeSegment, encodeSegment } from '../../src/store/codec.js';
+import { parseArgs } from '../../src/store/commands.js';
+import { keys } from '../../src/store/keys.js';
+import { json, Store } from '../../src/store/store.js';
+import type { DurableState, SegmentMeta, Timeline } from '../../src/store/types.js';
+import { StreamWriter } from '../../src/store/writer.js';
+
+const cmd = (...args: string[]) => encodeCommand(args);
+
+function timeline(): Timeline {
+  return {
+    id: 1,
+    replid: 'a'.repeat(40),
+    replids: [{ replid: 'a'.repeat(40), from: 101 }],
+    baseOffset: 100,
+    startedAt: 1_000,
+    reason: 'initial',
+    durableOffset: 100,
+    lastTime: 1_000,
+    segments: 0,
+    bytes: 0,
+  };
+}
+
+function state(): DurableState {
+  return {
+    timeline: 1,
+    replid: 'a'.repeat(40),
+    durableOffset: 100,
+    db: 0,
+    multiAt: null,
+    lastTime: 1_000,
+  };
+}
+
+describe('segment codec', () => {
+  const entries = [
+    { offset: 101, time: 5_000, bytes: cmd('SELECT', '0') },
+    { offset: 101 + cmd('SELECT', '0').length, time: 5_003, bytes: cmd('SET', 'k', 'v\r\n*bin') },
+  ];
+  const data = encodeSegment(entries);
+  const last = entries[1]!;
+  const meta = (crc: number): SegmentMeta => ({
+    timeline: 1,
+    start: 101,
+    end: last.offset + last.bytes.length - 1,
+    firstTime: 5_000,
+    lastTime: 5_003,
+    count: 2,
+    writes: 1,
+    crc,
+    db: 0,
+    multiAt: null,
+  });
+
+  it('round-trips entries with their offsets, times and exact bytes', async () => {
+    const { crc32 } = await import('node:zlib');
+    const decoded = decodeSegment(data, meta(crc32(data)), 'x');
+    expect(decoded.entries.map((e) => [e.offset, e.time, e.bytes.toString('latin1')])).toEqual(
+      entries.map((e) => [e.offset, e.time, e.bytes.toString('latin1')]),
+    );
+    expect(parseArgs(decoded.entries[1]!.bytes).map(String)).toEqual(['SET', 'k', 'v\r\n*bin']);
+  });
+
+  it('refuses a flipped bit with RF_CHECKSUM', async () => {
+    const { crc32 } = await import('node:zlib');
+    const good = crc32(data);
+    const bad = Buffer.from(data);
+    bad[bad.length - 3]! ^= 0x01;
+    expect(() => decodeSegment(bad, meta(good), 'x')).toThrow(
+      expect.objectContaining({ code: 'RF_CHECKSUM' }),
+    );
+  });
+});
+
+describe('StreamWriter', () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'rf-unit-'));
+    store = await Store.open(dir, { create: true });
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('commits contiguous segments, tracks db and open MULTI, and indexes them by time', async () => {
+    const w = new StreamWriter(store, 'default', timeline(), state(), {
+      maxSegmentBytes: 1 << 20,
+      log: silentLogger(),
+    });
+    const frames = [cmd('SELECT', '3'), cmd('SET', 'a', '1'), cmd('MULTI'), cmd('INCR', 'a')];
+    let offset = 101;
+    let t = 2_000;
+    for (const f of frames) {
+      w.append(offset, f, parseArgs(f), t);
+      offset += f.length;
+      t += 10;
+    }
+    await w.flush();
+    expect(w.durableOffset).toBe(offset - 1);
+    const tail = [cmd('EXEC'), cmd('PING')];
+    for (const f of tail) {
+      w.append(offset, f, parseArgs(f), t);
+      offset += f.length;
+      t += 10;
+    }
+    await w.flush();
+
+    const archive = new Archive(store);
+    const segs: SegmentMeta[] = [];
+    for await (const s of archive.segments('default', 1)) segs.push(s);
+    expect(segs).toHaveLength(2);
+    expect(segs[0]).toMatchObject({ start: 101, db: 0, multiAt: null, count: 4, writes: 2 });
+    const multiAt = 101 + frames[0]!.length + frames[1]!.length;
+    expect(segs[1]).toMatchObject({ start: segs[0]!.end + 1, db: 3, multiAt, count: 2, writes: 0 });
+    const st = json.decode<DurableState>((await store.get(keys.state('default')))!);
+    expect(st).toMatchObject({ durableOffset: offset - 1, db: 3, multiAt: null });
+
+    // Time index: the first segment whose last entry is at or after T.
+    expect((await archive.segmentAtTime('default', 1, 2_000))?.start).toBe(101);
+    expect((await archive.segmentAtTime('default', 1, 2_031))?.start).toBe(segs[1]!.start);
+    expect(await archive.segmentAtTime('default', 1, 9_999)).toBeUndefined();
+    expect((await archive.segmentBeforeTime('default', 1, 2_035))?.start).toBe(101);
+    expect((await archive.segmentAtOffset('default', 1, segs[1]!.start + 3))?.start).toBe(
+      segs[1]!.start,
+    );
+    expect(await archive.segmentAtOffset('default', 1, offset + 10)).toBeUndefined();
+  });
+
+  it('refuses an entry that does not continue the stream', () => {
+    const w = new StreamWriter(store, 'default', timeline(), state(), {
+      maxSegmentBytes: 1 << 20,
+      log: silentLogger(),
+    });
+    const f = cmd('PING');
+    expect(() => w.append(102, f, parseArgs(f), 1)).toThrow(TypeError);
+  });
+
+  it('never lets capture time go backwards', async () => {
+    const w = new StreamWriter(store, 'default', timeline(), state(), {
+      maxSegmentBytes: 1 << 20,
+      log: silentLogger(),
+    });
+    const a = cmd('SET', 'x', '1');
+    const b = cmd('SET', 'x', '2');
+    w.append(101, a, parseArgs(a), 5_000);
+    w.append(101 + a.length, b, parseArgs(b), 4_000);
+    await w.flush();
+    const archive = new Archive(store);
+    const seg = await archive.segmentAtOffset('default', 1, 101);
+    const { entries } = await archive.readSegment('default', seg!);
+    expect(entries.map((e) => e.time)).toEqual([5_000, 5_000]);
+  });
+});
