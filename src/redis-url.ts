@@ -27,7 +27,13 @@ export function parseRedisUrl(url: string, env: NodeJS.ProcessEnv = process.env)
     parsed = new URL(url);
   } catch {
     // The TypeError is not kept as a cause: Node puts the whole input, password included, on it.
-    throw badUrl(url, 'it is not a URL');
+    const port = /^[a-z]+:\/\/[^/]*:(\d+)(?:\/|$)/i.exec(url)?.[1];
+    throw badUrl(
+      url,
+      port !== undefined && Number(port) > 65535
+        ? `port ${port} is not between 1 and 65535`
+        : 'it is not a URL',
+    );
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw badUrl(url, `the scheme is ${JSON.stringify(parsed.protocol.slice(0, -1))}`);

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { RfError } from '../errors.js';
+import { RdbChecker } from '../verify/rdb.js';
 import type { SocketReader } from './reader.js';
 
 export interface ReceivedRdb {
   bytes: number;
+  rdbVersion: number;
   sha256: string;
   transfer: 'disk' | 'diskless';
 }
@@ -16,6 +18,8 @@ const EOF_MARK_LENGTH = 40;
  * framings of src/replication.c (readSyncBulkPayload): `$<len>\r\n` and exactly len bytes with
  * no trailing CRLF (disk-based), or `$EOF:<40-byte mark>\r\n`, the RDB, the same mark
  * (diskless). Bytes read past the end belong to the stream and are handed back to the reader.
+ * The RDB's own trailer (EOF opcode and CRC64) is checked on the way: a damaged transfer never
+ * becomes a base.
  */
 export async function receiveRdb(
   reader: SocketReader,
@@ -34,11 +38,13 @@ export async function receiveRdb(
     );
   }
   const hash = createHash('sha256');
+  const rdb = new RdbChecker(`the snapshot from the master (${file})`);
   const fh = await fs.open(file, 'wx', 0o600);
   let total = 0;
   const write = async (buf: Buffer) => {
     if (buf.length === 0) return;
     hash.update(buf);
+    rdb.update(buf);
     await fh.write(buf);
     total += buf.length;
     onBytes?.(total);
@@ -96,8 +102,9 @@ export async function receiveRdb(
         }
       }
     }
+    const checked = rdb.finish();
     await fh.sync();
-    return { bytes: total, sha256: hash.digest('hex'), transfer };
+    return { bytes: total, sha256: hash.digest('hex'), transfer, rdbVersion: checked.version };
   } finally {
     await fh.close();
   }

@@ -12,6 +12,7 @@ export interface SnapshotFile {
   takenAt: number;
   bytes: number;
   sha256: string;
+  rdbVersion: number;
   transfer: BaseMeta['transfer'];
 }
 
@@ -53,6 +54,7 @@ function baseMeta(
     file: rel,
     bytes: snap.bytes,
     sha256: snap.sha256,
+    rdbVersion: snap.rdbVersion,
     takenAt: snap.takenAt,
     completedAt: Date.now(),
     via,

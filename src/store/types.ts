@@ -29,6 +29,8 @@ export interface BaseMeta {
   file: string;
   bytes: number;
   sha256: string;
+  /** RDB format version, from the file's header (REDIS0010 for Redis 7.0). */
+  rdbVersion: number;
   /** The +FULLRESYNC arrival: the instant the base stands for. */
   takenAt: number;
   completedAt: number;

@@ -1,0 +1,303 @@
+import type { FileHandle } from 'node:fs/promises';
+import { RfError } from '../errors.js';
+
+/**
+ * Finds where an RDB that starts a file ends: the Redis 6 `appendonly.aof` with
+ * `aof-use-rdb-preamble yes` is an RDB followed by commands, and only the commands are cut into
+ * chunks. The RDB is walked, not loaded: every value is skipped by its encoded lengths (rdb.c
+ * rdbLoadObject and rdbLoadRioWithLoadingCtx), so memory stays flat whatever the dataset.
+ */
+
+const BUFFER = 64 * 1024;
+
+// rdb.h opcodes.
+const OP_SLOT_INFO = 244;
+const OP_FUNCTION2 = 245;
+const OP_FUNCTION_PRE_GA = 246;
+const OP_MODULE_AUX = 247;
+const OP_IDLE = 248;
+const OP_FREQ = 249;
+const OP_AUX = 250;
+const OP_RESIZEDB = 251;
+const OP_EXPIRETIME_MS = 252;
+const OP_EXPIRETIME = 253;
+const OP_SELECTDB = 254;
+const OP_EOF = 255;
+
+// rdb.h RDB_MODULE_OPCODE_*: a module-2 value is a sequence of typed fields ending in EOF.
+const MODULE_EOF = 0;
+const MODULE_SINT = 1;
+const MODULE_UINT = 2;
+const MODULE_FLOAT = 3;
+const MODULE_DOUBLE = 4;
+const MODULE_STRING = 5;
+
+/** Reads a file from a position through one reusable buffer; skips without reading. */
+class Cursor {
+  private buf = Buffer.allocUnsafe(BUFFER);
+  private bufStart = 0;
+  private bufEnd = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    readonly limit: number,
+    public pos: number,
+    private readonly where: string,
+  ) {}
+
+  async ensure(n: number): Promise<void> {
+    if (this.pos >= this.bufStart && this.pos + n <= this.bufEnd) return;
+    if (this.pos + n > this.limit) throw this.short();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+    const want = Math.min(this.buf.length, this.limit - this.pos);
+    const { bytesRead } = await this.fh.read(this.buf, 0, want, this.pos);
+    this.bufStart = this.pos;
+    this.bufEnd = this.pos + bytesRead;
+    if (bytesRead < n) throw this.short();
+  }
+
+  async u8(): Promise<number> {
+    await this.ensure(1);
+    return this.buf[this.pos++ - this.bufStart]!;
+  }
+
+  async bytes(n: number): Promise<Buffer> {
+    await this.ensure(n);
+    const at = this.pos - this.bufStart;
+    this.pos += n;
+    return this.buf.subarray(at, at + n);
+  }
+
+  skip(n: number): void {
+    if (this.pos + n > this.limit) throw this.short();
+    this.pos += n;
+  }
+
+  corrupt(why: string): RfError {
+    return new RfError(
+      'RF_CORRUPT',
+      `the RDB at the start of ${this.where} is malformed at byte ${this.pos}: ${why}`,
+      {
+        details: { file: this.where, position: this.pos },
+        hint: 'check the file with `redis-check-aof`; rf only follows an AOF that Redis itself can load',
+      },
+    );
+  }
+
+  private short(): RfError {
+    return new RfError(
+      'RF_CORRUPT',
+      `the RDB at the start of ${this.where} ends early (at byte ${this.limit})`,
+      {
+        details: { file: this.where, size: this.limit },
+        hint: 'the file may still be being written; if it persists, check it with `redis-check-aof`',
+      },
+    );
+  }
+}
+
+/** True when the bytes start with the RDB signature Redis checks in loadSingleAppendOnlyFile. */
+export function startsWithRdb(head: Buffer): boolean {
+  return head.length >= 5 && head.toString('latin1', 0, 5) === 'REDIS';
+}
+
+/**
+ * The length in bytes of the RDB at the start of the file (signature through the EOF opcode and,
+ * from RDB version 5 on, its 8-byte checksum). Throws RF_CORRUPT when it is not a complete RDB
+ * within `size` bytes.
+ */
+export async function rdbLength(fh: FileHandle, size: number, where: string): Promise<number> {
+  const c = new Cursor(fh, size, 0, where);
+  const header = (await c.bytes(9)).toString('latin1');
+  if (!header.startsWith('REDIS')) throw c.corrupt('no REDIS signature');
+  const version = Number(header.slice(5));
+  if (!Number.isInteger(version) || version < 1)
+    throw c.corrupt(`bad RDB version ${JSON.stringify(header.slice(5))}`);
+  for (;;) {
+    const type = await c.u8();
+    switch (type) {
+      case OP_EOF:
+        if (version >= 5) c.skip(8);
+        return c.pos;
+      case OP_EXPIRETIME:
+        c.skip(4);
+        break;
+      case OP_EXPIRETIME_MS:
+        c.skip(8);
+        break;
+      case OP_FREQ:
+        c.skip(1);
+        break;
+      case OP_IDLE:
+      case OP_SELECTDB:
+        await length(c);
+        break;
+      case OP_RESIZEDB:
+        await length(c);
+        await length(c);
+        break;
+      case OP_SLOT_INFO:
+        await length(c);
+        await length(c);
+        await length(c);
+        break;
+      case OP_AUX:
+        await skipString(c);
+        await skipString(c);
+        break;
+      case OP_MODULE_AUX:
+        await length(c); // module id
+        await length(c); // when_opcode
+        await length(c); // when
+        await skipModuleValue(c);
+        break;
+      case OP_FUNCTION2:
+        await skipString(c);
+        break;
+      case OP_FUNCTION_PRE_GA:
+        throw c.corrupt('functions in the 7.0 release-candidate format are not supported');
+      default:
+        await skipString(c); // the key
+        await skipValue(c, type);
+    }
+  }
+}
+
+/** rdbLoadLenByRef: returns the length, or -(encoding + 1) for a special string encoding. */
+async function lengthOrEncoding(c: Cursor): Promise<number> {
+  const b = await c.u8();
+  const kind = b >> 6;
+  if (kind === 0) return b & 0x3f;
+  if (kind === 1) return ((b & 0x3f) << 8) | (await c.u8());
+  if (kind === 3) return -((b & 0x3f) + 1);
+  if (b === 0x80) return (await c.bytes(4)).readUInt32BE(0);
+  if (b === 0x81) {
+    const big = (await c.bytes(8)).readBigUInt64BE(0);
+    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw c.corrupt('64-bit length out of range');
+    return Number(big);
+  }
+  throw c.corrupt(`unknown length encoding 0x${b.toString(16)}`);
+}
+
+async function length(c: Cursor): Promise<number> {
+  const n = await lengthOrEncoding(c);
+  if (n < 0) throw c.corrupt('an encoded value where a length was expected');
+  return n;
+}
+
+/** rdbGenericLoadStringObject: raw, integer (1, 2 or 4 bytes) or LZF (clen, len, clen bytes). */
+async function skipString(c: Cursor): Promise<void> {
+  const n = await lengthOrEncoding(c);
+  if (n >= 0) return c.skip(n);
+  const enc = -n - 1;
+  if (enc === 0) return c.skip(1);
+  if (enc === 1) return c.skip(2);
+  if (enc === 2) return c.skip(4);
+  if (enc === 3) {
+    const clen = await length(c);
+    await length(c);
+    return c.skip(clen);
+  }
+  throw c.corrupt(`unknown string encoding ${enc}`);
+}
+
+/** rdbLoadDoubleValue (zset version 1): a length byte, with 253..255 for nan and the infinities. */
+async function skipOldDouble(c: Cursor): Promise<void> {
+  const len = await c.u8();
+  if (len < 253) c.skip(len);
+}
+
+async function skipModuleValue(c: Cursor): Promise<void> {
+  for (;;) {
+    const op = await length(c);
+    if (op === MODULE_EOF) return;
+    if (op === MODULE_SINT || op === MODULE_UINT) await length(c);
+    else if (op === MODULE_FLOAT) c.skip(4);
+    else if (op === MODULE_DOUBLE) c.skip(8);
+    else if (op === MODULE_STRING) await skipString(c);
+    else throw c.corrupt(`unknown module field opcode ${op}`);
+  }
+}
+
+async function times(n: number, f: () => Promise<void>): Promise<void> {
+  for (let i = 0; i < n; i++) await f();
+}
+
+/** rdbLoadObject, by rdb.h RDB_TYPE_*. */
+async function skipValue(c: Cursor, type: number): Promise<void> {
+  switch (type) {
+    case 0: // STRING
+    case 9: // HASH_ZIPMAP
+    case 10: // LIST_ZIPLIST
+    case 11: // SET_INTSET
+    case 12: // ZSET_ZIPLIST
+    case 13: // HASH_ZIPLIST
+    case 16: // HASH_LISTPACK
+    case 17: // ZSET_LISTPACK
+    case 20: // SET_LISTPACK
+      return skipString(c);
+    case 1: // LIST
+    case 2: // SET
+    case 14: // LIST_QUICKLIST: ziplist blobs
+      return times(await length(c), () => skipString(c));
+    case 3: // ZSET
+      return times(await length(c), async () => {
+        await skipString(c);
+        await skipOldDouble(c);
+      });
+    case 4: // HASH
+      return times(await length(c), async () => {
+        await skipString(c);
+        await skipString(c);
+      });
+    case 5: // ZSET_2: binary doubles
+      return times(await length(c), async () => {
+        await skipString(c);
+        c.skip(8);
+      });
+    case 18: // LIST_QUICKLIST_2: container kind, then the node
+      return times(await length(c), async () => {
+        await length(c);
+        await skipString(c);
+      });
+    case 7: // MODULE_2
+      await length(c);
+      return skipModuleValue(c);
+    case 15: // STREAM_LISTPACKS
+    case 19: // STREAM_LISTPACKS_2
+    case 21: // STREAM_LISTPACKS_3
+      return skipStream(c, type);
+    case 6:
+      throw c.corrupt('a module value in the pre-GA format cannot be skipped without its module');
+    default:
+      throw c.corrupt(`unknown value type ${type}`);
+  }
+}
+
+async function skipStream(c: Cursor, type: number): Promise<void> {
+  await times(await length(c), async () => {
+    await skipString(c); // node key (a stream ID)
+    await skipString(c); // listpack
+  });
+  await length(c); // length
+  await length(c); // last_id.ms
+  await length(c); // last_id.seq
+  if (type >= 19) {
+    for (let i = 0; i < 5; i++) await length(c); // first_id, max_deleted_entry_id, entries_added
+  }
+  await times(await length(c), async () => {
+    await skipString(c); // group name
+    await length(c);
+    await length(c); // last delivered id
+    if (type >= 19) await length(c); // entries_read
+    await times(await length(c), async () => {
+      c.skip(16 + 8); // raw stream ID, delivery time
+      await length(c); // delivery count
+    });
+    await times(await length(c), async () => {
+      await skipString(c); // consumer name
+      c.skip(type >= 21 ? 16 : 8); // seen time (and active time)
+      await times(await length(c), async () => c.skip(16));
+    });
+  });
+}

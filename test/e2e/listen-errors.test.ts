@@ -1,0 +1,117 @@
+import { readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function redis(args: string[] = []): Promise<RedisServer> {
+  const r = await startRedis({ args: ['--repl-diskless-sync-delay', '0', ...args] });
+  cleanups.push(() => r.stop());
+  return r;
+}
+
+async function storeDir(): Promise<string> {
+  const dir = await makeTempDir('rf-store-');
+  cleanups.push(() => removeTempDir(dir));
+  return path.join(dir, 'store');
+}
+
+/** Runs `rf listen` expecting it to give up at once. */
+function listenOnce(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return rf(['listen', ...args, '--connect-timeout', '3000'], { env, timeoutMs: 20_000 });
+}
+
+describe('rf listen refuses bad input with a clear RF_* error', () => {
+  it('unreachable host: RF_CONNECT, exit 3, nothing archived', async () => {
+    const port = await freePort();
+    const store = await storeDir();
+    const res = await listenOnce(['--source', `redis://127.0.0.1:${port}`, '--store', store]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('RF_CONNECT');
+    expect(res.stderr).toContain(`127.0.0.1:${port}`);
+    expect(res.stderr).toMatch(/next: /);
+    const info = await rf(['info', '--store', store, '--json']);
+    expect(info.code).toBe(0);
+    expect(JSON.parse(info.stdout).sources).toEqual([]);
+  });
+
+  it('wrong password: RF_AUTH, exit 3, and the password appears nowhere in the output', async () => {
+    const r = await redis(['--requirepass', 'right-secret']);
+    const store = await storeDir();
+    const res = await listenOnce([
+      '--source',
+      `redis://:wrong-secret@127.0.0.1:${r.port}`,
+      '--store',
+      store,
+    ]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('RF_AUTH');
+    expect(`${res.stdout}${res.stderr}`).not.toContain('wrong-secret');
+  });
+
+  it('captures with the password from RF_PASSWORD and never logs it', async () => {
+    const r = await redis(['--requirepass', 'env-secret']);
+    const store = await storeDir();
+    const d = RfDaemon.start(['--source', r.url, '--store', store], { RF_PASSWORD: 'env-secret' });
+    cleanups.push(() => d.stop('SIGKILL'));
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    expect((await d.stop()).code).toBe(0);
+    expect(d.output).not.toContain('env-secret');
+  });
+
+  it('a source that is itself a replica: RF_SOURCE_IS_REPLICA, exit 2, naming its master', async () => {
+    const m = await redis();
+    const replica = await redis(['--replicaof', '127.0.0.1', String(m.port)]);
+    const store = await storeDir();
+    const res = await listenOnce(['--source', replica.url, '--store', store]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('RF_SOURCE_IS_REPLICA');
+    expect(res.stderr).toContain(`127.0.0.1:${m.port}`);
+  });
+
+  it('an unwritable store directory: RF_STORE_UNWRITABLE, exit 3', async () => {
+    const r = await redis();
+    const parent = await makeTempDir('rf-ro-');
+    cleanups.push(() => removeTempDir(parent));
+    // A path under a regular file can be created by nobody, root included (permission bits would not stop root).
+    await writeFile(path.join(parent, 'file'), 'x');
+    const store = path.join(parent, 'file', 'store');
+    const res = await listenOnce(['--source', r.url, '--store', store]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('RF_STORE_UNWRITABLE');
+    expect(res.stderr).toContain(store);
+  });
+
+  it('a store already owned by another rf listen: RF_STORE_LOCKED, exit 3, and the owner carries on', async () => {
+    const r = await redis();
+    const c = await r.client();
+    const store = await storeDir();
+    const owner = RfDaemon.start(['--source', r.url, '--store', store]);
+    cleanups.push(() => owner.stop('SIGKILL'));
+    await owner.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const res = await listenOnce(['--source', r.url, '--store', store]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('RF_STORE_LOCKED');
+    await c.call('SET', 'after', '1');
+    const info = await rf(['info', '--store', store, '--json']);
+    expect(info.code).toBe(0);
+    const src = JSON.parse(info.stdout).sources[0];
+    expect(src.timelines).toHaveLength(1);
+    expect(src.daemon.pid).toBe(owner.child.pid);
+    expect((await owner.stop()).code).toBe(0);
+    expect(await readdir(path.join(store, 'tmp'))).toEqual([]);
+  });
+
+  it('a bad URL: RF_BAD_URL, exit 2', async () => {
+    const store = await storeDir();
+    const res = await listenOnce(['--source', 'http://nope', '--store', store]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('RF_BAD_URL');
+  });
+});

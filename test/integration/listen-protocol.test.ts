@@ -1,0 +1,238 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeCommand } from '../../src/resp/encode.js';
+import { Crc64 } from '../../src/verify/rdb.js';
+import { dumpArchive, writesOf } from '../helpers/archive.js';
+import { type FakeConn, startFakeMaster } from '../helpers/fake-master.js';
+import { RfDaemon } from '../helpers/rf.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+/**
+ * Protocol cases a real master cannot be made to produce on demand, played by a scripted fake
+ * master: split EOF marks, keep-alive newlines, frames byte by byte, silence, retry-later replies.
+ */
+
+const REPLID = 'f'.repeat(39) + '1';
+const NEW_REPLID = 'e'.repeat(39) + '2';
+const MARK = 'abcdefghij'.repeat(4);
+
+/** The smallest valid RDB: header, EOF opcode, CRC64 of both (src/rdb.c rdbSaveRio). */
+function tinyRdb(): Buffer {
+  const body = Buffer.concat([Buffer.from('REDIS0010', 'latin1'), Buffer.from([0xff])]);
+  const crc = Buffer.alloc(8);
+  crc.writeBigUInt64LE(new Crc64().update(body).value);
+  return Buffer.concat([body, crc]);
+}
+
+const cmd = (...a: string[]) => encodeCommand(a);
+
+/** Answers the daemon's preflight connection (ROLE) as a master would. */
+async function answerPreflight(conn: FakeConn, first: string[]): Promise<boolean> {
+  if (first[0]?.toUpperCase() !== 'ROLE') return false;
+  await conn.write('*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n');
+  await conn.closed;
+  return true;
+}
+
+async function handshake(conn: FakeConn, first: string[]): Promise<string[]> {
+  expect(first[0]?.toUpperCase()).toBe('PING');
+  await conn.write('+PONG\r\n');
+  await conn.expect('REPLCONF');
+  await conn.write('+OK\r\n');
+  const capa = await conn.expect('REPLCONF');
+  expect(capa).toEqual(['capa', 'eof', 'capa', 'psync2']);
+  await conn.write('+OK\r\n');
+  return conn.expect('PSYNC');
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function storeDir(): Promise<string> {
+  const dir = await makeTempDir('rf-store-');
+  cleanups.push(() => removeTempDir(dir));
+  return path.join(dir, 'store');
+}
+
+function listen(port: number, store: string, extra: string[] = []): RfDaemon {
+  const d = RfDaemon.start([
+    '--source',
+    `redis://127.0.0.1:${port}`,
+    '--store',
+    store,
+    '--flush-interval',
+    '10',
+    ...extra,
+  ]);
+  cleanups.push(() => d.stop('SIGKILL'));
+  return d;
+}
+
+describe('rf listen against a scripted fake master', () => {
+  it('reads a diskless snapshot whose EOF mark is split across reads, with keep-alives, and the stream bytes glued to the mark', async () => {
+    const rdb = tinyRdb();
+    const stream = [cmd('SELECT', '0'), cmd('SET', 'k', 'v'), cmd('PING'), cmd('SET', 'k2', 'v2')];
+    const master = await startFakeMaster(async (conn) => {
+      const first = await conn.readCommand();
+      if (await answerPreflight(conn, first)) return;
+      expect(await handshake(conn, first)).toEqual(['?', '-1']);
+      await conn.write('\n\n');
+      await conn.write(`+FULLRESYNC ${REPLID} 1000\r\n`);
+      await conn.write('\n\n\n');
+      await conn.write(`$EOF:${MARK}\r\n`);
+      // The payload, the mark split in the middle, and the first command right behind it.
+      const all = Buffer.concat([rdb, Buffer.from(MARK), stream[0]!, stream[1]!]);
+      const cut = rdb.length + 17;
+      await conn.write(all.subarray(0, cut));
+      await new Promise((r) => setTimeout(r, 50));
+      await conn.write(all.subarray(cut));
+      await conn.expect('REPLCONF', 5_000);
+      // A frame delivered one byte per write, then another.
+      await conn.writeBytewise(Buffer.concat([stream[2]!, stream[3]!]));
+      await conn.closed;
+    });
+    cleanups.push(() => master.close());
+    const store = await storeDir();
+    const d = listen(master.port, store);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const total = stream.reduce((n, f) => n + f.length, 0);
+    // Wait until the archive holds the whole stream, then stop cleanly.
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const status = await statusOf(store);
+      if (status === 1000 + total) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await d.stop()).code).toBe(0);
+    expect(master.errors).toEqual([]);
+
+    const dump = await dumpArchive(store);
+    expect(dump.timelines[0]).toMatchObject({
+      baseOffset: 1000,
+      durableOffset: 1000 + total,
+      replid: REPLID,
+    });
+    expect(await readFile(path.join(store, dump.bases[0]!.file))).toEqual(rdb);
+    const entries = dump.entries.get(1)!;
+    expect(entries.map((e) => e.offset)).toEqual([
+      1001,
+      1001 + stream[0]!.length,
+      1001 + stream[0]!.length + stream[1]!.length,
+      1001 + total - stream[3]!.length,
+    ]);
+    expect(Buffer.concat(entries.map((e) => e.bytes))).toEqual(Buffer.concat(stream));
+  });
+
+  it('times out a master that stops answering, with a typed error, and resumes where it was', async () => {
+    const rdb = tinyRdb();
+    const payload = cmd('SET', 'a', '1');
+    const psyncs: string[][] = [];
+    const master = await startFakeMaster(async (conn) => {
+      const first = await conn.readCommand();
+      if (await answerPreflight(conn, first)) return;
+      const psync = await handshake(conn, first);
+      psyncs.push(psync);
+      if (psyncs.length === 1) {
+        await conn.write(`+FULLRESYNC ${REPLID} 0\r\n$${rdb.length}\r\n`);
+        await conn.write(Buffer.concat([rdb, payload]));
+        // Then silence: no PING, no data, connection left open.
+        await conn.closed;
+      } else {
+        await conn.write(`+CONTINUE ${NEW_REPLID}\r\n`);
+        await conn.write(cmd('SET', 'b', '2'));
+        await conn.closed;
+      }
+    });
+    cleanups.push(() => master.close());
+    const store = await storeDir();
+    const d = listen(master.port, store, ['--repl-timeout', '1500']);
+    const lost = await d.waitForLog(
+      (l) => l.msg === 'replication connection lost; resuming',
+      15_000,
+    );
+    expect((lost.error as { code: string }).code).toBe('RF_TIMEOUT');
+    await d.waitForLog((l) => l.msg.startsWith('partial resync accepted'), 15_000);
+    await d.waitForLog((l) => l.msg === 'master switched replid; timeline continues', 5_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await d.stop()).code).toBe(0);
+    expect(psyncs).toEqual([
+      ['?', '-1'],
+      [REPLID, String(payload.length + 1)],
+    ]);
+
+    const dump = await dumpArchive(store);
+    expect(dump.timelines).toHaveLength(1);
+    expect(dump.timelines[0]!.replid).toBe(NEW_REPLID);
+    expect(dump.timelines[0]!.replids.map((r) => r.replid)).toEqual([REPLID, NEW_REPLID]);
+    expect(writesOf(dump.entries.get(1)!)).toEqual([
+      ['SET', 'a', '1'],
+      ['SET', 'b', '2'],
+    ]);
+  });
+
+  it('retries with backoff while the master answers -LOADING', async () => {
+    const rdb = tinyRdb();
+    let attempts = 0;
+    const master = await startFakeMaster(async (conn) => {
+      const first = await conn.readCommand();
+      if (await answerPreflight(conn, first)) return;
+      await handshake(conn, first);
+      attempts++;
+      if (attempts < 3) {
+        await conn.write('-LOADING Redis is loading the dataset in memory\r\n');
+        return;
+      }
+      await conn.write(`+FULLRESYNC ${REPLID} 0\r\n$${rdb.length}\r\n`);
+      await conn.write(rdb);
+      await conn.closed;
+    });
+    cleanups.push(() => master.close());
+    const store = await storeDir();
+    const d = listen(master.port, store);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base', 20_000);
+    expect(attempts).toBe(3);
+    const retries = d.lines.filter((l) => l.msg === 'replication connection lost; resuming');
+    expect(retries.map((l) => (l.error as { code: string }).code)).toEqual([
+      'RF_MASTER_ERROR',
+      'RF_MASTER_ERROR',
+    ]);
+    expect((await d.stop()).code).toBe(0);
+  });
+
+  it('refuses a snapshot whose CRC64 does not match, and keeps no base from it', async () => {
+    const bad = tinyRdb();
+    bad[bad.length - 1]! ^= 0xff;
+    const master = await startFakeMaster(async (conn) => {
+      const first = await conn.readCommand();
+      if (await answerPreflight(conn, first)) return;
+      await handshake(conn, first);
+      await conn.write(`+FULLRESYNC ${REPLID} 0\r\n$${bad.length}\r\n`);
+      await conn.write(bad);
+      await conn.closed;
+    });
+    cleanups.push(() => master.close());
+    const store = await storeDir();
+    const d = listen(master.port, store);
+    const { code } = await d.exited();
+    expect(code).toBe(4);
+    expect(d.output).toContain('RF_CHECKSUM');
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(path.join(store, 'tmp'))).toEqual([]);
+    expect(await readdir(path.join(store, 'bases'))).toEqual([]);
+  });
+});
+
+/** The durable offset the store holds, read through the running daemon. */
+async function statusOf(store: string): Promise<number | null> {
+  const { openReader } = await import('../../src/daemon/open-reader.js');
+  const { Archive } = await import('../../src/store/archive.js');
+  const kv = await openReader(store);
+  try {
+    return (await new Archive(kv).state('default'))?.durableOffset ?? null;
+  } finally {
+    await kv.close();
+  }
+}
