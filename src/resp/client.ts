@@ -227,6 +227,11 @@ export class RedisClient {
     return client;
   }
 
+  /** The local address of the connection: where the server sees this client come from. */
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+
   /** True until the connection closes or close()/destroy() is called. */
   get connected(): boolean {
     return this.state === 'open';

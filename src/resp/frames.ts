@@ -114,8 +114,10 @@ export class FrameScanner {
   }
 
   /**
-   * Returns the frames this chunk completes, in stream order. After a protocol error the scanner
-   * stays failed: every later push throws the same error.
+   * Returns the frames this chunk completes, in stream order. A protocol error throws instead, and
+   * the frames the same chunk completed before the bad byte are not returned: the error's
+   * `frameStart` is where the valid data ends, so a caller that wants that prefix feeds the bytes
+   * before it to a new scanner. After an error the scanner stays failed: every push rethrows it.
    */
   push(chunk: Buffer): Frame[] {
     if (this.failure !== null) throw this.failure;

@@ -1,6 +1,6 @@
 import net from 'node:net';
 
-export interface Proxy {
+export interface TcpProxy {
   readonly port: number;
   /** Connections accepted so far, live or not. */
   readonly connections: number;
@@ -13,7 +13,7 @@ export interface Proxy {
  * A TCP proxy on 127.0.0.1 in front of `host:targetPort`, so a test can cut the link between rf
  * and Redis without stopping either. `pipe` carries backpressure both ways.
  */
-export async function startProxy(targetPort: number, host = '127.0.0.1'): Promise<Proxy> {
+export async function startProxy(targetPort: number, host = '127.0.0.1'): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let accepted = 0;
 

@@ -108,8 +108,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     );
   }
   const args = options.args ?? [];
-  const portArg = args.indexOf('--port');
-  if (portArg !== -1) {
+  if (args.includes('--port')) {
     throw new TypeError('startRedis picks the port itself; do not pass --port');
   }
   const ownDir = options.dir === undefined;

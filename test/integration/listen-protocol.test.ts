@@ -13,8 +13,8 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
  * master: split EOF marks, keep-alive newlines, frames byte by byte, silence, retry-later replies.
  */
 
-const REPLID = 'f'.repeat(39) + '1';
-const NEW_REPLID = 'e'.repeat(39) + '2';
+const REPLID = `${'f'.repeat(39)}1`;
+const NEW_REPLID = `${'e'.repeat(39)}2`;
 const MARK = 'abcdefghij'.repeat(4);
 
 /** The smallest valid RDB: header, EOF opcode, CRC64 of both (src/rdb.c rdbSaveRio). */
