@@ -81,6 +81,52 @@ Examples:
     process.exitCode = await run(opts);
   });
 
+program
+  .command('restore')
+  .description(
+    'build a Redis dataset as it was at a moment: cut at a transaction boundary, never splitting one',
+  )
+  .addOption(store())
+  .requiredOption(
+    '--until <time>',
+    'the moment: ISO 8601 (with Z or an offset, or read in --tz), @<unix>, -15m, latest',
+  )
+  .option(
+    '--out <dir>',
+    'write an appendonlydir that `redis-server --dir DIR --appendonly yes` boots from',
+  )
+  .option('--target <redis-url>', 'load a running, empty Redis instead')
+  .option('--name <source>', 'the source to restore', 'default')
+  .addOption(
+    new Option('--from <what>', 'where the writes come from')
+      .choices(['stream', 'aof', 'auto'])
+      .default('auto'),
+  )
+  .option('--tz <zone>', 'IANA time zone for times without an offset (default: this machine)')
+  .option('--dry-run', 'print the plan and write nothing')
+  .option('--password-file <file>', "the target's password, from the first line of this file")
+  .option('--tls-ca <file>', 'CA certificate for a rediss:// target')
+  .option('--tls-cert <file>', 'client certificate for a rediss:// target')
+  .option('--tls-key <file>', 'client key for a rediss:// target')
+  .option(
+    '--serve-host <addr>',
+    'address the target connects back to (default: the one rf reaches it from)',
+  )
+  .option('--target-timeout <ms>', 'longest wait with no progress from the target', '120000')
+  .addOption(json())
+  .addHelpText(
+    'after',
+    `
+Examples:
+  rf restore --store /var/lib/rf --until "2026-11-24T15:12:01+01:00" --out /srv/restored
+  rf restore --store /var/lib/rf --until "2026-11-24 15:12:01" --tz Europe/Paris --dry-run
+  rf restore --store /var/lib/rf --until -15m --target redis://10.0.0.7:6379`,
+  )
+  .action(async (opts) => {
+    const { run } = await import('./restore.js');
+    process.exitCode = await run(opts);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -54,3 +54,12 @@ export function parseArgs(frame: Buffer): Buffer[] {
   }
   return args;
 }
+
+/** The lower-cased name of a stored frame's command, without splitting the rest of it. */
+export function commandName(frame: Buffer): string {
+  const eol1 = frame.indexOf(13);
+  const eol2 = frame.indexOf(13, eol1 + 2);
+  if (eol1 < 0 || eol2 < 0) return '';
+  const len = Number.parseInt(frame.toString('latin1', eol1 + 3, eol2), 10);
+  return frame.toString('latin1', eol2 + 2, eol2 + 2 + len).toLowerCase();
+}

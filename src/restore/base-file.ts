@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { errnoCode, RfError } from '../errors.js';
+import type { BaseMeta } from '../store/types.js';
+
+export function basePath(storeDir: string, base: BaseMeta): string {
+  return path.join(storeDir, base.file);
+}
+
+function checksumError(base: BaseMeta, file: string, actual: string, bytes: number): RfError {
+  return new RfError('RF_CHECKSUM', `base ${base.file} does not match its checksum`, {
+    details: {
+      file,
+      timeline: base.timeline,
+      offset: base.offset,
+      expected: base.sha256,
+      actual,
+      bytes,
+      expectedBytes: base.bytes,
+    },
+    hint: 'run `rf verify` to list every damaged part of the archive; a restore from an earlier or later base may still work',
+  });
+}
+
+/**
+ * The base's bytes, streamed, with its sha256 checked at the end: a mismatch rejects the last
+ * read, so a consumer that writes as it reads must treat its output as void on error.
+ */
+export async function* readBase(storeDir: string, base: BaseMeta): AsyncIterable<Buffer> {
+  const file = basePath(storeDir, base);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+      const buf = chunk as Buffer;
+      hash.update(buf);
+      bytes += buf.length;
+      yield buf;
+    }
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') {
+      throw new RfError('RF_CORRUPT', `base file ${base.file} is missing`, {
+        details: { file, timeline: base.timeline, offset: base.offset },
+        hint: 'run `rf verify` to list every damaged part of the archive',
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  const actual = hash.digest('hex');
+  if (actual !== base.sha256 || bytes !== base.bytes)
+    throw checksumError(base, file, actual, bytes);
+}
+
+/** Checks the base against its checksum without keeping anything. */
+export async function checkBase(storeDir: string, base: BaseMeta): Promise<void> {
+  for await (const _ of readBase(storeDir, base)) {
+    // reading is the check
+  }
+}
+
+export async function fileExists(p: string): Promise<boolean> {
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
+}

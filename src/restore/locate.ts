@@ -1,0 +1,35 @@
+import { RfError } from '../errors.js';
+import type { Archive } from '../store/archive.js';
+import { indexSource } from '../store/summary.js';
+import { type Cut, chooseBase, chooseTimeline, cutInSegment, type RestorePlan } from './plan.js';
+
+/** Reads just what the plan needs: the index, then one seek by time and one segment. */
+export async function planRestore(
+  archive: Archive,
+  source: string,
+  target: number,
+): Promise<RestorePlan> {
+  const record = await archive.source(source);
+  if (record === undefined) {
+    const known = (await archive.sources()).map((s) => s.name);
+    throw new RfError('RF_UNKNOWN_SOURCE', `the store holds no source named ${source}`, {
+      details: { source, known },
+      hint:
+        known.length > 0
+          ? `pass --name with one of: ${known.join(', ')}`
+          : 'nothing is archived yet: run `rf listen` first',
+    });
+  }
+  const index = await indexSource(archive, record);
+  const timeline = chooseTimeline(index, target);
+  const seg = await archive.segmentBeforeTime(source, timeline.id, target);
+  let cut: Cut;
+  if (seg === undefined) {
+    cut = { offset: timeline.baseOffset, lastApplied: null, dropped: null };
+  } else {
+    const { entries } = await archive.readSegment(source, seg);
+    cut = cutInSegment(seg, entries, target, seg.end === timeline.durableOffset);
+  }
+  const base = chooseBase(index.bases, timeline.id, cut.offset);
+  return { source, target, timeline, base, fromOffset: base.offset + 1, cut };
+}

@@ -1,0 +1,164 @@
+import { RfError } from '../errors.js';
+import { CommandState, isWrite, nameOf, parseArgs } from '../store/commands.js';
+import type { Gap, Range, SourceIndex } from '../store/summary.js';
+import type { BaseMeta, Entry, SegmentMeta, Timeline } from '../store/types.js';
+import { isoUtc } from '../time.js';
+
+/**
+ * Restore planning: pure functions of the archive's index and the target time. They pick the
+ * timeline that holds T, the cut (the last entry captured at or before T, moved back to before
+ * an open MULTI), and the latest base at or before the cut. Nothing here does I/O.
+ */
+
+export interface AppliedEntry {
+  offset: number;
+  time: number;
+  command: string;
+}
+
+export interface DroppedTransaction {
+  /** Offset of the MULTI that opened it. */
+  multiAt: number;
+  /** MULTI's capture time (null when it sits in an earlier segment). */
+  time: number | null;
+  /** Commands queued in it up to the target time (MULTI itself excluded). */
+  commands: number;
+  /** Why: T falls inside it, or the archive ends inside it. */
+  reason: 'target-inside-transaction' | 'open-at-archive-end';
+}
+
+export interface Cut {
+  /** Last offset applied: every entry ending at or before it is replayed. */
+  offset: number;
+  /** The last write applied, when the segment holding T has one before the cut. */
+  lastApplied: AppliedEntry | null;
+  dropped: DroppedTransaction | null;
+}
+
+export interface RestorePlan {
+  source: string;
+  target: number;
+  timeline: Timeline;
+  base: BaseMeta;
+  /** First stream offset replayed on top of the base. */
+  fromOffset: number;
+  cut: Cut;
+}
+
+function rangesText(ranges: readonly Range[]): string {
+  return ranges.length === 0
+    ? '(none yet)'
+    : ranges.map((r) => `${isoUtc(r.from)} .. ${isoUtc(r.until)}`).join(', ');
+}
+
+/** The timeline whose restorable range holds T; refuses T before, after, or between them. */
+export function chooseTimeline(index: SourceIndex, target: number): Timeline {
+  const restorable = index.restorable.map((r) => ({
+    from: isoUtc(r.from),
+    until: isoUtc(r.until),
+  }));
+  const details = { source: index.source.name, target: isoUtc(target), restorable };
+  const hint = 'pick a time inside a restorable range; `rf info` lists them';
+  const inGap = index.gaps.find((g: Gap) => target > g.from && target < g.until);
+  if (inGap !== undefined) {
+    throw new RfError(
+      'RF_TIME_IN_GAP',
+      `${isoUtc(target)} falls in a gap of the archive (${isoUtc(inGap.from)} .. ${isoUtc(inGap.until)}, ${inGap.reason}): no write of that span was captured`,
+      {
+        details: {
+          ...details,
+          gap: { from: isoUtc(inGap.from), until: isoUtc(inGap.until), reason: inGap.reason },
+        },
+        hint,
+      },
+    );
+  }
+  for (const t of index.timelines) {
+    const firstBase = Math.min(
+      ...index.bases.filter((b) => b.timeline === t.id).map((b) => b.takenAt),
+    );
+    if (target >= firstBase && target <= t.lastTime) return t;
+  }
+  throw new RfError(
+    'RF_TIME_OUT_OF_RANGE',
+    `${isoUtc(target)} is outside what the archive can restore: ${rangesText(index.restorable)}`,
+    { details, hint },
+  );
+}
+
+/**
+ * The cut inside the segment that holds T (the last one whose first entry is at or before T):
+ * after the last entry captured at or before T, unless that leaves a MULTI open, in which case
+ * just before that MULTI. `atEnd` says the segment is the archive's last, to name the reason.
+ */
+export function cutInSegment(
+  meta: SegmentMeta,
+  entries: readonly Entry[],
+  target: number,
+  atEnd: boolean,
+): Cut {
+  const state = new CommandState(meta.db, meta.multiAt);
+  // A MULTI opened in an earlier segment: its time is not in this one.
+  let multiTime: number | null = null;
+  let queued = 0;
+  let last: Entry | null = null;
+  let lastApplied: AppliedEntry | null = null;
+  let beforeMulti: AppliedEntry | null = null;
+  for (const e of entries) {
+    if (e.time > target) break;
+    const args = parseArgs(e.bytes);
+    const name = nameOf(args[0]);
+    state.apply(name, args, e.offset);
+    if (name === 'multi') {
+      multiTime = e.time;
+      queued = 0;
+      beforeMulti = lastApplied;
+    } else if (name === 'exec') {
+      lastApplied = { offset: e.offset, time: e.time, command: 'exec' };
+    } else if (isWrite(name)) {
+      if (state.multiAt === null) lastApplied = { offset: e.offset, time: e.time, command: name };
+      else queued++;
+    }
+    last = e;
+  }
+  if (last === null)
+    throw new TypeError('cutInSegment: the segment has no entry at or before the target');
+  if (state.multiAt === null) {
+    return { offset: last.offset + last.bytes.length - 1, lastApplied, dropped: null };
+  }
+  const endOfArchive = atEnd && last === entries[entries.length - 1];
+  return {
+    offset: state.multiAt - 1,
+    lastApplied: beforeMulti,
+    dropped: {
+      multiAt: state.multiAt,
+      time: multiTime,
+      commands: queued,
+      reason: endOfArchive ? 'open-at-archive-end' : 'target-inside-transaction',
+    },
+  };
+}
+
+/** The latest base of the timeline that the cut does not precede. */
+export function chooseBase(
+  bases: readonly BaseMeta[],
+  timeline: number,
+  cutOffset: number,
+): BaseMeta {
+  let best: BaseMeta | undefined;
+  for (const b of bases) {
+    if (b.timeline !== timeline || b.offset > cutOffset) continue;
+    if (best === undefined || b.offset > best.offset) best = b;
+  }
+  if (best === undefined) {
+    throw new RfError(
+      'RF_CORRUPT',
+      `timeline ${timeline} has no base at or before offset ${cutOffset}`,
+      {
+        details: { timeline, cutOffset },
+        hint: 'run `rf verify` to check the archive',
+      },
+    );
+  }
+  return best;
+}

@@ -1,0 +1,35 @@
+import { expect } from 'vitest';
+import { encodeCommand } from '../../src/resp/encode.js';
+import { Crc64 } from '../../src/verify/rdb.js';
+import type { FakeConn } from './fake-master.js';
+
+/** Scripts for a fake master talking to rf's replica side. */
+
+/** The smallest valid RDB: header, EOF opcode, CRC64 of both (src/rdb.c rdbSaveRio). */
+export function tinyRdb(): Buffer {
+  const body = Buffer.concat([Buffer.from('REDIS0010', 'latin1'), Buffer.from([0xff])]);
+  const crc = Buffer.alloc(8);
+  crc.writeBigUInt64LE(new Crc64().update(body).value);
+  return Buffer.concat([body, crc]);
+}
+
+export const cmd = (...a: string[]) => encodeCommand(a);
+
+/** Answers the daemon's preflight connection (ROLE) as a master would. */
+export async function answerPreflight(conn: FakeConn, first: string[]): Promise<boolean> {
+  if (first[0]?.toUpperCase() !== 'ROLE') return false;
+  await conn.write('*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n');
+  await conn.closed;
+  return true;
+}
+
+export async function handshake(conn: FakeConn, first: string[]): Promise<string[]> {
+  expect(first[0]?.toUpperCase()).toBe('PING');
+  await conn.write('+PONG\r\n');
+  await conn.expect('REPLCONF');
+  await conn.write('+OK\r\n');
+  const capa = await conn.expect('REPLCONF');
+  expect(capa).toEqual(['capa', 'eof', 'capa', 'psync2']);
+  await conn.write('+OK\r\n');
+  return conn.expect('PSYNC');
+}

@@ -1,0 +1,151 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisClient } from '../../src/resp/client.js';
+import { replicationInfo, waitFor } from '../helpers/load.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { workloadPhase } from '../helpers/workload.js';
+
+/**
+ * The digest oracle: at several checkpoints the writes pause, the master's DEBUG DIGEST and the
+ * time are recorded, and `rf restore --until <checkpoint>` must give exactly that digest, booted
+ * from --out and loaded through --target.
+ */
+
+interface Checkpoint {
+  at: string;
+  digest: string;
+  keys: number;
+}
+
+let master: RedisServer;
+let client: RedisClient;
+let work: string;
+let store: string;
+let daemon: RfDaemon;
+const checkpoints: Checkpoint[] = [];
+
+async function caughtUp(): Promise<void> {
+  await waitFor(async () => {
+    const info = await replicationInfo(client);
+    return info.replicas[0]?.state === 'online' && info.replicas[0].offset === info.masterOffset;
+  }, 'rf to acknowledge every write');
+}
+
+async function keyCount(c: RedisClient): Promise<number> {
+  const info = await c.info('keyspace');
+  return Object.values(info).reduce((n, v) => n + Number(/keys=(\d+)/.exec(v)?.[1] ?? 0), 0);
+}
+
+async function checkpoint(): Promise<void> {
+  await caughtUp();
+  const digest = String(await client.call('DEBUG', 'DIGEST'));
+  const keys = await keyCount(client);
+  // Capture times are stamped when rf receives a write: everything acknowledged is before now.
+  const at = new Date().toISOString();
+  checkpoints.push({ at, digest, keys });
+  await new Promise((r) => setTimeout(r, 5));
+}
+
+beforeAll(async () => {
+  master = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
+  client = await master.client();
+  work = await makeTempDir('rf-restore-');
+  store = path.join(work, 'store');
+  // Something in the base already, so restores start from a non-empty snapshot.
+  await workloadPhase(client, 0);
+  daemon = RfDaemon.start(['--source', master.url, '--store', store, '--flush-interval', '20']);
+  await daemon.waitForLog((l) => l.msg === 'first timeline started from the base');
+  for (let phase = 1; phase <= 3; phase++) {
+    await workloadPhase(client, phase);
+    await checkpoint();
+  }
+  // Writes after the last checkpoint must not show up in any restore.
+  await workloadPhase(client, 4);
+  await caughtUp();
+}, 120_000);
+
+afterAll(async () => {
+  await daemon?.stop();
+  await master?.stop();
+  if (work) await removeTempDir(work);
+});
+
+describe('rf restore --until reproduces the master exactly at each checkpoint', () => {
+  it('the checkpoints differ from each other (the oracle can fail)', () => {
+    expect(new Set(checkpoints.map((c) => c.digest)).size).toBe(3);
+  });
+
+  it('through --out, booted with redis-server --appendonly yes, while rf listen runs', async () => {
+    for (const [i, cp] of checkpoints.entries()) {
+      const out = path.join(work, `out-${i}`);
+      const res = await rf(['restore', '--store', store, '--until', cp.at, '--out', out, '--json']);
+      expect(res.code, res.stderr).toBe(0);
+      const summary = JSON.parse(res.stdout);
+      expect(summary.into.command).toBe(`redis-server --dir ${out} --appendonly yes`);
+      expect(res.stderr).toContain(`until ${cp.at}`);
+      const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
+      try {
+        const c = await booted.client();
+        expect(String(await c.call('DEBUG', 'DIGEST'))).toBe(cp.digest);
+        expect(await keyCount(c)).toBe(cp.keys);
+      } finally {
+        await booted.stop();
+      }
+    }
+  });
+
+  it('through --target, into a running empty redis-server', async () => {
+    for (const cp of checkpoints) {
+      const target = await startRedis();
+      try {
+        const res = await rf([
+          'restore',
+          '--store',
+          store,
+          '--until',
+          cp.at,
+          '--target',
+          target.url,
+          '--json',
+        ]);
+        expect(res.code, res.stderr).toBe(0);
+        const c = await target.client();
+        expect(String(await c.call('DEBUG', 'DIGEST'))).toBe(cp.digest);
+        const role = (await c.info('replication')).role;
+        expect(role).toBe('master');
+        // It is a live, writable master again.
+        expect(await c.call('SET', 'after-restore', '1')).toBe('OK');
+      } finally {
+        await target.stop();
+      }
+    }
+  });
+
+  it('--dry-run names the base and the last write, and writes nothing', async () => {
+    const cp = checkpoints[1]!;
+    const out = path.join(work, 'dry');
+    const res = await rf([
+      'restore',
+      '--store',
+      store,
+      '--until',
+      cp.at,
+      '--out',
+      out,
+      '--dry-run',
+      '--json',
+    ]);
+    expect(res.code, res.stderr).toBe(0);
+    const plan = JSON.parse(res.stdout);
+    expect(plan.dryRun).toBe(true);
+    expect(plan.timeline).toBe(1);
+    expect(plan.base.offset).toBeGreaterThanOrEqual(0);
+    expect(plan.replay.writes).toBeGreaterThan(40);
+    expect(Date.parse(plan.lastWrite.time)).toBeLessThanOrEqual(Date.parse(cp.at));
+    expect(plan.droppedTransaction).toBeNull();
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(out)).toBe(false);
+  });
+});
