@@ -5,6 +5,7 @@ import { Listener } from '../daemon/listener.js';
 import { isRfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseRedisUrl, redactUrl } from '../redis-url.js';
+import { parseDuration } from '../time.js';
 import { reportError } from './output.js';
 
 export interface ListenOptions {
@@ -20,6 +21,7 @@ export interface ListenOptions {
   replTimeout: string;
   connectTimeout: string;
   logLevel: string;
+  baseEvery: string;
   json?: boolean;
 }
 
@@ -48,6 +50,7 @@ export async function run(options: ListenOptions): Promise<number> {
         flushIntervalMs: parseWholeNumber('--flush-interval', options.flushInterval, 1),
         ackIntervalMs: 1000,
         listeningPort: 0,
+        baseEveryMs: options.baseEvery === 'off' ? null : parseDuration(options.baseEvery),
       },
       log,
     );
@@ -61,6 +64,7 @@ export async function run(options: ListenOptions): Promise<number> {
           segmentSize: options.segmentSize,
           flushInterval: options.flushInterval,
           replTimeout: options.replTimeout,
+          baseEvery: options.baseEvery,
           tls: endpoint.tls,
           passwordFrom: options.passwordFile
             ? 'file'

@@ -40,6 +40,11 @@ program
   .option('--tls-ca <file>', 'CA certificate for rediss://')
   .option('--tls-cert <file>', 'client certificate for rediss://')
   .option('--tls-key <file>', 'client key for rediss://')
+  .option(
+    '--base-every <duration>',
+    'take a fresh base this often without pausing capture (24h, 6h, off)',
+    '24h',
+  )
   .option('--segment-size <bytes>', 'seal a segment once it holds this many bytes', '1m')
   .option('--flush-interval <ms>', 'commit buffered writes at least this often', '100')
   .option(

@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
+import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import { RedisClient } from '../resp/client.js';
@@ -24,6 +25,8 @@ export interface ListenConfig {
   flushIntervalMs: number;
   ackIntervalMs: number;
   listeningPort: number;
+  /** Take a fresh base this often (null: never), so a restore replays at most about that much. */
+  baseEveryMs: number | null;
 }
 
 export interface ListenerStatus {
@@ -89,7 +92,13 @@ export class Listener {
         () => this.status(),
         log,
       );
-      await this.loop(store);
+      const bases = this.scheduleBases(store);
+      try {
+        await this.loop(store);
+      } finally {
+        this.stop();
+        await bases;
+      }
     } finally {
       await control?.close();
       await store.close();
@@ -150,6 +159,51 @@ export class Listener {
           'replication connection lost; resuming',
         );
         await sleep(delay, undefined, { signal: this.wake.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Fresh bases on a schedule, over a second connection, while the stream goes on: a restore
+   * then never replays more than about --base-every of writes.
+   */
+  private async scheduleBases(store: Store): Promise<void> {
+    const { config, log } = this;
+    const every = config.baseEveryMs;
+    if (every === null) return;
+    const archive = new Archive(store);
+    const check = Math.max(200, Math.min(every / 10, 60_000));
+    let lastAttempt = 0;
+    while (!this.stopping) {
+      await sleep(check, undefined, { signal: this.wake.signal }).catch(() => undefined);
+      const s = this.session?.snapshot();
+      if (this.stopping || s?.phase !== 'streaming' || s.timeline === null || s.replid === null)
+        continue;
+      const bases = await archive.bases(config.name, s.timeline);
+      // An attempt that added nothing (an idle master, a failure) also waits a full period: each
+      // attempt costs the master a fork.
+      const latest = Math.max(lastAttempt, ...bases.map((b) => b.takenAt));
+      if (Date.now() - latest < every) continue;
+      lastAttempt = Date.now();
+      try {
+        await takeFreshBase({
+          endpoint: config.endpoint,
+          ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
+          store,
+          source: config.name,
+          timeline: { id: s.timeline, replid: s.replid },
+          connectTimeoutMs: config.connectTimeoutMs,
+          readTimeoutMs: config.readTimeoutMs,
+          log,
+          signal: this.wake.signal,
+        });
+      } catch (err) {
+        if (this.stopping) return;
+        const code = isRfError(err) ? err.code : 'RF_INTERNAL';
+        log.warn(
+          { error: { code, message: (err as Error).message } },
+          'fresh base failed; will try again',
+        );
       }
     }
   }

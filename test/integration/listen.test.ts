@@ -162,4 +162,42 @@ describe('rf listen against a real redis-server', () => {
     expect((await d.stop()).code).toBe(0);
     expect(existsSync(path.join(store, 'rf.sock'))).toBe(false);
   });
+
+  it('takes fresh bases over a second connection without interrupting the stream; restores start from them', async () => {
+    const r = await master();
+    const c = await r.client();
+    const store = await storeDir();
+    const d = listen(r.url, store, ['--base-every', '1s']);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const load = new WriteLoad(c);
+    load.start();
+    await d.waitForLog((l) => l.msg === 'fresh base taken', 20_000);
+    const sent = await load.stop();
+    await caughtUp(r);
+    const digest = String(await c.call('DEBUG', 'DIGEST'));
+    const at = new Date().toISOString();
+    // Capture times have millisecond resolution: a write in the same millisecond as T is at T.
+    await new Promise((res) => setTimeout(res, 5));
+    await c.call('SET', 'after', 'checkpoint');
+    await caughtUp(r);
+
+    const res = await rf(['restore', '--store', store, '--until', at, '--dry-run', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const plan = JSON.parse(res.stdout);
+    expect(plan.base.offset).toBeGreaterThan(0);
+    const out = path.join(path.dirname(store), 'restored');
+    expect((await rf(['restore', '--store', store, '--until', at, '--out', out])).code).toBe(0);
+    const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
+    cleanups.push(() => booted.stop());
+    expect(String(await (await booted.client()).call('DEBUG', 'DIGEST'))).toBe(digest);
+    expect((await d.stop()).code).toBe(0);
+
+    const dump = await dumpArchive(store);
+    expect(dump.timelines).toHaveLength(1);
+    expect(dump.bases.length).toBeGreaterThanOrEqual(2);
+    expect(dump.bases.filter((b) => b.via === 'rdb-only').every((b) => b.timeline === 1)).toBe(
+      true,
+    );
+    expect(writesOf(dump.entries.get(1)!).slice(0, sent * 2)).toEqual(WriteLoad.expected(sent));
+  });
 });
