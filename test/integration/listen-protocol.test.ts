@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeCommand } from '../../src/resp/encode.js';
-import { Crc64 } from '../../src/verify/rdb.js';
 import { dumpArchive, writesOf } from '../helpers/archive.js';
-import { type FakeConn, startFakeMaster } from '../helpers/fake-master.js';
+import { startFakeMaster } from '../helpers/fake-master.js';
+import { answerPreflight, cmd, handshake, tinyRdb } from '../helpers/replica-script.js';
 import { RfDaemon } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -16,35 +15,6 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 const REPLID = `${'f'.repeat(39)}1`;
 const NEW_REPLID = `${'e'.repeat(39)}2`;
 const MARK = 'abcdefghij'.repeat(4);
-
-/** The smallest valid RDB: header, EOF opcode, CRC64 of both (src/rdb.c rdbSaveRio). */
-function tinyRdb(): Buffer {
-  const body = Buffer.concat([Buffer.from('REDIS0010', 'latin1'), Buffer.from([0xff])]);
-  const crc = Buffer.alloc(8);
-  crc.writeBigUInt64LE(new Crc64().update(body).value);
-  return Buffer.concat([body, crc]);
-}
-
-const cmd = (...a: string[]) => encodeCommand(a);
-
-/** Answers the daemon's preflight connection (ROLE) as a master would. */
-async function answerPreflight(conn: FakeConn, first: string[]): Promise<boolean> {
-  if (first[0]?.toUpperCase() !== 'ROLE') return false;
-  await conn.write('*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n');
-  await conn.closed;
-  return true;
-}
-
-async function handshake(conn: FakeConn, first: string[]): Promise<string[]> {
-  expect(first[0]?.toUpperCase()).toBe('PING');
-  await conn.write('+PONG\r\n');
-  await conn.expect('REPLCONF');
-  await conn.write('+OK\r\n');
-  const capa = await conn.expect('REPLCONF');
-  expect(capa).toEqual(['capa', 'eof', 'capa', 'psync2']);
-  await conn.write('+OK\r\n');
-  return conn.expect('PSYNC');
-}
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
