@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import { parseBytes, parseWholeNumber, readPasswordFile } from '../config.js';
 import { Listener } from '../daemon/listener.js';
+import { parseHostPort } from '../daemon/metrics.js';
 import { isRfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseRedisUrl, redactUrl } from '../redis-url.js';
@@ -22,6 +23,7 @@ export interface ListenOptions {
   connectTimeout: string;
   logLevel: string;
   baseEvery: string;
+  metrics?: string;
   json?: boolean;
 }
 
@@ -51,6 +53,9 @@ export async function run(options: ListenOptions): Promise<number> {
         ackIntervalMs: 1000,
         listeningPort: 0,
         baseEveryMs: options.baseEvery === 'off' ? null : parseDuration(options.baseEvery),
+        ...(options.metrics === undefined
+          ? {}
+          : { metrics: parseHostPort('--metrics', options.metrics) }),
       },
       log,
     );

@@ -40,6 +40,7 @@ program
   .option('--tls-ca <file>', 'CA certificate for rediss://')
   .option('--tls-cert <file>', 'client certificate for rediss://')
   .option('--tls-key <file>', 'client key for rediss://')
+  .option('--metrics <host:port>', 'serve Prometheus metrics on http://host:port/metrics')
   .option(
     '--base-every <duration>',
     'take a fresh base this often without pausing capture (24h, 6h, off)',

@@ -12,6 +12,8 @@ import { Store, storePaths } from '../store/store.js';
 import type { SourceRecord } from '../store/types.js';
 import { Backoff } from './backoff.js';
 import { startControlServer } from './control.js';
+import { type MasterSample, MasterWatch } from './master-watch.js';
+import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
 
 export interface ListenConfig {
   sourceUrl: string;
@@ -27,6 +29,8 @@ export interface ListenConfig {
   listeningPort: number;
   /** Take a fresh base this often (null: never), so a restore replays at most about that much. */
   baseEveryMs: number | null;
+  /** Serve Prometheus metrics here. */
+  metrics?: { host: string; port: number };
 }
 
 export interface ListenerStatus {
@@ -38,6 +42,10 @@ export interface ListenerStatus {
   reconnects: number;
   lastError: { code: string; message: string; at: number } | null;
   session: SessionStatus | null;
+  master: MasterSample | null;
+  lastBaseAt: number | null;
+  totals: { segments: number; streamBytes: number; bases: number; reconnects: number };
+  errors: Record<string, number>;
 }
 
 /** Errors no reconnect can fix: the store itself is at fault. */
@@ -58,6 +66,7 @@ export class Listener {
   private stopping = false;
   private readonly wake = new AbortController();
   private readonly info: ListenerStatus;
+  private watch: MasterWatch | null = null;
 
   constructor(
     private readonly config: ListenConfig,
@@ -72,11 +81,19 @@ export class Listener {
       reconnects: 0,
       lastError: null,
       session: null,
+      master: null,
+      lastBaseAt: null,
+      totals: { segments: 0, streamBytes: 0, bases: 0, reconnects: 0 },
+      errors: {},
     };
   }
 
   status(): ListenerStatus {
-    return { ...this.info, session: this.session?.snapshot() ?? null };
+    return {
+      ...this.info,
+      session: this.session?.snapshot() ?? null,
+      master: this.watch?.latest() ?? null,
+    };
   }
 
   /** Runs until stop(); rejects with the error that made it give up. */
@@ -84,8 +101,15 @@ export class Listener {
     const { config, log } = this;
     const store = await openOwned(config.store);
     let control: { close(): Promise<void> } | null = null;
+    let metrics: { close(): Promise<void> } | null = null;
     try {
       await this.preflight(store);
+      const known = await new Archive(store).bases(config.name);
+      this.info.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
+      this.watch = new MasterWatch(config.endpoint, config.tlsOptions, log);
+      this.watch.start();
+      if (config.metrics)
+        metrics = await startMetricsServer(config.metrics, () => this.metricsSnapshot(), log);
       control = await startControlServer(
         storePaths(config.store).socket,
         store,
@@ -100,6 +124,8 @@ export class Listener {
         await bases;
       }
     } finally {
+      await metrics?.close();
+      await this.watch?.stop();
       await control?.close();
       await store.close();
     }
@@ -129,6 +155,11 @@ export class Listener {
         flushIntervalMs: config.flushIntervalMs,
         ackIntervalMs: config.ackIntervalMs,
         listeningPort: config.listeningPort,
+        onCommit: (meta) => {
+          this.info.totals.segments++;
+          this.info.totals.streamBytes += meta.end - meta.start + 1;
+        },
+        onBase: (base) => this.baseTaken(base.takenAt),
       });
       this.session = session;
       this.info.sessions++;
@@ -141,6 +172,7 @@ export class Listener {
         everStreamed ||= streamed;
         const code = isRfError(err) ? err.code : 'RF_INTERNAL';
         this.info.lastError = { code, message: (err as Error).message, at: Date.now() };
+        this.info.errors[code] = (this.info.errors[code] ?? 0) + 1;
         if (!isRfError(err) || FATAL.has(code)) throw err;
         // Until a first snapshot is in, a wrong address or password is an operator's mistake to report.
         if (!everStreamed && !(err instanceof MasterRetryLater)) throw err;
@@ -150,6 +182,7 @@ export class Listener {
         if (status.phase === 'closed' && status.timeline !== null) backoff.reset();
         const delay = backoff.next();
         this.info.reconnects++;
+        this.info.totals.reconnects++;
         log.warn(
           {
             error: { code, message: (err as Error).message },
@@ -186,7 +219,7 @@ export class Listener {
       if (Date.now() - latest < every) continue;
       lastAttempt = Date.now();
       try {
-        await takeFreshBase({
+        const fresh = await takeFreshBase({
           endpoint: config.endpoint,
           ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
           store,
@@ -197,6 +230,7 @@ export class Listener {
           log,
           signal: this.wake.signal,
         });
+        if (fresh !== null) this.baseTaken(fresh.takenAt);
       } catch (err) {
         if (this.stopping) return;
         const code = isRfError(err) ? err.code : 'RF_INTERNAL';
@@ -206,6 +240,28 @@ export class Listener {
         );
       }
     }
+  }
+
+  private baseTaken(takenAt: number): void {
+    this.info.totals.bases++;
+    this.info.lastBaseAt = takenAt;
+  }
+
+  private metricsSnapshot(): MetricsSnapshot {
+    const s = this.session?.snapshot() ?? null;
+    const master = this.watch?.latest() ?? null;
+    return {
+      connected: s?.phase === 'streaming',
+      timeline: s?.timeline ?? null,
+      durableOffset: s?.durableOffset ?? null,
+      receivedOffset: s?.receivedOffset ?? null,
+      masterOffset: master?.offset ?? null,
+      lastDurableAt: s?.lastDurableAt ?? null,
+      lastBaseAt: this.info.lastBaseAt,
+      totals: { ...this.info.totals },
+      errors: { ...this.info.errors },
+      aof: null,
+    };
   }
 
   /** Refuses what cannot be archived before touching the store: a replica, a wrong password. */

@@ -11,7 +11,7 @@ import { Archive } from '../store/archive.js';
 import { nameOf } from '../store/commands.js';
 import type { Store } from '../store/store.js';
 import { beginTimeline, tmpFile } from '../store/timelines.js';
-import type { SourceRecord, Timeline } from '../store/types.js';
+import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
 import { StreamWriter } from '../store/writer.js';
 import { handshake } from './handshake.js';
 import { receiveRdb } from './rdb-transfer.js';
@@ -30,6 +30,9 @@ export interface SessionOptions {
   flushIntervalMs: number;
   ackIntervalMs: number;
   listeningPort: number;
+  onCommit?: (meta: SegmentMeta) => void;
+  /** Called once a new base is committed (a full resync). */
+  onBase?: (base: { timeline: number; offset: number; takenAt: number }) => void;
 }
 
 export type SessionPhase = 'connecting' | 'handshake' | 'snapshot' | 'streaming' | 'closed';
@@ -42,6 +45,8 @@ export interface SessionStatus {
   durableOffset: number | null;
   snapshotBytes: number;
   lastReceiveAt: number | null;
+  /** Capture time of the last durable entry. */
+  lastDurableAt: number | null;
 }
 
 class Stopped extends Error {}
@@ -61,6 +66,7 @@ export class ReplicationSession {
     durableOffset: null,
     snapshotBytes: 0,
     lastReceiveAt: null,
+    lastDurableAt: null,
   };
   private reader: SocketReader | null = null;
   private stopRequested = false;
@@ -108,6 +114,8 @@ export class ReplicationSession {
           () => {
             flushing = null;
             this.status.durableOffset = w.durableOffset;
+            this.status.lastDurableAt = w.durableTime;
+            this.status.lastDurableAt = w.durableTime;
           },
           (err: unknown) => {
             flushing = null;
@@ -153,10 +161,7 @@ export class ReplicationSession {
             },
           );
         }
-        writer = new StreamWriter(store, src, timeline, previous, {
-          maxSegmentBytes: options.maxSegmentBytes,
-          log,
-        });
+        writer = new StreamWriter(store, src, timeline, previous, this.writerOptions());
         if (reply.replid !== null) writer.switchReplid(reply.replid);
         log.info(
           { timeline: timeline.id, replid: writer.replid, offset: previous.durableOffset + 1 },
@@ -187,10 +192,14 @@ export class ReplicationSession {
           ...rdb,
         });
         logTimeline(log, started.timeline, rdb.bytes, rdb.transfer, previous?.lastTime);
-        writer = new StreamWriter(store, src, started.timeline, started.state, {
-          maxSegmentBytes: options.maxSegmentBytes,
-          log,
-        });
+        options.onBase?.({ timeline: started.timeline.id, offset: reply.offset, takenAt });
+        writer = new StreamWriter(
+          store,
+          src,
+          started.timeline,
+          started.state,
+          this.writerOptions(),
+        );
       }
 
       const w = writer;
@@ -198,6 +207,7 @@ export class ReplicationSession {
       this.status.timeline = w.timelineId;
       this.status.replid = w.replid;
       this.status.durableOffset = w.durableOffset;
+      this.status.lastDurableAt = w.durableTime;
       this.status.receivedOffset = w.receivedOffset;
       // A master that sent a diskless snapshot streams nothing until the first ACK after the load.
       sendAck();
@@ -257,6 +267,11 @@ export class ReplicationSession {
     }
   }
 
+  private writerOptions() {
+    const { maxSegmentBytes, log, onCommit } = this.options;
+    return { maxSegmentBytes, log, ...(onCommit ? { onCommit } : {}) };
+  }
+
   /** Commits everything buffered, waiting for a flush already under way. */
   private async drain(
     writer: StreamWriter,
@@ -265,6 +280,7 @@ export class ReplicationSession {
     while (writer.bufferedBytes > 0) await flush(writer);
     await flush(writer);
     this.status.durableOffset = writer.durableOffset;
+    this.status.lastDurableAt = writer.durableTime;
   }
 }
 

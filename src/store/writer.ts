@@ -9,6 +9,8 @@ export interface WriterOptions {
   /** A segment is sealed once it holds this many stream bytes. */
   maxSegmentBytes: number;
   log: Logger;
+  /** Called once a segment is durable, for metrics. */
+  onCommit?: (meta: SegmentMeta) => void;
 }
 
 /**
@@ -43,6 +45,11 @@ export class StreamWriter {
 
   get durableOffset(): number {
     return this.state.durableOffset;
+  }
+
+  /** Capture time of the last durable entry. */
+  get durableTime(): number {
+    return this.state.lastTime;
   }
 
   /** The last offset appended, durable or not. */
@@ -164,6 +171,7 @@ export class StreamWriter {
     this.timeline = nextTimeline;
     this.state = nextState;
     this.committed = { db: after.db, multiAt: after.multiAt };
+    this.options.onCommit?.(meta);
   }
 
   private stateOps(): BatchOp[] {

@@ -1,0 +1,69 @@
+import type tls from 'node:tls';
+import type { Logger } from '../logger.js';
+import type { RedisEndpoint } from '../redis-url.js';
+import { RedisClient } from '../resp/client.js';
+
+export interface MasterSample {
+  /** master_repl_offset: how far the master's stream has gone. */
+  offset: number;
+  at: number;
+}
+
+/**
+ * Samples the master's own offset once a second (INFO replication, nothing heavier), so the
+ * lag behind it can be shown in bytes and seconds. Failures are quiet: the sample goes stale
+ * and the next tick reconnects.
+ */
+export class MasterWatch {
+  private client: RedisClient | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private sample: MasterSample | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly endpoint: RedisEndpoint,
+    private readonly tlsOptions: tls.ConnectionOptions | undefined,
+    private readonly log: Logger,
+    private readonly everyMs = 1000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.everyMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  latest(): MasterSample | null {
+    return this.sample;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    const c = this.client;
+    this.client = null;
+    await c?.close().catch(() => undefined);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || this.timer === null) return;
+    this.busy = true;
+    try {
+      this.client ??= await RedisClient.connect(this.endpoint, {
+        timeoutMs: Math.max(1000, this.everyMs * 2),
+        name: 'rf-watch',
+        ...(this.tlsOptions ? { tlsOptions: this.tlsOptions } : {}),
+      });
+      const info = await this.client.info('replication');
+      const offset = Number(info.master_repl_offset);
+      if (Number.isFinite(offset)) this.sample = { offset, at: Date.now() };
+    } catch (err) {
+      this.log.debug({ error: (err as Error).message }, 'master offset sample failed');
+      const c = this.client;
+      this.client = null;
+      c?.destroy();
+    } finally {
+      this.busy = false;
+    }
+  }
+}

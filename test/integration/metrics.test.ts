@@ -1,0 +1,88 @@
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
+import { startRedis } from '../helpers/redis.js';
+import { RfDaemon } from '../helpers/rf.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+describe('rf listen --metrics', () => {
+  it('serves Prometheus series with sane values during a load', async () => {
+    const r = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
+    cleanups.push(() => r.stop());
+    const dir = await makeTempDir('rf-metrics-');
+    cleanups.push(() => removeTempDir(dir));
+    const d = RfDaemon.start([
+      '--source',
+      r.url,
+      '--store',
+      path.join(dir, 'store'),
+      '--metrics',
+      '127.0.0.1:0',
+    ]);
+    cleanups.push(() => d.stop('SIGKILL'));
+    const line = await d.waitForLog((l) => l.msg === 'metrics listening');
+    const url = String(line.metrics);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const c = await r.client();
+    const load = new WriteLoad(c);
+    load.start();
+    await waitFor(() => load.sent > 2000, 'the load');
+
+    const during = await fetch(url);
+    expect(during.status).toBe(200);
+    expect(during.headers.get('content-type')).toContain('text/plain');
+    const m = parseMetrics(await during.text());
+    expect(m.get('rf_connected')).toBe(1);
+    expect(m.get('rf_timeline')).toBe(1);
+    expect(m.get('rf_durable_offset')).toBeGreaterThan(0);
+    expect(m.get('rf_received_offset')).toBeGreaterThanOrEqual(m.get('rf_durable_offset')!);
+    expect(m.get('rf_segments_written_total')).toBeGreaterThan(0);
+    expect(m.get('rf_stream_written_bytes_total')).toBeGreaterThan(0);
+    expect(m.get('rf_bases_total')).toBe(1);
+    expect(m.get('rf_base_age_seconds')).toBeGreaterThanOrEqual(0);
+    expect(m.get('rf_base_age_seconds')).toBeLessThan(60);
+    expect(m.get('rf_replication_lag_bytes')).toBeGreaterThanOrEqual(0);
+    expect(m.get('rf_replication_lag_seconds')).toBeGreaterThanOrEqual(0);
+
+    await load.stop();
+    await waitFor(async () => {
+      const i = await replicationInfo(c);
+      return i.replicas[0]?.offset === i.masterOffset;
+    }, 'rf to catch up');
+    const masterOffset = (await replicationInfo(c)).masterOffset;
+    // The master offset is sampled once a second: wait for a sample taken after the load.
+    let after = new Map<string, number>();
+    await waitFor(
+      async () => {
+        after = parseMetrics(await (await fetch(url)).text());
+        return after.get('rf_master_offset') === masterOffset;
+      },
+      'a fresh master offset sample',
+      5_000,
+    );
+    expect(after.get('rf_durable_offset')).toBe(masterOffset);
+    expect(after.get('rf_replication_lag_bytes')).toBe(0);
+    expect(after.get('rf_replication_lag_seconds')).toBe(0);
+    expect(after.get('rf_stream_written_bytes_total')).toBe(masterOffset);
+    expect(after.get('rf_segments_written_total')).toBeGreaterThanOrEqual(
+      m.get('rf_segments_written_total')!,
+    );
+    expect((await fetch(url.replace('/metrics', '/other'))).status).toBe(404);
+    expect((await d.stop()).code).toBe(0);
+  });
+});
