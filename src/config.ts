@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { errnoCode, RfError } from './errors.js';
 
-/** Defaults of the command-line contract (DESIGN.md). */
+/** Defaults of the command-line contract (DESIGN.md), for code outside commander's reach. */
 export function defaultStore(env: NodeJS.ProcessEnv = process.env): string {
   return env.RF_STORE ?? './rf-data';
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { defaultSource, defaultStore } from '../config.js';
-import { reportError } from './output.js';
+import { applyConfig, effectiveConfig } from './config-file.js';
+import { out, reportError } from './output.js';
 
 // `rf info | head` closes stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -22,8 +22,7 @@ program
   .exitOverride();
 
 const json = () => new Option('--json', 'machine-readable output');
-const store = () =>
-  new Option('--store <dir>', 'the archive directory (env RF_STORE)').default(defaultStore());
+const store = () => new Option('--store <dir>', 'the archive directory').default('./rf-data');
 
 program
   .command('listen')
@@ -31,8 +30,8 @@ program
   .addOption(
     new Option(
       '--source <redis-url>',
-      'the master, redis://[user[:password]@]host:port (env RF_SOURCE, REDIS_URL)',
-    ).default(defaultSource()),
+      'the master, redis://[user[:password]@]host:port (also REDIS_URL)',
+    ).default('redis://127.0.0.1:6379'),
   )
   .addOption(store())
   .option('--name <source>', 'name of this source in the store', 'default')
@@ -63,7 +62,16 @@ Examples:
   rf listen --source redis://127.0.0.1:6380 --store /var/lib/rf
   RF_PASSWORD=secret rf listen --source redis://rf@redis-1:6379 --name cache`,
   )
-  .action(async (opts) => {
+  .option('--print-config', 'print the effective configuration, secrets redacted, and exit')
+  .action(async (opts, cmd: Command) => {
+    if (opts.printConfig) {
+      const config = effectiveConfig(cmd);
+      if (opts.json) out.json(config);
+      else
+        for (const [k, v] of Object.entries(config))
+          out.line(`${k.padEnd(16)} ${String(v.value).padEnd(40)} (${v.source})`);
+      return;
+    }
     const { run } = await import('./listen.js');
     process.exitCode = await run(opts);
   });
@@ -132,6 +140,12 @@ Examples:
     const { run } = await import('./restore.js');
     process.exitCode = await run(opts);
   });
+
+// Every command reads the same config file and RF_* variables: flags > environment > file > defaults.
+for (const cmd of program.commands) {
+  cmd.addOption(new Option('--config <file>', 'YAML file of option values (env RF_CONFIG)'));
+}
+program.hook('preAction', (_program, actionCommand) => applyConfig(program, actionCommand));
 
 try {
   await program.parseAsync(process.argv);
