@@ -68,7 +68,7 @@ describe('configuration', () => {
       RF_STORE: undefined,
     });
     expect(config.source).toEqual({ value: 'redis://:***@127.0.0.2:7000', source: 'env' });
-    expect(config.store.source).toBe('config');
+    expect(config.store?.source).toBe('config');
     expect(raw).not.toContain('env-secret');
   });
 
