@@ -28,6 +28,8 @@ export interface ListenOptions {
 }
 
 export async function run(options: ListenOptions): Promise<number> {
+  // The command line may hold a password (--source redis://user:pw@…): `ps` shows this instead.
+  process.title = `rf listen ${options.name}`;
   const log = createLogger({ level: options.logLevel });
   const began = Date.now();
   let listener: Listener;

@@ -37,6 +37,8 @@ export interface RestoreOptions {
 }
 
 export async function run(options: RestoreOptions): Promise<number> {
+  // --target may carry a password: keep it out of `ps`.
+  process.title = 'rf restore';
   const began = Date.now();
   try {
     if (options.out !== undefined && options.target !== undefined) {

@@ -65,6 +65,28 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
     expect(d.output).not.toContain('env-secret');
   });
 
+  it('keeps a password given in the URL out of the process title and the logs', async () => {
+    const r = await redis(['--requirepass', 'url-secret']);
+    const store = await storeDir();
+    const d = RfDaemon.start([
+      '--source',
+      `redis://:url-secret@127.0.0.1:${r.port}`,
+      '--store',
+      store,
+    ]);
+    cleanups.push(() => d.stop('SIGKILL'));
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const { readFile } = await import('node:fs/promises');
+    const cmdline = await readFile(`/proc/${d.child.pid}/cmdline`, 'latin1');
+    expect(cmdline).toContain('rf listen default');
+    expect(cmdline).not.toContain('url-secret');
+    expect((await d.stop()).code).toBe(0);
+    expect(d.output).not.toContain('url-secret');
+    const info = await rf(['info', '--store', store, '--json']);
+    expect(info.stdout).not.toContain('url-secret');
+    expect(JSON.parse(info.stdout).sources[0].url).toBe(`redis://:***@127.0.0.1:${r.port}`);
+  });
+
   it('a source that is itself a replica: RF_SOURCE_IS_REPLICA, exit 2, naming its master', async () => {
     const m = await redis();
     const replica = await redis(['--replicaof', '127.0.0.1', String(m.port)]);
