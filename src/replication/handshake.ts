@@ -48,10 +48,12 @@ export async function handshake(
     return reader.readLine(options.timeoutMs, `the reply to ${what}`);
   };
   const fail = (what: string, reply: string) =>
-    new RfError('RF_MASTER_ERROR', `${peer} refused ${what}: ${reply.slice(1)}`, {
-      details: { peer, command: what, reply },
-      hint: 'check the source URL and the master configuration; `rf doctor` explains each setting',
-    });
+    reply.startsWith('-NOPERM')
+      ? noPermission(peer, what, reply)
+      : new RfError('RF_MASTER_ERROR', `${peer} refused ${what}: ${reply.slice(1)}`, {
+          details: { peer, command: what, reply },
+          hint: 'check the source URL and the master configuration; `rf doctor` explains each setting',
+        });
 
   const pong = await ask(['PING'], 'PING');
   // A master with requirepass answers PING with -NOAUTH; AUTH follows anyway.
@@ -117,6 +119,7 @@ export function parsePsyncReply(reply: string, peer: string): PsyncReply {
     if (/^[0-9a-f]{40}$/.test(replid)) return { kind: 'continue', replid };
   }
   if (RETRY_LATER.test(reply)) throw new MasterRetryLater(reply, peer);
+  if (reply.startsWith('-NOPERM')) throw noPermission(peer, 'PSYNC', reply);
   if (reply.startsWith('-')) {
     throw new RfError('RF_MASTER_ERROR', `${peer} refused PSYNC: ${reply.slice(1)}`, {
       details: { peer, reply },
@@ -128,6 +131,20 @@ export function parsePsyncReply(reply: string, peer: string): PsyncReply {
     `unexpected reply to PSYNC from ${peer}: ${JSON.stringify(reply.slice(0, 80))}`,
     {
       details: { peer, reply: reply.slice(0, 80) },
+    },
+  );
+}
+
+/** The ACL line for a user that can do what rf does and no more (rf doctor prints the same). */
+export const RF_ACL_RULES = '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof';
+
+export function noPermission(peer: string, command: string, reply: string): RfError {
+  return new RfError(
+    'RF_AUTH',
+    `${peer} does not let this user run ${command}: ${reply.slice(1)}`,
+    {
+      details: { peer, command, reply },
+      hint: `grant the rf user what it needs: ACL SETUSER <user> on >PASSWORD resetkeys resetchannels ${RF_ACL_RULES} (\`rf doctor\` prints it)`,
     },
   );
 }

@@ -1,6 +1,4 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isRfError, type RfCode, type RfError } from '../../src/errors.js';
 import type { RedisEndpoint } from '../../src/redis-url.js';
@@ -8,6 +6,7 @@ import { RedisClient, RedisReplyError } from '../../src/resp/client.js';
 import { type FakeMaster, startFakeMaster } from '../helpers/fake-master.js';
 import { startProxy, type TcpProxy } from '../helpers/proxy.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { makeTestCertificate } from '../helpers/tls.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const local = (port: number, extra: Partial<RedisEndpoint> = {}): RedisEndpoint => ({
@@ -331,30 +330,7 @@ describe('RedisClient over TLS (rediss://)', () => {
   let certs: string;
   beforeAll(async () => {
     certs = await makeTempDir('rf-certs-');
-    const key = join(certs, 'key.pem');
-    const cert = join(certs, 'cert.pem');
-    const generated = spawnSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]);
-    if (generated.status !== 0 || !existsSync(cert)) {
-      throw new Error(
-        `openssl (apt-get install openssl) could not make a test certificate: ${generated.error ?? generated.stderr}`,
-      );
-    }
+    const { key, cert } = makeTestCertificate(certs);
     ca = readFileSync(cert);
     tlsPort = await freePort();
     redis = await startRedis({
