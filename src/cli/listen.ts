@@ -30,6 +30,8 @@ export interface ListenOptions {
 export async function run(options: ListenOptions): Promise<number> {
   // The command line may hold a password (--source redis://user:pw@…): `ps` shows this instead.
   process.title = `rf listen ${options.name}`;
+  // The archive holds every value the master ever had: nobody else reads it (dirs 0700, files 0600).
+  process.umask(0o077);
   const log = createLogger({ level: options.logLevel });
   const began = Date.now();
   let listener: Listener;

@@ -145,6 +145,13 @@ describe('rf listen as a least-privilege ACL user', () => {
     ]);
     cleanups.push(() => d.stop('SIGKILL'));
     await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    // Only the owner can read the archive.
+    const { readdir, stat } = await import('node:fs/promises');
+    expect((await stat(store)).mode & 0o777).toBe(0o700);
+    for (const sub of ['db', 'bases']) expect((await stat(path.join(store, sub))).mode & 0o777).toBe(0o700);
+    for (const f of await readdir(path.join(store, 'db'))) {
+      expect((await stat(path.join(store, 'db', f))).mode & 0o077, f).toBe(0);
+    }
     const admin = await master.client({ username: 'rf', password: 'rf-pass' });
     // The rf user cannot write: prove the ACL is as tight as claimed.
     await expect(admin.call('SET', 'x', '1')).rejects.toThrow(/NOPERM/);
