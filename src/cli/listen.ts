@@ -24,6 +24,7 @@ export interface ListenOptions {
   logLevel: string;
   baseEvery: string;
   metrics?: string;
+  retain: string;
   json?: boolean;
 }
 
@@ -60,6 +61,7 @@ export async function run(options: ListenOptions): Promise<number> {
         ...(options.metrics === undefined
           ? {}
           : { metrics: parseHostPort('--metrics', options.metrics) }),
+        retainMs: options.retain === 'forever' ? null : parseDuration(options.retain),
       },
       log,
     );
@@ -74,6 +76,7 @@ export async function run(options: ListenOptions): Promise<number> {
           flushInterval: options.flushInterval,
           replTimeout: options.replTimeout,
           baseEvery: options.baseEvery,
+          retain: options.retain,
           tls: endpoint.tls,
           passwordFrom: options.passwordFile
             ? 'file'

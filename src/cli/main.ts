@@ -39,6 +39,11 @@ program
   .option('--tls-ca <file>', 'CA certificate for rediss://')
   .option('--tls-cert <file>', 'client certificate for rediss://')
   .option('--tls-key <file>', 'client key for rediss://')
+  .option(
+    '--retain <duration>',
+    'keep what restores within this window need (7d, 36h, forever)',
+    'forever',
+  )
   .option('--metrics <host:port>', 'serve Prometheus metrics on http://host:port/metrics')
   .option(
     '--base-every <duration>',

@@ -8,8 +8,10 @@ import { MasterRetryLater } from '../replication/handshake.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import { RedisClient } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
-import { Store, storePaths } from '../store/store.js';
-import type { SourceRecord } from '../store/types.js';
+import { keys } from '../store/keys.js';
+import { pruneArchive } from '../store/retention.js';
+import { json, Store, storePaths } from '../store/store.js';
+import type { SeenRecord, SourceRecord } from '../store/types.js';
 import { Backoff } from './backoff.js';
 import { startControlServer } from './control.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
@@ -31,6 +33,8 @@ export interface ListenConfig {
   baseEveryMs: number | null;
   /** Serve Prometheus metrics here. */
   metrics?: { host: string; port: number };
+  /** Keep what restores within this long before now need; prune the rest (null: keep all). */
+  retainMs: number | null;
 }
 
 export interface ListenerStatus {
@@ -116,12 +120,16 @@ export class Listener {
         () => this.status(),
         log,
       );
-      const bases = this.scheduleBases(store);
+      const background = [
+        this.scheduleBases(store),
+        this.scheduleRetention(store),
+        this.recordSeen(store),
+      ];
       try {
         await this.loop(store);
       } finally {
         this.stop();
-        await bases;
+        await Promise.all(background);
       }
     } finally {
       await metrics?.close();
@@ -239,6 +247,51 @@ export class Listener {
           'fresh base failed; will try again',
         );
       }
+    }
+  }
+
+  /**
+   * While the master idles no entry arrives, yet the archive is complete: each second, if the
+   * master's sampled offset is no further than what is durable, record that instant so
+   * restores up to it are allowed (a PING every 10 s would otherwise be the only proof).
+   */
+  private async recordSeen(store: Store): Promise<void> {
+    let last = 0;
+    while (!this.stopping) {
+      await sleep(1000, undefined, { signal: this.wake.signal }).catch(() => undefined);
+      const s = this.session?.snapshot();
+      const m = this.watch?.latest();
+      if (this.stopping || s === undefined || m === undefined || m === null) continue;
+      if (s.phase !== 'streaming' || s.timeline === null || s.durableOffset === null) continue;
+      if (m.replid !== s.replid || m.offset > s.durableOffset || m.at <= last) continue;
+      const seen: SeenRecord = { timeline: s.timeline, offset: s.durableOffset, time: m.at };
+      await store
+        .batch([{ type: 'put', key: keys.seen(this.config.name), value: json.encode(seen) }])
+        .catch(() => undefined);
+      last = m.at;
+    }
+  }
+
+  /** Prunes what the --retain window no longer needs, once a minute (or sooner for short windows). */
+  private async scheduleRetention(store: Store): Promise<void> {
+    const { config, log } = this;
+    const retain = config.retainMs;
+    if (retain === null) return;
+    const every = Math.max(1000, Math.min(retain / 10, 60_000));
+    while (!this.stopping) {
+      try {
+        const result = await pruneArchive(store, config.name, Date.now() - retain, retain, log);
+        if (result.segmentsDeleted + result.basesDeleted + result.timelinesDropped > 0)
+          log.info(result, 'retention: pruned');
+      } catch (err) {
+        const code = isRfError(err) ? err.code : 'RF_INTERNAL';
+        this.info.errors[code] = (this.info.errors[code] ?? 0) + 1;
+        log.warn(
+          { error: { code, message: (err as Error).message } },
+          'retention: pruning failed; will try again',
+        );
+      }
+      await sleep(every, undefined, { signal: this.wake.signal }).catch(() => undefined);
     }
   }
 

@@ -6,6 +6,8 @@ import { RedisClient } from '../resp/client.js';
 export interface MasterSample {
   /** master_repl_offset: how far the master's stream has gone. */
   offset: number;
+  replid: string;
+  /** When INFO was sent: the master's offset then was at most `offset`. */
   at: number;
 }
 
@@ -54,9 +56,10 @@ export class MasterWatch {
         name: 'rf-watch',
         ...(this.tlsOptions ? { tlsOptions: this.tlsOptions } : {}),
       });
+      const at = Date.now();
       const info = await this.client.info('replication');
       const offset = Number(info.master_repl_offset);
-      if (Number.isFinite(offset)) this.sample = { offset, at: Date.now() };
+      if (Number.isFinite(offset)) this.sample = { offset, replid: info.master_replid ?? '', at };
     } catch (err) {
       this.log.debug({ error: (err as Error).message }, 'master offset sample failed');
       const c = this.client;

@@ -73,12 +73,11 @@ export function chooseTimeline(index: SourceIndex, target: number): Timeline {
       },
     );
   }
-  for (const t of index.timelines) {
-    const firstBase = Math.min(
-      ...index.bases.filter((b) => b.timeline === t.id).map((b) => b.takenAt),
-    );
-    if (target >= firstBase && target <= t.lastTime) return t;
-  }
+  const range = index.restorable.find((r) => target >= r.from && target <= r.until);
+  const timeline =
+    range === undefined ? undefined : index.timelines.find((t) => t.id === range.timeline);
+  if (timeline !== undefined) return timeline;
+
   throw new RfError(
     'RF_TIME_OUT_OF_RANGE',
     `${isoUtc(target)} is outside what the archive can restore: ${rangesText(index.restorable)}`,

@@ -2,7 +2,14 @@ import { RfError } from '../errors.js';
 import { type DecodedSegment, decodeSegment } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
 import { json, type KvReader } from './store.js';
-import type { BaseMeta, DurableState, SegmentMeta, SourceRecord, Timeline } from './types.js';
+import type {
+  BaseMeta,
+  DurableState,
+  SeenRecord,
+  SegmentMeta,
+  SourceRecord,
+  Timeline,
+} from './types.js';
 
 /** Read-side queries over the archive. Knows the key layout; not where the bytes live. */
 export class Archive {
@@ -31,6 +38,15 @@ export class Archive {
 
   async timelines(src: string): Promise<Timeline[]> {
     return this.collect<Timeline>(keys.timelinePrefix(src));
+  }
+
+  async seen(src: string): Promise<SeenRecord | undefined> {
+    return this.getJson<SeenRecord>(keys.seen(src));
+  }
+
+  /** Where retention has pruned a timeline to: its first segment starts right after this offset. */
+  async prunedBefore(src: string, timeline: number): Promise<number | undefined> {
+    return this.getJson<number>(keys.pruned(src, timeline));
   }
 
   async bases(src: string, timeline?: number): Promise<BaseMeta[]> {

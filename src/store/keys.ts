@@ -4,7 +4,10 @@
  *
  *   src/<source>                               SourceRecord (JSON): one per archived master
  *   s/<source>/state                          DurableState (JSON): where a resume starts
+ *   s/<source>/retention                      RetentionRecord (JSON): the window last pruned to
+ *   s/<source>/seen                           SeenRecord (JSON): complete up to when, while the master idles
  *   s/<source>/tl/<tl>                         Timeline (JSON)
+ *   s/<source>/pruned/<tl>                     offset (JSON): retention removed every segment ending at or before it
  *   s/<source>/base/<tl>/<offset>              BaseMeta (JSON); the RDB itself is a file
  *   s/<source>/seg/<tl>/<start>                SegmentMeta (JSON)
  *   s/<source>/dat/<tl>/<start>                segment data (binary, see codec.ts)
@@ -36,8 +39,11 @@ export const keys = {
   source: (src: string) => `src/${src}`,
   sourcePrefix: (src: string) => `s/${src}/`,
   state: (src: string) => `s/${src}/state`,
+  retention: (src: string) => `s/${src}/retention`,
+  seen: (src: string) => `s/${src}/seen`,
   timeline: (src: string, tl: number) => `s/${src}/tl/${tlHex(tl)}`,
   timelinePrefix: (src: string) => `s/${src}/tl/`,
+  pruned: (src: string, tl: number) => `s/${src}/pruned/${tlHex(tl)}`,
   base: (src: string, tl: number, offset: number) => `s/${src}/base/${tlHex(tl)}/${off(offset)}`,
   basePrefix: (src: string, tl?: number) =>
     tl === undefined ? `s/${src}/base/` : `s/${src}/base/${tlHex(tl)}/`,

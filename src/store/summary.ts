@@ -1,5 +1,5 @@
 import type { Archive } from './archive.js';
-import type { BaseMeta, SourceRecord, Timeline, TimelineReason } from './types.js';
+import type { BaseMeta, SeenRecord, SourceRecord, Timeline, TimelineReason } from './types.js';
 
 /** A range of capture times, in ms since the epoch, both ends inclusive. */
 export interface Range {
@@ -14,47 +14,60 @@ export interface Gap extends Range {
   after: number;
 }
 
+/** A restorable range and the timeline that serves it. */
+export interface Restorable extends Range {
+  timeline: number;
+}
+
 export interface SourceIndex {
   source: SourceRecord;
   timelines: Timeline[];
   bases: BaseMeta[];
   gaps: Gap[];
-  restorable: Range[];
+  restorable: Restorable[];
 }
 
 /**
  * What can be restored, derived from the timeline records: each timeline covers the instant of
  * its first base through its last durable entry, and the time between two timelines is a gap.
+ * `seen` extends the timeline being captured: rf listen records when it last saw the master's
+ * own offset equal to what was durable, so the archive is known complete up to that instant
+ * even when the master was idle.
  */
 export function restorableRanges(
   timelines: readonly Timeline[],
   bases: readonly BaseMeta[],
-): { restorable: Range[]; gaps: Gap[] } {
-  const restorable: Range[] = [];
+  seen?: SeenRecord,
+): { restorable: Restorable[]; gaps: Gap[] } {
+  const restorable: Restorable[] = [];
   const gaps: Gap[] = [];
   const sorted = [...timelines].sort((a, b) => a.id - b.id);
+  const untilOf = (t: Timeline) =>
+    seen !== undefined && seen.timeline === t.id ? Math.max(t.lastTime, seen.time) : t.lastTime;
   let previous: Timeline | undefined;
   for (const t of sorted) {
     const first = bases.filter((b) => b.timeline === t.id).sort((a, b) => a.offset - b.offset)[0];
     if (previous !== undefined) {
       gaps.push({
-        from: previous.lastTime,
+        from: untilOf(previous),
         until: t.startedAt,
         reason: t.reason,
         before: previous.id,
         after: t.id,
       });
     }
-    if (first !== undefined) restorable.push({ from: first.takenAt, until: t.lastTime });
+    if (first !== undefined)
+      restorable.push({ timeline: t.id, from: first.takenAt, until: untilOf(t) });
     previous = t;
   }
   return { restorable, gaps };
 }
 
 export async function indexSource(archive: Archive, source: SourceRecord): Promise<SourceIndex> {
-  const [timelines, bases] = await Promise.all([
+  const [timelines, bases, seen] = await Promise.all([
     archive.timelines(source.name),
     archive.bases(source.name),
+    archive.seen(source.name),
   ]);
-  return { source, timelines, bases, ...restorableRanges(timelines, bases) };
+  return { source, timelines, bases, ...restorableRanges(timelines, bases, seen) };
 }

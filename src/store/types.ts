@@ -82,3 +82,21 @@ export interface SourceRecord {
   url: string;
   createdAt: number;
 }
+
+/** What retention last did, for `rf info`. */
+export interface RetentionRecord {
+  retainMs: number;
+  /** Restores at or after this instant keep working. */
+  windowStart: number;
+  prunedAt: number;
+}
+
+/**
+ * The master's own offset, sampled at `time`, was no further than `offset`, which was durable:
+ * nothing the master wrote before `time` is missing from the timeline.
+ */
+export interface SeenRecord {
+  timeline: number;
+  offset: number;
+  time: number;
+}

@@ -20,7 +20,7 @@ export async function dumpArchive(dir: string, source = 'default'): Promise<Arch
     const entries = new Map<number, Entry[]>();
     for (const t of timelines) {
       const list: Entry[] = [];
-      let next = t.baseOffset + 1;
+      let next = ((await archive.prunedBefore(source, t.id)) ?? t.baseOffset) + 1;
       for await (const seg of archive.segments(source, t.id)) {
         if (seg.start !== next)
           throw new Error(`timeline ${t.id}: segment starts at ${seg.start}, expected ${next}`);

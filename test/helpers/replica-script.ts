@@ -16,10 +16,25 @@ export function tinyRdb(): Buffer {
 export const cmd = (...a: string[]) => encodeCommand(a);
 
 /** Answers the daemon's preflight connection (ROLE) as a master would. */
+/**
+ * Answers rf's command connections (the preflight's ROLE, the offset sampler's CLIENT SETNAME
+ * and INFO) as a master would, until they close. Returns false for a replication connection,
+ * whose first command is PING.
+ */
 export async function answerPreflight(conn: FakeConn, first: string[]): Promise<boolean> {
-  if (first[0]?.toUpperCase() !== 'ROLE') return false;
-  await conn.write('*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n');
-  await conn.closed;
+  if (first[0]?.toUpperCase() === 'PING') return false;
+  let command: string[] | null = first;
+  while (command !== null) {
+    const name = command[0]?.toUpperCase();
+    if (name === 'ROLE') await conn.write('*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n');
+    else if (name === 'INFO') {
+      // A replid no timeline has: the sampler's figures never count as proof of completeness.
+      const text =
+        'role:master\r\nmaster_replid:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\n';
+      await conn.write(`$${text.length}\r\n${text}\r\n`);
+    } else await conn.write('+OK\r\n');
+    command = await conn.readCommand(60_000).catch(() => null);
+  }
   return true;
 }
 
