@@ -18,7 +18,7 @@
  * position in that file (16 hex digits). A chunk covers [start, end) and chunks of a file join
  * up: each starts where the previous one ended, which the writer enforces.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
@@ -470,7 +470,7 @@ export class AofChunkWriter {
       });
       tmp = path.join(
         storePaths(this.store.dir).tmp,
-        `aof-base-${process.pid}-${Date.now()}-${offer.fileNo}.tmp`,
+        `aof-base-${offer.fileNo}-${randomUUID()}.tmp`,
       );
       try {
         await fs.mkdir(path.dirname(tmp), { recursive: true, mode: 0o700 });

@@ -1,0 +1,176 @@
+import { readFileSync } from 'node:fs';
+import type tls from 'node:tls';
+import { type Command, Option } from 'commander';
+import { applyFixes, type Check, diagnose, type FixOutcome } from '../aof/settings.js';
+import { readPasswordFile } from '../config.js';
+import { errnoCode, RfError } from '../errors.js';
+import { describeEndpoint, parseRedisUrl, redactUrl } from '../redis-url.js';
+import { RedisClient } from '../resp/client.js';
+import { parseDuration } from '../time.js';
+import { out, reportError } from './output.js';
+
+export interface DoctorOptions {
+  source: string;
+  fix?: boolean;
+  rfUser: string;
+  reconnectWindow: string;
+  passwordFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  json?: boolean;
+  /** How long the write rate is measured, in ms (tests shorten it). */
+  sampleMs?: number;
+}
+
+const mark: Record<Check['status'], string> = {
+  ok: 'ok  ',
+  warn: 'WARN',
+  fail: 'FAIL',
+  unknown: '??  ',
+};
+
+/**
+ * `rf doctor`: checks and explains each setting rf relies on; with --fix applies what it can
+ * with CONFIG SET (and CONFIG REWRITE when the server has a config file), printing each change.
+ * Exit 0 when all is well, 1 when something needs attention, 3 when the Redis cannot be reached.
+ */
+export async function run(options: DoctorOptions): Promise<number> {
+  const json = options.json === true;
+  let client: RedisClient | null = null;
+  try {
+    const endpoint = parseRedisUrl(options.source);
+    if (options.passwordFile !== undefined)
+      endpoint.password = readPasswordFile(options.passwordFile);
+    const reconnectWindowMs = parseDuration(options.reconnectWindow, { bareUnit: 's' });
+    const tlsOptions: tls.ConnectionOptions = {};
+    if (options.tlsCa) tlsOptions.ca = readFile('--tls-ca', options.tlsCa);
+    if (options.tlsCert) tlsOptions.cert = readFile('--tls-cert', options.tlsCert);
+    if (options.tlsKey) tlsOptions.key = readFile('--tls-key', options.tlsKey);
+    client = await RedisClient.connect(endpoint, {
+      timeoutMs: 10_000,
+      name: 'rf-doctor',
+      ...(Object.keys(tlsOptions).length > 0 ? { tlsOptions } : {}),
+    });
+    const diagnosis = await diagnose(client, {
+      rfUser: options.rfUser,
+      reconnectWindowMs,
+      sampleMs: options.sampleMs ?? 1000,
+    });
+    let fixes: FixOutcome | null = null;
+    if (options.fix) fixes = await applyFixes(client, diagnosis);
+    const attention = diagnosis.checks.filter((c) => c.status !== 'ok');
+    const source = redactUrl(options.source);
+    if (json) {
+      out.json({
+        ok: attention.length === 0,
+        source,
+        version: diagnosis.version,
+        writeRate: Math.round(diagnosis.writeRate),
+        checks: diagnosis.checks,
+        aclLine: diagnosis.aclLine,
+        configFile: diagnosis.configFile,
+        ...(fixes ? { configRewrite: fixes.configRewrite } : {}),
+      });
+    } else {
+      out.line(
+        `rf doctor: ${source} (${describeEndpoint(endpoint)}, Redis ${diagnosis.version ?? 'unknown'})`,
+      );
+      for (const c of diagnosis.checks) {
+        const fixedNote =
+          c.fixed === true ? '  (fixed)' : c.fixed === false ? `  (fix failed: ${c.fixError})` : '';
+        out.line(
+          `  ${mark[c.status]}  ${c.name}: ${c.current ?? '(unset)'}  →  ${c.recommended}${fixedNote}`,
+        );
+        if (c.status !== 'ok' || c.fixed) {
+          out.line(`        ${c.why}`);
+          if (c.fix && !c.fixed) out.line(`        fix: ${c.fix.join(' ')}`);
+        }
+      }
+      out.line('');
+      out.line(`The user rf should log in as (create it as an admin, then use it in --source):`);
+      out.line(`  ${diagnosis.aclLine}`);
+      if (fixes) {
+        for (const c of fixes.applied)
+          out.line(
+            `${c.fixed ? 'applied' : 'FAILED '}: ${c.fix!.join(' ')}${c.fixError ? ` (${c.fixError})` : ''}`,
+          );
+        const rw = fixes.configRewrite;
+        if (rw.status === 'done') out.line(`CONFIG REWRITE: saved to ${diagnosis.configFile}`);
+        if (rw.status === 'no-config-file')
+          out.line(
+            'CONFIG REWRITE not possible: this Redis runs without a config file; add the settings above to how it is started, or they are lost at restart',
+          );
+        if (rw.status === 'failed') out.line(`CONFIG REWRITE failed: ${rw.error}`);
+      }
+      out.line(
+        attention.length === 0
+          ? 'All is well.'
+          : `${attention.length} ${attention.length === 1 ? 'setting needs' : 'settings need'} attention${options.fix ? '' : '; `rf doctor --fix` applies the CONFIG SET lines (the ACL user is yours to create)'}.`,
+      );
+    }
+    return attention.length === 0 ? 0 : 1;
+  } catch (err) {
+    return reportError(err, json);
+  } finally {
+    await client?.close().catch(() => undefined);
+  }
+}
+
+function readFile(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new RfError('RF_USAGE', `cannot read ${flag} ${file}`, {
+      details: { flag, file, errno: errnoCode(err) },
+      hint: `check ${flag}: it names a file this user can read`,
+      cause: err,
+    });
+  }
+}
+
+/** Adds `rf doctor` to the program (main.ts calls this). */
+export function registerDoctor(program: Command): Command {
+  return program
+    .command('doctor')
+    .description(
+      'check and explain the Redis settings rf relies on; --fix applies what CONFIG SET can',
+    )
+    .addOption(
+      new Option(
+        '--source <redis-url>',
+        'the Redis to check, redis://[user[:password]@]host:port (also RF_SOURCE, REDIS_URL); log in as an admin',
+      ).default('redis://127.0.0.1:6379'),
+    )
+    .option(
+      '--fix',
+      'apply the fixes with CONFIG SET, then CONFIG REWRITE if the server has a config file',
+    )
+    .option('--rf-user <name>', 'the ACL user rf logs in as', 'rf')
+    .option(
+      '--reconnect-window <duration>',
+      'how long a disconnect rf listen should resume from without a full sync (sizes repl-backlog-size)',
+      '60s',
+    )
+    .option('--password-file <file>', 'the password, from the first line of this file')
+    .option('--tls-ca <file>', 'CA certificate for rediss://')
+    .option('--tls-cert <file>', 'client certificate for rediss://')
+    .option('--tls-key <file>', 'client key for rediss://')
+    .addOption(new Option('--json', 'machine-readable output'))
+    .addHelpText(
+      'after',
+      `
+Checks: appendonly yes; auto-aof-rewrite-percentage 0 (only rf rewrites); aof-timestamp-enabled yes;
+repl-backlog-size for the reconnect window at the write rate measured now; client-output-buffer-limit
+replica; an ACL user with only what rf needs (the exact ACL SETUSER line is printed).
+Exit 0 when all is well, 1 when something needs attention, 3 when the Redis cannot be reached.
+
+Examples:
+  rf doctor --source redis://127.0.0.1:6379
+  RF_PASSWORD=secret rf doctor --source redis://admin@redis-1:6379 --fix
+  rf doctor --source redis://127.0.0.1:6379 --reconnect-window 5m --json | jq '.checks[] | select(.status != "ok")'`,
+    )
+    .action(async (opts: DoctorOptions) => {
+      process.exitCode = await run(opts);
+    });
+}
