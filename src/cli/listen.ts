@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import { parseBytes, parseWholeNumber, readPasswordFile } from '../config.js';
-import { Listener } from '../daemon/listener.js';
-import { parseHostPort } from '../daemon/metrics.js';
-import { isRfError } from '../errors.js';
+import { type ListenConfig, Listener } from '../daemon/listener.js';
+import { parseListen } from '../aof/index.js';
+import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseRedisUrl, redactUrl } from '../redis-url.js';
 import { parseDuration } from '../time.js';
@@ -25,6 +25,16 @@ export interface ListenOptions {
   baseEvery: string;
   metrics?: string;
   retain: string;
+  aofDir?: string;
+  chunkSize: string;
+  chunkPause: string;
+  rewriteAt: string;
+  rewriteTimeout: string;
+  tz?: string;
+  ingest?: string;
+  ingestTokenFile?: string;
+  ingestTlsCert?: string;
+  ingestTlsKey?: string;
   json?: boolean;
 }
 
@@ -60,8 +70,21 @@ export async function run(options: ListenOptions): Promise<number> {
         baseEveryMs: options.baseEvery === 'off' ? null : parseDuration(options.baseEvery),
         ...(options.metrics === undefined
           ? {}
-          : { metrics: parseHostPort('--metrics', options.metrics) }),
+          : { metrics: parseListen('--metrics', options.metrics) }),
         retainMs: options.retain === 'forever' ? null : parseDuration(options.retain),
+        ...(options.aofDir === undefined
+          ? {}
+          : {
+              aof: {
+                dir: options.aofDir,
+                chunkSize: parseBytes('--chunk-size', options.chunkSize),
+                chunkPauseMs: parseDuration(options.chunkPause, { bareUnit: 'ms' }),
+                rewriteAt: options.rewriteAt,
+                rewriteTimeoutMs: parseDuration(options.rewriteTimeout),
+                ...(options.tz === undefined ? {} : { tz: options.tz }),
+              },
+            }),
+        ...(options.ingest === undefined ? {} : { ingest: ingestConfig(options) }),
       },
       log,
     );
@@ -122,5 +145,29 @@ function summary(listener: Listener) {
     sessions: s.sessions,
     reconnects: s.reconnects,
     durableOffset: s.session?.durableOffset ?? null,
+  };
+}
+
+/** The receiving end for `rf ship`: a bearer token is required, TLS where a certificate is given. */
+function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest']> {
+  const token = (
+    options.ingestTokenFile !== undefined
+      ? readPasswordFile(options.ingestTokenFile)
+      : (process.env.RF_INGEST_TOKEN ?? '')
+  ).trim();
+  if (token === '') {
+    throw new RfError('RF_USAGE', '--ingest needs a bearer token that rf ship must present', {
+      hint: 'give --ingest-token-file FILE (or RF_INGEST_TOKEN); rf ship takes the same token',
+    });
+  }
+  if ((options.ingestTlsCert === undefined) !== (options.ingestTlsKey === undefined)) {
+    throw new RfError('RF_USAGE', 'TLS for --ingest needs both --ingest-tls-cert and --ingest-tls-key');
+  }
+  return {
+    listen: options.ingest!,
+    token,
+    ...(options.ingestTlsCert !== undefined && options.ingestTlsKey !== undefined
+      ? { tls: { cert: readFileSync(options.ingestTlsCert), key: readFileSync(options.ingestTlsKey) } }
+      : {}),
   };
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { applyConfig, effectiveConfig } from './config-file.js';
+import { registerDoctor } from './doctor.js';
+import { registerShip } from './ship.js';
 import { out, reportError } from './output.js';
 
 // `rf info | head` closes stdout early: that is the reader's choice, not an error.
@@ -39,6 +41,16 @@ program
   .option('--tls-ca <file>', 'CA certificate for rediss://')
   .option('--tls-cert <file>', 'client certificate for rediss://')
   .option('--tls-key <file>', 'client key for rediss://')
+  .option('--aof-dir <dir>', "also follow the master's append-only files in this directory (same host)")
+  .option('--chunk-size <bytes>', 'cut the AOF into chunks of about this size', '1m')
+  .option('--chunk-pause <ms>', 'pause between AOF chunks, to spare the live host', '0')
+  .option('--rewrite-at <HH:MM|off>', 'run the BGREWRITEAOF cycle daily at this local time', '00:00')
+  .option('--rewrite-timeout <duration>', 'longest a rewrite cycle may take', '30m')
+  .option('--tz <zone>', 'IANA time zone of --rewrite-at (default: this machine)')
+  .option('--ingest <host:port>', 'accept AOF chunks from rf ship on this address')
+  .option('--ingest-token-file <file>', 'the bearer token rf ship must present (or RF_INGEST_TOKEN)')
+  .option('--ingest-tls-cert <file>', 'serve --ingest over TLS with this certificate')
+  .option('--ingest-tls-key <file>', 'and this key')
   .option(
     '--retain <duration>',
     'keep what restores within this window need (7d, 36h, forever)',
@@ -145,6 +157,9 @@ Examples:
     const { run } = await import('./restore.js');
     process.exitCode = await run(opts);
   });
+
+registerShip(program);
+registerDoctor(program);
 
 // Every command reads the same config file and RF_* variables: flags > environment > file > defaults.
 for (const cmd of program.commands) {

@@ -3,6 +3,13 @@ import type tls from 'node:tls';
 import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
+import {
+  type AofHandle,
+  type AofStatus,
+  type IngestServer,
+  startAofCapture,
+  startIngestServer,
+} from '../aof/index.js';
 import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
@@ -35,6 +42,17 @@ export interface ListenConfig {
   metrics?: { host: string; port: number };
   /** Keep what restores within this long before now need; prune the rest (null: keep all). */
   retainMs: number | null;
+  /** Follow the master's append-only files too (same host). */
+  aof?: {
+    dir: string;
+    chunkSize: number;
+    chunkPauseMs: number;
+    rewriteAt: string;
+    rewriteTimeoutMs: number;
+    tz?: string;
+  };
+  /** Accept AOF chunks from `rf ship` on the Redis host. */
+  ingest?: { listen: string; token: string; tls?: { cert: Buffer; key: Buffer } };
 }
 
 export interface ListenerStatus {
@@ -50,6 +68,8 @@ export interface ListenerStatus {
   lastBaseAt: number | null;
   totals: { segments: number; streamBytes: number; bases: number; reconnects: number };
   errors: Record<string, number>;
+  aof?: AofStatus | null;
+  ingest?: ReturnType<IngestServer['stats']> | null;
 }
 
 /** Errors no reconnect can fix: the store itself is at fault. */
@@ -71,6 +91,9 @@ export class Listener {
   private readonly wake = new AbortController();
   private readonly info: ListenerStatus;
   private watch: MasterWatch | null = null;
+  private aof: AofHandle | null = null;
+  private ingest: IngestServer | null = null;
+  private rewrites = { count: 0, lastAt: 0 };
 
   constructor(
     private readonly config: ListenConfig,
@@ -97,6 +120,8 @@ export class Listener {
       ...this.info,
       session: this.session?.snapshot() ?? null,
       master: this.watch?.latest() ?? null,
+      aof: this.aof?.status() ?? null,
+      ingest: this.ingest?.stats() ?? null,
     };
   }
 
@@ -114,6 +139,14 @@ export class Listener {
       this.watch.start();
       if (config.metrics)
         metrics = await startMetricsServer(config.metrics, () => this.metricsSnapshot(), log);
+      if (config.aof) await this.startAof(store, config.aof);
+      if (config.ingest) {
+        this.ingest = await startIngestServer({
+          store,
+          ...config.ingest,
+          log: log.child({ ingest: config.ingest.listen }),
+        });
+      }
       control = await startControlServer(
         storePaths(config.store).socket,
         store,
@@ -132,6 +165,10 @@ export class Listener {
         await Promise.all(background);
       }
     } finally {
+      await this.ingest?.close();
+      await this.aof
+        ?.stop()
+        .catch((err: unknown) => log.warn({ error: String(err) }, 'AOF capture did not stop cleanly'));
       await metrics?.close();
       await this.watch?.stop();
       await control?.close();
@@ -295,6 +332,56 @@ export class Listener {
     }
   }
 
+  /**
+   * The second, independent record: the master's own append-only files, chunked into the store.
+   * Refusals at start (appendonly off, no AOF there, a bad manifest) stop rf listen; a failure
+   * later is reported and counted, and the stream capture goes on.
+   */
+  private async startAof(store: Store, aof: NonNullable<ListenConfig['aof']>): Promise<void> {
+    const { config, log } = this;
+    this.aof = await startAofCapture({
+      store,
+      source: config.name,
+      aofDir: aof.dir,
+      chunkSize: aof.chunkSize,
+      chunkPauseMs: aof.chunkPauseMs,
+      rewriteAt: aof.rewriteAt,
+      rewriteTimeoutMs: aof.rewriteTimeoutMs,
+      ...(aof.tz === undefined ? {} : { tz: aof.tz }),
+      redis: {
+        endpoint: config.endpoint,
+        ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
+        url: config.sourceUrl,
+      },
+      log,
+    });
+    this.aof.done.catch((err: unknown) => {
+      if (this.stopping) return;
+      const code = isRfError(err) ? err.code : 'RF_INTERNAL';
+      this.info.errors[code] = (this.info.errors[code] ?? 0) + 1;
+      this.info.lastError = { code, message: (err as Error).message, at: Date.now() };
+      log.error(
+        { error: { code, message: (err as Error).message } },
+        'AOF capture stopped; the stream capture goes on',
+      );
+    });
+  }
+
+  private aofMetrics(): MetricsSnapshot['aof'] {
+    const st = this.aof?.status();
+    if (st === undefined) return null;
+    const last = st.rewrite?.last;
+    if (last?.ok && last.at > this.rewrites.lastAt) {
+      this.rewrites = { count: this.rewrites.count + 1, lastAt: last.at };
+    }
+    return {
+      sizeBytes: st.size?.bytes ?? null,
+      chunks: st.chunks,
+      bytes: st.bytes,
+      rewrites: this.rewrites.count,
+    };
+  }
+
   private baseTaken(takenAt: number): void {
     this.info.totals.bases++;
     this.info.lastBaseAt = takenAt;
@@ -313,7 +400,7 @@ export class Listener {
       lastBaseAt: this.info.lastBaseAt,
       totals: { ...this.info.totals },
       errors: { ...this.info.errors },
-      aof: null,
+      aof: this.aofMetrics(),
     };
   }
 

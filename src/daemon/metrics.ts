@@ -151,16 +151,3 @@ export async function startMetricsServer(
   log.info({ metrics: `http://${listen.host}:${port}/metrics` }, 'metrics listening');
   return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
-
-/** `host:port` for --metrics and --ingest. */
-export function parseHostPort(flag: string, value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value.trim());
-  const port = Number(m?.[3]);
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RfError('RF_USAGE', `${flag} takes host:port, got ${JSON.stringify(value)}`, {
-      details: { flag, value },
-      hint: `for example ${flag} 127.0.0.1:9187`,
-    });
-  }
-  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
-}

@@ -3,6 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { errnoCode, RfError } from '../errors.js';
 import type { BaseMeta } from '../store/types.js';
+import { Crc64 } from '../verify/rdb.js';
 
 export function basePath(storeDir: string, base: BaseMeta): string {
   return path.join(storeDir, base.file);
@@ -65,4 +66,15 @@ export async function fileExists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * An RDB with no keys (header, EOF opcode, CRC64), for a target whose base comes as commands:
+ * the replication protocol always starts with a snapshot.
+ */
+export function emptyRdb(): Buffer {
+  const body = Buffer.concat([Buffer.from('REDIS0010', 'latin1'), Buffer.from([0xff])]);
+  const crc = Buffer.alloc(8);
+  crc.writeBigUInt64LE(new Crc64().update(body).value);
+  return Buffer.concat([body, crc]);
 }

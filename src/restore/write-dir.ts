@@ -5,7 +5,6 @@ import { errnoCode, RfError } from '../errors.js';
 /** Redis 7's defaults (appenddirname, appendfilename): what `redis-server --appendonly yes` looks for. */
 export const AOF_DIR = 'appendonlydir';
 export const AOF_NAME = 'appendonly.aof';
-const BASE = `${AOF_NAME}.1.base.rdb`;
 const INCR = `${AOF_NAME}.1.incr.aof`;
 const MANIFEST = `${AOF_NAME}.manifest`;
 
@@ -41,7 +40,7 @@ export async function checkOutDir(dir: string): Promise<void> {
  */
 export async function writeRestoreDir(
   dir: string,
-  base: AsyncIterable<Buffer>,
+  base: { format: 'rdb' | 'aof'; chunks: AsyncIterable<Buffer> } | null,
   incr: AsyncIterable<Buffer>,
 ): Promise<{ dir: string; baseBytes: number; incrBytes: number }> {
   await checkOutDir(dir);
@@ -54,12 +53,18 @@ export async function writeRestoreDir(
   const aofDir = path.join(staging, AOF_DIR);
   try {
     await fs.mkdir(aofDir, { recursive: true });
-    const baseBytes = await writeAll(path.join(aofDir, BASE), base);
+    // A base is RDB (the stream's snapshots, AOF bases with the RDB preamble) or AOF commands.
+    const baseName = base === null ? null : `${AOF_NAME}.1.base.${base.format}`;
+    const baseBytes =
+      base === null || baseName === null
+        ? 0
+        : await writeAll(path.join(aofDir, baseName), base.chunks);
     const incrBytes = await writeAll(path.join(aofDir, INCR), incr);
+    const manifest = `${baseName === null ? '' : `file ${baseName} seq 1 type b\n`}file ${INCR} seq 1 type i\n`;
     await writeAll(
       path.join(aofDir, MANIFEST),
       (async function* () {
-        yield Buffer.from(`file ${BASE} seq 1 type b\nfile ${INCR} seq 1 type i\n`);
+        yield Buffer.from(manifest);
       })(),
     );
     await fs.rename(aofDir, path.join(dir, AOF_DIR));

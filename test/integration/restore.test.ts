@@ -43,19 +43,42 @@ async function checkpoint(): Promise<void> {
   const digest = String(await client.call('DEBUG', 'DIGEST'));
   const keys = await keyCount(client);
   // Capture times are stamped when rf receives a write: everything acknowledged is before now.
-  const at = new Date().toISOString();
-  checkpoints.push({ at, digest, keys });
-  await new Promise((r) => setTimeout(r, 5));
+  const now = Date.now();
+  checkpoints.push({ at: new Date(now).toISOString(), digest, keys });
+  // The AOF's #TS annotations have second precision: resume writing in the next second.
+  await new Promise((r) => setTimeout(r, 1000 - (now % 1000) + 20));
 }
 
 beforeAll(async () => {
-  master = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
+  master = await startRedis({
+    args: [
+      '--repl-diskless-sync-delay',
+      '0',
+      '--appendonly',
+      'yes',
+      '--aof-timestamp-enabled',
+      'yes',
+    ],
+  });
   client = await master.client();
   work = await makeTempDir('rf-restore-');
   store = path.join(work, 'store');
   // Something in the base already, so restores start from a non-empty snapshot.
   await workloadPhase(client, 0);
-  daemon = RfDaemon.start(['--source', master.url, '--store', store, '--flush-interval', '20']);
+  daemon = RfDaemon.start([
+    '--source',
+    master.url,
+    '--store',
+    store,
+    '--flush-interval',
+    '20',
+    '--aof-dir',
+    master.dir,
+    '--chunk-size',
+    '4k',
+    '--rewrite-at',
+    'off',
+  ]);
   await daemon.waitForLog((l) => l.msg === 'first timeline started from the base');
   for (let phase = 1; phase <= 3; phase++) {
     await workloadPhase(client, phase);
@@ -64,7 +87,26 @@ beforeAll(async () => {
   // Writes after the last checkpoint must not show up in any restore.
   await workloadPhase(client, 4);
   await caughtUp();
+  await aofCaughtUp();
 }, 120_000);
+
+/** Waits until the AOF chunks hold every byte of the master's incr file. */
+async function aofCaughtUp(): Promise<void> {
+  const { readdir, stat } = await import('node:fs/promises');
+  const dir = path.join(master.dir, 'appendonlydir');
+  await waitFor(
+    async () => {
+      const incr = (await readdir(dir)).filter((f) => f.endsWith('.incr.aof'));
+      let size = 0;
+      for (const f of incr) size += (await stat(path.join(dir, f))).size;
+      const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout);
+      return info.sources[0]?.aof?.bytes === size;
+    },
+    'the AOF chunks to hold the whole incr file',
+    20_000,
+    250,
+  );
+}
 
 afterAll(async () => {
   await daemon?.stop();
@@ -147,5 +189,51 @@ describe('rf restore --until reproduces the master exactly at each checkpoint', 
     expect(plan.droppedTransaction).toBeNull();
     const { existsSync } = await import('node:fs');
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('from the AOF chunks (second precision), through --out and --target', async () => {
+    for (const [i, cp] of checkpoints.entries()) {
+      const out = path.join(work, `aof-out-${i}`);
+      const res = await rf([
+        'restore',
+        '--store',
+        store,
+        '--until',
+        cp.at,
+        '--from',
+        'aof',
+        '--out',
+        out,
+        '--json',
+      ]);
+      expect(res.code, res.stderr).toBe(0);
+      const summary = JSON.parse(res.stdout);
+      expect(summary.from).toBe('aof');
+      expect(summary.precision).toBe('second');
+      const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
+      try {
+        expect(String(await (await booted.client()).call('DEBUG', 'DIGEST'))).toBe(cp.digest);
+      } finally {
+        await booted.stop();
+      }
+      const target = await startRedis();
+      try {
+        const t = await rf([
+          'restore',
+          '--store',
+          store,
+          '--until',
+          cp.at,
+          '--from',
+          'aof',
+          '--target',
+          target.url,
+        ]);
+        expect(t.code, t.stderr).toBe(0);
+        expect(String(await (await target.client()).call('DEBUG', 'DIGEST'))).toBe(cp.digest);
+      } finally {
+        await target.stop();
+      }
+    }
   });
 });
