@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
+import { parseListen } from '../aof/index.js';
 import { parseBytes, parseWholeNumber, readPasswordFile } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
-import { parseListen } from '../aof/index.js';
 import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseRedisUrl, redactUrl } from '../redis-url.js';
@@ -161,13 +161,21 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
     });
   }
   if ((options.ingestTlsCert === undefined) !== (options.ingestTlsKey === undefined)) {
-    throw new RfError('RF_USAGE', 'TLS for --ingest needs both --ingest-tls-cert and --ingest-tls-key');
+    throw new RfError(
+      'RF_USAGE',
+      'TLS for --ingest needs both --ingest-tls-cert and --ingest-tls-key',
+    );
   }
   return {
     listen: options.ingest!,
     token,
     ...(options.ingestTlsCert !== undefined && options.ingestTlsKey !== undefined
-      ? { tls: { cert: readFileSync(options.ingestTlsCert), key: readFileSync(options.ingestTlsKey) } }
+      ? {
+          tls: {
+            cert: readFileSync(options.ingestTlsCert),
+            key: readFileSync(options.ingestTlsKey),
+          },
+        }
       : {}),
   };
 }

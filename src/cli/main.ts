@@ -2,8 +2,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { applyConfig, effectiveConfig } from './config-file.js';
 import { registerDoctor } from './doctor.js';
-import { registerShip } from './ship.js';
 import { out, reportError } from './output.js';
+import { registerShip } from './ship.js';
 
 // `rf info | head` closes stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -41,14 +41,24 @@ program
   .option('--tls-ca <file>', 'CA certificate for rediss://')
   .option('--tls-cert <file>', 'client certificate for rediss://')
   .option('--tls-key <file>', 'client key for rediss://')
-  .option('--aof-dir <dir>', "also follow the master's append-only files in this directory (same host)")
+  .option(
+    '--aof-dir <dir>',
+    "also follow the master's append-only files in this directory (same host)",
+  )
   .option('--chunk-size <bytes>', 'cut the AOF into chunks of about this size', '1m')
   .option('--chunk-pause <ms>', 'pause between AOF chunks, to spare the live host', '0')
-  .option('--rewrite-at <HH:MM|off>', 'run the BGREWRITEAOF cycle daily at this local time', '00:00')
+  .option(
+    '--rewrite-at <HH:MM|off>',
+    'run the BGREWRITEAOF cycle daily at this local time',
+    '00:00',
+  )
   .option('--rewrite-timeout <duration>', 'longest a rewrite cycle may take', '30m')
   .option('--tz <zone>', 'IANA time zone of --rewrite-at (default: this machine)')
   .option('--ingest <host:port>', 'accept AOF chunks from rf ship on this address')
-  .option('--ingest-token-file <file>', 'the bearer token rf ship must present (or RF_INGEST_TOKEN)')
+  .option(
+    '--ingest-token-file <file>',
+    'the bearer token rf ship must present (or RF_INGEST_TOKEN)',
+  )
   .option('--ingest-tls-cert <file>', 'serve --ingest over TLS with this certificate')
   .option('--ingest-tls-key <file>', 'and this key')
   .option(

@@ -1,8 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type tls from 'node:tls';
-import { isRfError, RfError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import {
   type AofHandle,
   type AofStatus,
@@ -10,6 +7,9 @@ import {
   startAofCapture,
   startIngestServer,
 } from '../aof/index.js';
+import { isRfError, RfError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
@@ -168,7 +168,9 @@ export class Listener {
       await this.ingest?.close();
       await this.aof
         ?.stop()
-        .catch((err: unknown) => log.warn({ error: String(err) }, 'AOF capture did not stop cleanly'));
+        .catch((err: unknown) =>
+          log.warn({ error: String(err) }, 'AOF capture did not stop cleanly'),
+        );
       await metrics?.close();
       await this.watch?.stop();
       await control?.close();

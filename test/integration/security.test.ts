@@ -148,7 +148,8 @@ describe('rf listen as a least-privilege ACL user', () => {
     // Only the owner can read the archive.
     const { readdir, stat } = await import('node:fs/promises');
     expect((await stat(store)).mode & 0o777).toBe(0o700);
-    for (const sub of ['db', 'bases']) expect((await stat(path.join(store, sub))).mode & 0o777).toBe(0o700);
+    for (const sub of ['db', 'bases'])
+      expect((await stat(path.join(store, sub))).mode & 0o777).toBe(0o700);
     for (const f of await readdir(path.join(store, 'db'))) {
       expect((await stat(path.join(store, 'db', f))).mode & 0o077, f).toBe(0);
     }
