@@ -25,7 +25,12 @@ export async function planRestore(
   const seg = await archive.segmentBeforeTime(source, timeline.id, target);
   let cut: Cut;
   if (seg === undefined) {
-    cut = { offset: timeline.baseOffset, lastApplied: null, dropped: null };
+    // No entry of the timeline was captured at or before T (none yet, or retention pruned
+    // them): T is served by the latest base taken by then.
+    const bases = index.bases.filter((b) => b.timeline === timeline.id && b.takenAt <= target);
+    const offset =
+      bases.length === 0 ? timeline.baseOffset : Math.max(...bases.map((b) => b.offset));
+    cut = { offset, lastApplied: null, dropped: null };
   } else {
     const { entries } = await archive.readSegment(source, seg);
     cut = cutInSegment(seg, entries, target, seg.end === timeline.durableOffset);

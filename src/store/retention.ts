@@ -48,10 +48,17 @@ export async function pruneArchive(
   const timelines = await archive.timelines(source);
   const bases = await archive.bases(source);
 
-  let keepFrom: { timeline: number; offset: number } | null = null;
+  let keepFrom: { timeline: number; offset: number; segmentsBefore: number } | null = null;
   try {
     const plan = await planRestore(archive, source, windowStart);
-    keepFrom = { timeline: plan.timeline.id, offset: plan.base.offset };
+    // Keep the base that restore uses, and the segment that holds its cut even when the base
+    // sits at its very end: a restore to the window's start finds its cut by time in it.
+    const cutSegment = await archive.segmentAtOffset(source, plan.timeline.id, plan.cut.offset);
+    const segmentsBefore = Math.min(
+      plan.base.offset,
+      cutSegment === undefined ? plan.base.offset : cutSegment.start - 1,
+    );
+    keepFrom = { timeline: plan.timeline.id, offset: plan.base.offset, segmentsBefore };
   } catch (err) {
     // The window starts before the archive, or in a gap: no timeline needs trimming inside.
     if (
@@ -85,7 +92,7 @@ export async function pruneArchive(
         );
         await unlinkBases(store, old, result);
       }
-      await dropSegments(store, archive, source, t, keepFrom.offset, result);
+      await dropSegments(store, archive, source, t, keepFrom.segmentsBefore, result);
     }
   }
   await removeOrphanFiles(store, source, await archive.bases(source), result);
