@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type tls from 'node:tls';
 import { errnoCode, RfError } from './errors.js';
+import { parseRedisUrl, type RedisEndpoint } from './redis-url.js';
 
 /** Defaults of the command-line contract (DESIGN.md), for code outside commander's reach. */
 export function defaultStore(env: NodeJS.ProcessEnv = process.env): string {
@@ -10,17 +12,47 @@ export function defaultSource(env: NodeJS.ProcessEnv = process.env): string {
   return env.RF_SOURCE ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 }
 
-/** A password kept in a file (first line), so it stays out of argv and the environment. */
-export function readPasswordFile(file: string): string {
+/** A file an option names (a certificate, a key, a token): RF_USAGE naming the flag if unreadable. */
+export function readOptionFile(flag: string, file: string): Buffer {
   try {
-    return readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
+    return readFileSync(file);
   } catch (err) {
-    throw new RfError('RF_USAGE', `cannot read the password file ${file}`, {
-      details: { file, errno: errnoCode(err) },
-      hint: 'check --password-file: it names a readable file whose first line is the password',
+    throw new RfError('RF_USAGE', `cannot read ${flag} ${file}`, {
+      details: { flag, file, errno: errnoCode(err) },
+      hint: `check ${flag}: it names a file this user can read`,
       cause: err,
     });
   }
+}
+
+/** A secret kept in a file (its first line), so it stays out of argv and the environment. */
+export function readSecretFile(flag: string, file: string): string {
+  return readOptionFile(flag, file).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
+
+export function readPasswordFile(file: string): string {
+  return readSecretFile('--password-file', file);
+}
+
+export interface ConnectionFlags {
+  passwordFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** A Redis URL with the flags every command that connects shares: password file and TLS files. */
+export function redisConnection(
+  url: string,
+  flags: ConnectionFlags,
+): { endpoint: RedisEndpoint; tlsOptions?: tls.ConnectionOptions } {
+  const endpoint = parseRedisUrl(url);
+  if (flags.passwordFile !== undefined) endpoint.password = readPasswordFile(flags.passwordFile);
+  const tlsOptions: tls.ConnectionOptions = {};
+  if (flags.tlsCa) tlsOptions.ca = readOptionFile('--tls-ca', flags.tlsCa);
+  if (flags.tlsCert) tlsOptions.cert = readOptionFile('--tls-cert', flags.tlsCert);
+  if (flags.tlsKey) tlsOptions.key = readOptionFile('--tls-key', flags.tlsKey);
+  return Object.keys(tlsOptions).length > 0 ? { endpoint, tlsOptions } : { endpoint };
 }
 
 /** Parses a whole number of bytes, with optional k/m/g suffix (1024-based): `--chunk-size 1m`. */

@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
-import type tls from 'node:tls';
 import { type Command, Option } from 'commander';
 import { applyFixes, type Check, diagnose, type FixOutcome } from '../aof/settings.js';
-import { readPasswordFile } from '../config.js';
-import { errnoCode, RfError } from '../errors.js';
-import { describeEndpoint, parseRedisUrl, redactUrl } from '../redis-url.js';
+import { redisConnection } from '../config.js';
+import { describeEndpoint, redactUrl } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
 import { parseDuration } from '../time.js';
 import { out, reportError } from './output.js';
@@ -39,18 +36,12 @@ export async function run(options: DoctorOptions): Promise<number> {
   const json = options.json === true;
   let client: RedisClient | null = null;
   try {
-    const endpoint = parseRedisUrl(options.source);
-    if (options.passwordFile !== undefined)
-      endpoint.password = readPasswordFile(options.passwordFile);
+    const { endpoint, tlsOptions } = redisConnection(options.source, options);
     const reconnectWindowMs = parseDuration(options.reconnectWindow, { bareUnit: 's' });
-    const tlsOptions: tls.ConnectionOptions = {};
-    if (options.tlsCa) tlsOptions.ca = readFile('--tls-ca', options.tlsCa);
-    if (options.tlsCert) tlsOptions.cert = readFile('--tls-cert', options.tlsCert);
-    if (options.tlsKey) tlsOptions.key = readFile('--tls-key', options.tlsKey);
     client = await RedisClient.connect(endpoint, {
       timeoutMs: 10_000,
       name: 'rf-doctor',
-      ...(Object.keys(tlsOptions).length > 0 ? { tlsOptions } : {}),
+      ...(tlsOptions ? { tlsOptions } : {}),
     });
     const diagnosis = await diagnose(client, {
       rfUser: options.rfUser,
@@ -114,18 +105,6 @@ export async function run(options: DoctorOptions): Promise<number> {
     return reportError(err, json);
   } finally {
     await client?.close().catch(() => undefined);
-  }
-}
-
-function readFile(flag: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new RfError('RF_USAGE', `cannot read ${flag} ${file}`, {
-      details: { flag, file, errno: errnoCode(err) },
-      hint: `check ${flag}: it names a file this user can read`,
-      cause: err,
-    });
   }
 }
 

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import type tls from 'node:tls';
 import { parseListen } from '../aof/index.js';
-import { parseBytes, parseWholeNumber, readPasswordFile } from '../config.js';
+import { parseBytes, parseWholeNumber, readPasswordFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
-import { parseRedisUrl, redactUrl } from '../redis-url.js';
+import { redactUrl } from '../redis-url.js';
 import { parseDuration } from '../time.js';
 import { reportError } from './output.js';
 
@@ -47,18 +46,12 @@ export async function run(options: ListenOptions): Promise<number> {
   const began = Date.now();
   let listener: Listener;
   try {
-    const endpoint = parseRedisUrl(options.source);
-    if (options.passwordFile !== undefined)
-      endpoint.password = readPasswordFile(options.passwordFile);
-    const tlsOptions: tls.ConnectionOptions = {};
-    if (options.tlsCa) tlsOptions.ca = readFileSync(options.tlsCa);
-    if (options.tlsCert) tlsOptions.cert = readFileSync(options.tlsCert);
-    if (options.tlsKey) tlsOptions.key = readFileSync(options.tlsKey);
+    const { endpoint, tlsOptions } = redisConnection(options.source, options);
     listener = new Listener(
       {
         sourceUrl: options.source,
         endpoint,
-        ...(Object.keys(tlsOptions).length > 0 ? { tlsOptions } : {}),
+        ...(tlsOptions ? { tlsOptions } : {}),
         store: options.store,
         name: options.name,
         connectTimeoutMs: parseWholeNumber('--connect-timeout', options.connectTimeout, 1),

@@ -1,10 +1,8 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type tls from 'node:tls';
-import { readPasswordFile } from '../config.js';
+import { redisConnection } from '../config.js';
 import { openReader } from '../daemon/open-reader.js';
 import { silentLogger } from '../logger.js';
-import { parseRedisUrl, redactUrl } from '../redis-url.js';
+import { redactUrl } from '../redis-url.js';
 import { type AofCut, aofReplay, planAofRestore, readAofBase } from '../restore/aof-source.js';
 import { checkBase, emptyRdb, readBase } from '../restore/base-file.js';
 import { planRestore } from '../restore/locate.js';
@@ -204,13 +202,7 @@ export async function run(options: RestoreOptions): Promise<number> {
           command: `redis-server --dir ${shellQuote(dir)} --appendonly yes`,
         };
       } else {
-        const endpoint = parseRedisUrl(options.target!);
-        if (options.passwordFile !== undefined)
-          endpoint.password = readPasswordFile(options.passwordFile);
-        const tlsOptions: tls.ConnectionOptions = {};
-        if (options.tlsCa) tlsOptions.ca = readFileSync(options.tlsCa);
-        if (options.tlsCert) tlsOptions.cert = readFileSync(options.tlsCert);
-        if (options.tlsKey) tlsOptions.key = readFileSync(options.tlsKey);
+        const { endpoint, tlsOptions } = redisConnection(options.target!, options);
         // The target must not receive a base that fails its checksum: check it before sending.
         await prepared.check();
         progress.start();
@@ -218,7 +210,7 @@ export async function run(options: RestoreOptions): Promise<number> {
           await loadTarget(
             {
               endpoint,
-              ...(Object.keys(tlsOptions).length > 0 ? { tlsOptions } : {}),
+              ...(tlsOptions ? { tlsOptions } : {}),
               ...(options.serveHost !== undefined ? { serveHost: options.serveHost } : {}),
               idleTimeoutMs: Number(options.targetTimeout),
               log: silentLogger(),

@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs';
-import type tls from 'node:tls';
 import { type Command, Option } from 'commander';
 import { HttpSink } from '../aof/http-sink.js';
 import { DEFAULT_REWRITE_AT, startCapture } from '../aof/index.js';
-import { parseBytes, readPasswordFile } from '../config.js';
-import { errnoCode, isRfError, RfError } from '../errors.js';
+import { parseBytes, readOptionFile, readSecretFile, redisConnection } from '../config.js';
+import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
-import { parseRedisUrl, redactUrl } from '../redis-url.js';
+import { redactUrl } from '../redis-url.js';
 import { isValidSourceName } from '../store/keys.js';
 import { parseDuration } from '../time.js';
 import { out, reportError } from './output.js';
@@ -69,7 +67,7 @@ export async function run(options: ShipOptions): Promise<number> {
       token,
       source: options.name,
       log,
-      ...(options.toCa ? { ca: readFile('--to-ca', options.toCa) } : {}),
+      ...(options.toCa ? { ca: readOptionFile('--to-ca', options.toCa) } : {}),
       startupDeadlineMs: 15_000,
     });
     // The first line echoes the effective options, secrets left out (pgBackRest does the same).
@@ -151,7 +149,7 @@ function readToken(options: ShipOptions, env: NodeJS.ProcessEnv): string {
   let token =
     options.token ??
     (options.tokenFile !== undefined
-      ? readFile('--token-file', options.tokenFile).toString('utf8').split(/\r?\n/)[0]
+      ? readSecretFile('--token-file', options.tokenFile)
       : env.RF_TOKEN);
   token = token?.trim();
   if (token === undefined || token === '') {
@@ -163,30 +161,7 @@ function readToken(options: ShipOptions, env: NodeJS.ProcessEnv): string {
 }
 
 function redisTarget(options: ShipOptions) {
-  const endpoint = parseRedisUrl(options.source!);
-  if (options.passwordFile !== undefined)
-    endpoint.password = readPasswordFile(options.passwordFile);
-  const tlsOptions: tls.ConnectionOptions = {};
-  if (options.tlsCa) tlsOptions.ca = readFile('--tls-ca', options.tlsCa);
-  if (options.tlsCert) tlsOptions.cert = readFile('--tls-cert', options.tlsCert);
-  if (options.tlsKey) tlsOptions.key = readFile('--tls-key', options.tlsKey);
-  return {
-    endpoint,
-    url: options.source!,
-    ...(Object.keys(tlsOptions).length > 0 ? { tlsOptions } : {}),
-  };
-}
-
-function readFile(flag: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new RfError('RF_USAGE', `cannot read ${flag} ${file}`, {
-      details: { flag, file, errno: errnoCode(err) },
-      hint: `check ${flag}: it names a file this user can read`,
-      cause: err,
-    });
-  }
+  return { ...redisConnection(options.source!, options), url: options.source! };
 }
 
 /** Adds `rf ship` to the program (main.ts calls this). */
