@@ -176,7 +176,23 @@ export async function* aofReplay(
   let multiAt = 0;
   files: for (const f of plan.files) {
     const scanner = new FrameScanner({ annotations: true, startAt: f.chunkStart });
+    // Chunks of a file join up and reach what its record says was captured: a hole is damage.
+    let at = f.chunkStart;
+    const hole = (to: number) =>
+      new RfError('RF_CORRUPT', `the AOF chunks of ${f.name} miss bytes ${at}..${to}`, {
+        details: {
+          source: plan.source,
+          file: f.name,
+          fileNo: f.fileNo,
+          missingFrom: at,
+          missingTo: to,
+        },
+        hint: 'run `rf verify` to list every damaged part of the archive',
+      });
     for await (const chunk of archive.chunks(plan.source, f.fileNo)) {
+      if (chunk.start >= f.capturedEnd) break;
+      if (chunk.start !== at) throw hole(chunk.start);
+      at = chunk.end;
       if (plan.precision === 'chunk' && chunk.capturedAt > plan.target) break files;
       const bytes = await archive.readChunk(plan.source, chunk);
       const out: Buffer[] = [];
@@ -223,6 +239,7 @@ export async function* aofReplay(
       stats.offset = chunk.end;
       if (out.length > 0) yield flush(out, stats);
     }
+    if (at < f.capturedEnd) throw hole(f.capturedEnd);
   }
   if (held !== null) {
     cut.dropped = {

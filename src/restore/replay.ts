@@ -1,3 +1,4 @@
+import { RfError } from '../errors.js';
 import { encodeCommand } from '../resp/encode.js';
 import type { Archive } from '../store/archive.js';
 import { CommandState, commandName, isWrite, nameOf, parseArgs } from '../store/commands.js';
@@ -30,10 +31,32 @@ export async function* replayFrames(
 ): AsyncIterable<Buffer> {
   const { source, timeline, fromOffset, cut } = plan;
   let state: CommandState | null = null;
+  // Segments of a timeline join up; a hole means a lost segment, and replaying past it would
+  // quietly give a dataset that never existed.
+  let expected: number | null = null;
   // A base is never taken inside a transaction: replay starts outside one.
   let inMulti = false;
   for await (const meta of archive.segments(source, timeline.id, fromOffset)) {
     if (meta.start > cut.offset) break;
+    if (
+      (expected !== null && meta.start !== expected) ||
+      (expected === null && meta.start > fromOffset)
+    ) {
+      throw new RfError(
+        'RF_CORRUPT',
+        `the archive of ${source} misses stream offsets ${expected ?? fromOffset}..${meta.start - 1} in timeline ${timeline.id}`,
+        {
+          details: {
+            source,
+            timeline: timeline.id,
+            missingFrom: expected ?? fromOffset,
+            missingTo: meta.start - 1,
+          },
+          hint: 'run `rf verify` to list every damaged part of the archive',
+        },
+      );
+    }
+    expected = meta.end + 1;
     const { entries } = await archive.readSegment(source, meta);
     stats.segments++;
     state ??= new CommandState(meta.db, meta.multiAt);
@@ -73,6 +96,16 @@ export async function* replayFrames(
       yield buf;
     }
     if (done || meta.end >= cut.offset) break;
+  }
+  if (expected !== null && expected <= cut.offset) {
+    throw new RfError(
+      'RF_CORRUPT',
+      `the archive of ${source} ends at offset ${expected - 1} in timeline ${timeline.id}, before the cut at ${cut.offset}`,
+      {
+        details: { source, timeline: timeline.id, missingFrom: expected, missingTo: cut.offset },
+        hint: 'run `rf verify` to list every damaged part of the archive',
+      },
+    );
   }
   if (stats.commands === 0) {
     // Nothing after the base: still select db 0 so the incr file is a valid, non-empty AOF.
