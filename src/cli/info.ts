@@ -1,8 +1,17 @@
+import { type Dirent, promises as fs } from 'node:fs';
+import path from 'node:path';
 import { RemoteKv } from '../daemon/control-client.js';
 import { openReader } from '../daemon/open-reader.js';
 import { RfError } from '../errors.js';
+import { type Activity, activity } from '../log/activity.js';
 import { Archive } from '../store/archive.js';
+import { AofArchive, type AofSummary, aofSummary } from '../store/chunks.js';
+import { isWrite, nameOf, parseArgs } from '../store/commands.js';
+import { keys } from '../store/keys.js';
+import { json } from '../store/store.js';
 import { indexSource, type SourceIndex } from '../store/summary.js';
+import type { RetentionRecord, Timeline } from '../store/types.js';
+import { formatInZone, machineZone } from '../time.js';
 import { out, reportError } from './output.js';
 
 export interface InfoOptions {
@@ -14,8 +23,64 @@ export interface InfoOptions {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** The columns of the activity sparkline: 80 minus the indent of the `activity` row. */
+const ACTIVITY_BINS = 64;
+/**
+ * Up to this many segments the activity is counted in writes from every segment meta; past it,
+ * in stream bytes from one time-index seek per bin (see log/activity.ts).
+ */
+const ACTIVITY_META_LIMIT = 100_000;
+/** How far back from the end `lastWrite` looks for a segment holding a write (not a PING). */
+const LAST_WRITE_SEGMENTS = 64;
+
+/** What `rf listen` reports about the capture of the source it serves. */
+export interface CaptureLag {
+  phase: string;
+  /** The master's own offset (master_repl_offset), sampled by the daemon. */
+  masterOffset: number | null;
+  receivedOffset: number | null;
+  durableOffset: number | null;
+  /** Master offset minus durable offset: the bytes a crash now would have to fetch again. */
+  behindBytes: number | null;
+  /** Received but not yet committed. */
+  pendingBytes: number | null;
+  lastReceiveAt: number | null;
+  /** Bytes the master's AOF holds that the AOF capture has not stored yet (`--aof-dir`). */
+  aofLagBytes: number | null;
+}
+
+export interface SourceInfo {
+  ix: SourceIndex;
+  aof: AofSummary;
+  aofBaseBytes: number;
+  activity: Activity | null;
+  /** Capture time of the last data write (PING and REPLCONF do not count), when found. */
+  lastWrite: number | null;
+  /** What `rf listen --retain` last pruned to, if it runs with retention. */
+  retention: { retainMs: number; windowStart: string; prunedAt: string } | null;
+  lag: CaptureLag | null;
+}
+
+interface DaemonStatus {
+  pid: number;
+  name: string;
+  session: {
+    phase: string;
+    receivedOffset: number | null;
+    durableOffset: number | null;
+    lastReceiveAt: number | null;
+  } | null;
+  master?: { offset: number; at: number } | null;
+  aof?: { lagBytes: number } | null;
+}
+
 /** The stable `--json` shape (DESIGN.md): add fields, never rename or remove them. */
-export function sourceJson(ix: SourceIndex, daemon: unknown) {
+export function sourceJson(info: SourceInfo, daemon: unknown) {
+  const { ix } = info;
+  const lastCapture =
+    ix.timelines.length > 0 ? Math.max(...ix.timelines.map((t) => t.lastTime)) : null;
+  const streamBytes = ix.timelines.reduce((n, t) => n + t.bytes, 0);
+  const baseBytes = ix.bases.reduce((n, b) => n + b.bytes, 0);
   return {
     name: ix.source.name,
     url: ix.source.url,
@@ -39,6 +104,7 @@ export function sourceJson(ix: SourceIndex, daemon: unknown) {
       after: g.after,
     })),
     restorable: ix.restorable.map((r) => ({ from: iso(r.from), until: iso(r.until) })),
+    retention: info.retention,
     bases: ix.bases.map((b) => ({
       timeline: b.timeline,
       offset: b.offset,
@@ -47,9 +113,39 @@ export function sourceJson(ix: SourceIndex, daemon: unknown) {
       file: b.file,
       via: b.via,
     })),
+    /** The last data write; `lastCapture` also counts the master's PINGs. */
     lastWrite:
-      ix.timelines.length > 0 ? iso(Math.max(...ix.timelines.map((t) => t.lastTime))) : null,
-    aof: { chunks: 0, bytes: 0, lastChunkAt: null },
+      info.lastWrite === null
+        ? lastCapture === null
+          ? null
+          : iso(lastCapture)
+        : iso(info.lastWrite),
+    lastCapture: lastCapture === null ? null : iso(lastCapture),
+    aof: info.aof,
+    sizes: {
+      stream: streamBytes,
+      bases: baseBytes,
+      aofChunks: info.aof.bytes,
+      aofBases: info.aofBaseBytes,
+      total: streamBytes + baseBytes + info.aof.bytes + info.aofBaseBytes,
+    },
+    lag:
+      info.lag === null
+        ? null
+        : {
+            ...info.lag,
+            lastReceiveAt: info.lag.lastReceiveAt === null ? null : iso(info.lag.lastReceiveAt),
+          },
+    activity:
+      info.activity === null
+        ? null
+        : {
+            unit: info.activity.unit,
+            binMs: info.activity.binMs,
+            from: iso(info.activity.from),
+            values: info.activity.values,
+            covered: info.activity.covered,
+          },
     daemon,
   };
 }
@@ -59,7 +155,7 @@ export async function run(options: InfoOptions): Promise<number> {
     const kv = await openReader(options.store);
     try {
       const archive = new Archive(kv);
-      const daemon = kv instanceof RemoteKv ? await kv.status() : null;
+      const daemon = kv instanceof RemoteKv ? ((await kv.status()) as DaemonStatus) : null;
       let sources = await archive.sources();
       if (options.name !== undefined) {
         sources = sources.filter((s) => s.name === options.name);
@@ -74,11 +170,46 @@ export async function run(options: InfoOptions): Promise<number> {
           );
         }
       }
-      const indexes = await Promise.all(sources.map((s) => indexSource(archive, s)));
+      const infos: SourceInfo[] = [];
+      for (const s of sources) {
+        const ix = await indexSource(archive, s);
+        const [aof, aofBases, act, lastWrite, retention] = await Promise.all([
+          aofSummary(kv, s.name),
+          new AofArchive(kv).bases(s.name),
+          activity(archive, s.name, ix.timelines, ix.restorable, {
+            maxBins: ACTIVITY_BINS,
+            metaLimit: ACTIVITY_META_LIMIT,
+          }),
+          lastDataWrite(archive, s.name, ix.timelines),
+          kv.get(keys.retention(s.name)),
+        ]);
+        const r = retention === undefined ? undefined : json.decode<RetentionRecord>(retention);
+        infos.push({
+          ix,
+          aof,
+          aofBaseBytes: aofBases.reduce((n, b) => n + b.bytes, 0),
+          activity: act,
+          lastWrite,
+          retention:
+            r === undefined
+              ? null
+              : {
+                  retainMs: r.retainMs,
+                  windowStart: iso(r.windowStart),
+                  prunedAt: iso(r.prunedAt),
+                },
+          lag: daemon !== null && daemon.name === s.name ? lagOf(daemon) : null,
+        });
+      }
+      const onDisk = await diskUsage(options.store);
       if (options.json) {
-        out.json({ store: options.store, sources: indexes.map((ix) => sourceJson(ix, daemon)) });
+        out.json({
+          store: options.store,
+          onDisk,
+          sources: infos.map((i) => sourceJson(i, daemon)),
+        });
       } else {
-        printText(options.store, indexes, daemon);
+        printText(options, infos, daemon, onDisk);
       }
       return 0;
     } finally {
@@ -89,33 +220,232 @@ export async function run(options: InfoOptions): Promise<number> {
   }
 }
 
-function printText(store: string, indexes: SourceIndex[], daemon: unknown): void {
+function lagOf(d: DaemonStatus): CaptureLag {
+  const s = d.session;
+  const master = d.master?.offset ?? null;
+  const durable = s?.durableOffset ?? null;
+  const received = s?.receivedOffset ?? null;
+  return {
+    phase: s?.phase ?? 'connecting',
+    masterOffset: master,
+    receivedOffset: received,
+    durableOffset: durable,
+    behindBytes: master !== null && durable !== null ? Math.max(0, master - durable) : null,
+    pendingBytes: received !== null && durable !== null ? received - durable : null,
+    lastReceiveAt: s?.lastReceiveAt ?? null,
+    aofLagBytes: d.aof?.lagBytes ?? null,
+  };
+}
+
+/**
+ * The capture time of the last data write: the newest segment that counts a write, read to find
+ * the write itself. A master's PING every 10 s would otherwise make an idle source look busy.
+ */
+async function lastDataWrite(
+  archive: Archive,
+  source: string,
+  timelines: readonly Timeline[],
+): Promise<number | null> {
+  for (const t of [...timelines].reverse()) {
+    let before = t.lastTime;
+    for (let step = 0; step < LAST_WRITE_SEGMENTS; step++) {
+      const seg = await archive.segmentBeforeTime(source, t.id, before);
+      if (seg === undefined || seg.start > t.durableOffset) break;
+      if (seg.writes > 0) {
+        const { entries } = await archive.readSegment(source, seg);
+        for (let i = entries.length - 1; i >= 0; i--) {
+          const e = entries[i]!;
+          if (isWrite(nameOf(parseArgs(e.bytes)[0]))) return e.time;
+        }
+      }
+      if (seg.firstTime <= t.startedAt) break;
+      before = seg.firstTime - 1;
+    }
+  }
+  return null;
+}
+
+/** Bytes of every file under the store directory. */
+async function diskUsage(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    let names: Dirent[];
+    try {
+      names = await fs.readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = path.join(d, n.name);
+      if (n.isDirectory()) await walk(p);
+      else if (n.isFile()) total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
+    }
+  };
+  await walk(dir);
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text: fits 80 columns.
+
+const BLOCKS = '▁▂▃▄▅▆▇█';
+
+/** One character per bin: blank outside the restorable range, `·` for none, then eight heights. */
+export function sparkline(a: Activity): string {
+  const max = Math.max(0, ...a.values);
+  return a.values
+    .map((v, i) => {
+      if (!a.covered[i]) return ' ';
+      if (v <= 0) return '·';
+      return BLOCKS[Math.min(7, Math.ceil((v / max) * 8) - 1)];
+    })
+    .join('');
+}
+
+function binLabel(ms: number): string {
+  const units: [number, string][] = [
+    [86_400_000, 'day'],
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+    [1000, 'second'],
+  ];
+  for (const [size, unit] of units) {
+    if (ms % size === 0) {
+      const n = ms / size;
+      return n === 1 ? unit : `${n} ${unit}s`;
+    }
+  }
+  return `${ms} ms`;
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, ms) / 1000;
+  if (s < 60) return `${s.toFixed(1)} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400) return `${(s / 3600).toFixed(1)} h ago`;
+  return `${(s / 86_400).toFixed(1)} days ago`;
+}
+
+function duration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 3600) return `${(s / 60).toFixed(1)} min`;
+  if (s < 86_400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86_400).toFixed(1)} days`;
+}
+
+function short(replid: string): string {
+  return replid.length > 12 ? `${replid.slice(0, 12)}…` : replid;
+}
+
+function printText(
+  options: InfoOptions,
+  infos: SourceInfo[],
+  daemon: DaemonStatus | null,
+  onDisk: number,
+): void {
+  const zone = options.tz ?? machineZone();
+  const now = Date.now();
+  out.line(`store ${options.store}`);
   out.line(
-    `store ${store}${daemon ? `  (rf listen running, pid ${(daemon as { pid: number }).pid})` : ''}`,
+    `  rf listen   ${daemon === null ? 'not running' : `running, pid ${daemon.pid}, source ${daemon.name}`}`,
   );
-  if (indexes.length === 0) out.line('  no source archived yet');
-  for (const ix of indexes) {
+  out.line(`  on disk     ${formatBytes(onDisk)}`);
+  if (infos.length === 0) out.line('  no source archived yet');
+  for (const info of infos) {
+    const { ix } = info;
     out.line();
     out.line(`source ${ix.source.name}  ${ix.source.url}`);
     if (ix.restorable.length === 0) out.line('  restorable  nothing yet (no base)');
-    for (const r of ix.restorable) out.line(`  restorable  ${iso(r.from)} .. ${iso(r.until)}`);
+    const utc = zone === 'UTC' || zone === 'Etc/UTC';
+    for (const r of ix.restorable) {
+      out.line(`  restorable  ${iso(r.from)} .. ${iso(r.until)}`);
+      if (!utc)
+        out.line(`              ${formatInZone(r.from, zone)} .. ${formatInZone(r.until, zone)}`);
+    }
+    if (ix.restorable.length > 0 && !utc) out.line(`              (the same in ${zone})`);
+    if (info.lastWrite !== null) {
+      out.line(`  last write  ${iso(info.lastWrite)} (${ago(now - info.lastWrite)})`);
+    }
+    printCapture(info, now);
+    printActivity(info);
     out.line('  timelines');
     for (const t of ix.timelines) {
       out.line(`    #${t.id}  ${iso(t.startedAt)} .. ${iso(t.lastTime)}  ${t.reason}`);
       out.line(
-        `        replid ${t.replid}  offsets ${t.baseOffset + 1}..${t.durableOffset}  ${t.segments} segments, ${formatBytes(t.bytes)}`,
+        `        replid ${short(t.replid)}  offsets ${t.baseOffset + 1}..${t.durableOffset}`,
       );
+      out.line(`        ${t.segments} segments, ${formatBytes(t.bytes)}`);
     }
     if (ix.gaps.length > 0) {
-      out.line('  gaps');
+      out.line('  gaps (nothing was captured; restores refuse these times)');
       for (const g of ix.gaps) {
-        out.line(
-          `    ${iso(g.from)} .. ${iso(g.until)}  ${((g.until - g.from) / 1000).toFixed(1)} s  ${g.reason}`,
-        );
+        out.line(`    ${iso(g.from)} .. ${iso(g.until)}  ${duration(g.until - g.from)}`);
+        out.line(`        ${g.reason}, between timelines ${g.before} and ${g.after}`);
       }
     }
     const baseBytes = ix.bases.reduce((n, b) => n + b.bytes, 0);
-    out.line(`  bases       ${ix.bases.length} (${formatBytes(baseBytes)})`);
+    const latestBase = ix.bases.reduce((m, b) => Math.max(m, b.takenAt), 0);
+    out.line(
+      `  bases       ${ix.bases.length} (${formatBytes(baseBytes)})${ix.bases.length > 0 ? `, latest ${iso(latestBase)}` : ''}`,
+    );
+    if (info.retention !== null) {
+      out.line(
+        `  retention   ${duration(info.retention.retainMs)}: restores from ${info.retention.windowStart} on`,
+      );
+    }
+    printAof(info);
+  }
+}
+
+function printCapture(info: SourceInfo, now: number): void {
+  const lag = info.lag;
+  if (lag === null) {
+    out.line('  capture     rf listen is not capturing this source');
+    return;
+  }
+  const parts = [lag.phase];
+  if (lag.behindBytes !== null) parts.push(`${formatBytes(lag.behindBytes)} behind the master`);
+  if (lag.pendingBytes !== null && lag.pendingBytes > 0)
+    parts.push(`${formatBytes(lag.pendingBytes)} not yet durable`);
+  out.line(`  capture     ${parts.join(', ')}`);
+  if (lag.lastReceiveAt !== null)
+    out.line(`              last byte received ${ago(now - lag.lastReceiveAt)}`);
+  if (lag.aofLagBytes !== null)
+    out.line(`              AOF capture ${formatBytes(lag.aofLagBytes)} behind the AOF on disk`);
+}
+
+function printActivity(info: SourceInfo): void {
+  const a = info.activity;
+  if (a === null) return;
+  const max = Math.max(0, ...a.values);
+  out.line(
+    `  activity    ${a.unit} per ${binLabel(a.binMs)}, peak ${a.unit === 'bytes' ? formatBytes(max) : max}`,
+  );
+  out.line(`              ${sparkline(a)}`);
+  // As precise as a bin: seconds for second bins, minutes up to hours, the date for days.
+  const digits = a.binMs < 60_000 ? 19 : a.binMs < 86_400_000 ? 16 : 10;
+  const label = (ms: number) => `${iso(ms).slice(0, digits)}${digits > 10 ? 'Z' : ''}`;
+  const start = label(a.from);
+  const end = label(a.from + a.values.length * a.binMs);
+  const gap = a.values.length - start.length - end.length;
+  out.line(`              ${gap > 0 ? `${start}${' '.repeat(gap)}${end}` : `${start} .. ${end}`}`);
+}
+
+function printAof(info: SourceInfo): void {
+  const a = info.aof;
+  if (a.chunks === 0 && a.bases === 0 && a.files === 0) {
+    out.line('  aof         no AOF capture');
+    return;
+  }
+  out.line(
+    `  aof         ${a.chunks} chunks (${formatBytes(a.bytes)}) in ${a.files} files, ${a.bases} bases (${formatBytes(info.aofBaseBytes)})`,
+  );
+  if (a.lastChunkAt !== null) out.line(`              last chunk ${a.lastChunkAt}`);
+  if (a.sizeBytes !== null)
+    out.line(`              AOF on the host ${formatBytes(a.sizeBytes)} at ${a.sizeAt}`);
+  for (const g of a.gaps) {
+    out.line(`              gap in ${g.file} bytes ${g.start}..${g.end ?? '?'}: ${g.reason}`);
   }
 }
 

@@ -168,6 +168,57 @@ Examples:
     process.exitCode = await run(opts);
   });
 
+program
+  .command('verify')
+  .description(
+    're-read the whole archive: checksums, contiguous offsets, bases, commands, AOF chunks, and the stream against the AOF',
+  )
+  .addOption(store())
+  .option('--name <source>', 'only this source')
+  .addOption(json())
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 the archive is whole, 1 problems found (each with its location and time range),
+4 the archive cannot be read at all.
+
+Examples:
+  rf verify --store /var/lib/rf
+  rf verify --store /var/lib/rf --name cache --json | jq '.sources[].problems'`,
+  )
+  .action(async (opts) => {
+    const { run } = await import('./verify.js');
+    process.exitCode = await run(opts);
+  });
+
+program
+  .command('log')
+  .description('print the writes of a time window, one per line: time, db, offset, command')
+  .addOption(store())
+  .option('--name <source>', 'the source to read', 'default')
+  .option('--since <time>', 'from this moment (default: the first write archived)')
+  .option('--until <time>', 'up to this moment, inclusive (default: the last write archived)')
+  .option(
+    '--key <glob>',
+    'only writes to a key matching this Redis glob (* ? [..] \\): the key arguments of known commands, every argument of others; FLUSHDB, FLUSHALL and SWAPDB always match',
+  )
+  .option('--db <n>', 'only writes to this database')
+  .option('--command <name>', 'only this command (case-insensitive), e.g. DEL')
+  .option('--tz <zone>', 'IANA time zone for times without an offset, and for the times shown')
+  .addOption(json())
+  .addHelpText(
+    'after',
+    `
+Examples:
+  rf log --store /var/lib/rf --since -15m --key 'user:42:*'
+  rf log --store /var/lib/rf --since "2026-11-24 15:00" --until "2026-11-24 15:05" --tz Europe/Paris
+  rf log --store /var/lib/rf --since -1h --command DEL --db 0 --json | jq -c '.args'`,
+  )
+  .action(async (opts) => {
+    const { run } = await import('./log.js');
+    process.exitCode = await run(opts);
+  });
+
 registerShip(program);
 registerDoctor(program);
 

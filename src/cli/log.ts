@@ -1,0 +1,166 @@
+import { openReader } from '../daemon/open-reader.js';
+import { Exit, RfError } from '../errors.js';
+import { formatCommand, jsonArg } from '../log/format.js';
+import { emptyLogStats, type LogFilter, type LogWrite, queryLog } from '../log/query.js';
+import { Archive } from '../store/archive.js';
+import {
+  describeInstant,
+  formatInZone,
+  isoUtc,
+  machineZone,
+  type ResolvedTime,
+  resolveTime,
+} from '../time.js';
+import { out, reportError, usageError } from './output.js';
+
+export interface LogOptions {
+  store: string;
+  name: string;
+  since?: string;
+  until?: string;
+  key?: string;
+  db?: string;
+  command?: string;
+  tz?: string;
+  json?: boolean;
+}
+
+/** Text output shows this much of each argument; --json gives every byte. */
+const TEXT_ARG_BYTES = 256;
+/** Lines are written in blocks of about this many characters. */
+const BLOCK = 64 * 1024;
+
+export async function run(options: LogOptions): Promise<number> {
+  const began = Date.now();
+  try {
+    const filter = parseFilter(options);
+    const kv = await openReader(options.store);
+    try {
+      const archive = new Archive(kv);
+      const source = options.name;
+      const timelines = await archive.timelines(source);
+      if ((await archive.source(source)) === undefined) {
+        const known = (await archive.sources()).map((s) => s.name);
+        throw new RfError('RF_UNKNOWN_SOURCE', `the store holds no source named ${source}`, {
+          details: { source, known },
+          hint:
+            known.length > 0
+              ? `pass --name with one of: ${known.join(', ')}`
+              : 'nothing is archived yet: run `rf listen` first',
+        });
+      }
+      const latest = timelines.reduce<number | undefined>(
+        (m, t) => (m === undefined || t.lastTime > m ? t.lastTime : m),
+        undefined,
+      );
+      const ctx = {
+        now: Date.now(),
+        tz: options.tz ?? machineZone(),
+        ...(latest === undefined ? {} : { latest }),
+      };
+      const since = options.since === undefined ? null : resolveTime(options.since, ctx);
+      const until = options.until === undefined ? null : resolveTime(options.until, ctx);
+      // Every command that takes a time says what it understood, before it acts.
+      out.note(since === null ? 'since the first write archived' : describeInstant(since, 'since'));
+      out.note(until === null ? 'until the last write archived' : describeInstant(until, 'until'));
+      if (since !== null && until !== null && since.ms > until.ms) {
+        throw new RfError(
+          'RF_USAGE',
+          `--since ${isoUtc(since.ms)} is after --until ${isoUtc(until.ms)}`,
+          {
+            details: { since: isoUtc(since.ms), until: isoUtc(until.ms) },
+            hint: 'swap them: --since is the start of the window',
+          },
+        );
+      }
+
+      const stats = emptyLogStats();
+      const zone = options.tz;
+      const lines: string[] = [];
+      let pending = 0;
+      const flush = () => {
+        if (lines.length === 0) return;
+        out.line(lines.join('\n'));
+        lines.length = 0;
+        pending = 0;
+      };
+      const writes = queryLog(
+        archive,
+        source,
+        { since: since?.ms ?? null, until: until?.ms ?? null },
+        filter,
+        stats,
+      );
+      for await (const w of writes) {
+        const line = options.json ? JSON.stringify(jsonRecord(w)) : textLine(w, zone);
+        lines.push(line);
+        pending += line.length;
+        if (pending >= BLOCK) flush();
+      }
+      flush();
+
+      for (const d of stats.damaged) {
+        out.note(
+          `rf: ${d.code}: timeline ${d.timeline} offsets ${d.start}..${d.end} could not be read; its writes are not shown (${d.message})`,
+        );
+      }
+      out.note(summary(stats, since, until, (Date.now() - began) / 1000));
+      if (stats.damaged.length > 0) {
+        out.note('  next: run `rf verify` to list every damaged part of the archive');
+        return Exit.integrity;
+      }
+      return Exit.ok;
+    } finally {
+      await kv.close();
+    }
+  } catch (err) {
+    return reportError(err, options.json === true);
+  }
+}
+
+function parseFilter(options: LogOptions): LogFilter {
+  const filter: LogFilter = {};
+  if (options.key !== undefined) filter.key = Buffer.from(options.key, 'utf8');
+  if (options.db !== undefined) {
+    const db = Number(options.db);
+    if (!/^\d+$/.test(options.db) || !Number.isSafeInteger(db)) {
+      throw usageError(
+        `--db takes a database number, got ${JSON.stringify(options.db)}`,
+        'for example --db 0',
+      );
+    }
+    filter.db = db;
+  }
+  if (options.command !== undefined) filter.command = options.command.toLowerCase();
+  return filter;
+}
+
+function textLine(w: LogWrite, zone: string | undefined): string {
+  const time = zone === undefined ? isoUtc(w.time) : formatInZone(w.time, zone);
+  const tx = w.multiAt === null ? '' : `  [in MULTI at ${w.multiAt}]`;
+  return `${time}  db ${w.db}  tl ${w.timeline}  offset ${w.offset}  ${formatCommand(w.args, TEXT_ARG_BYTES)}${tx}`;
+}
+
+/** One JSON line per write: the fields are stable, new ones may be added. */
+function jsonRecord(w: LogWrite) {
+  return {
+    time: isoUtc(w.time),
+    db: w.db,
+    source: w.source,
+    timeline: w.timeline,
+    offset: w.offset,
+    command: w.name.toUpperCase(),
+    args: w.args.slice(1).map(jsonArg),
+    multiAt: w.multiAt,
+  };
+}
+
+function summary(
+  stats: ReturnType<typeof emptyLogStats>,
+  since: ResolvedTime | null,
+  until: ResolvedTime | null,
+  seconds: number,
+): string {
+  const window = since === null && until === null ? 'in the whole archive' : 'in the window';
+  return `${stats.matched} of ${stats.writes} writes ${window} matched (${stats.segments} segments read in ${seconds.toFixed(2)} s)`;
+}

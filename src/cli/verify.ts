@@ -1,0 +1,249 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { openReader } from '../daemon/open-reader.js';
+import { Exit, errnoCode, isRfError, RfError } from '../errors.js';
+import { type KvReader, storePaths } from '../store/store.js';
+import { isoUtc } from '../time.js';
+import { emptyCounters, type VerifyCounters, type VerifyProgress } from '../verify/context.js';
+import { describeLocation, type Location, type Problem } from '../verify/problems.js';
+import {
+  plannedBytes,
+  type SourceReport,
+  type SourceToVerify,
+  sourcesToVerify,
+  verifySource,
+} from '../verify/verify.js';
+import { formatBytes } from './info.js';
+import { out, reportError } from './output.js';
+import { Progress } from './progress.js';
+
+export interface VerifyCliOptions {
+  store: string;
+  name?: string;
+  json?: boolean;
+}
+
+export async function run(options: VerifyCliOptions): Promise<number> {
+  const began = Date.now();
+  try {
+    const kv = await openStore(options.store);
+    try {
+      const sources = await selectSources(kv, options);
+      const counters = emptyCounters();
+      const progress: VerifyProgress = { done: 0, total: 0, phase: 'planning' };
+      progress.total = await plannedBytes(
+        kv,
+        sources.map((s) => s.source),
+      );
+      const bar = new Progress('verify', () => ({
+        done: progress.done,
+        total: progress.total,
+        text: progress.phase,
+      })).start();
+      const reports: SourceReport[] = [];
+      try {
+        for (const s of sources) {
+          reports.push(await verifySource(kv, s.source, { counters, progress }, s.recordProblem));
+        }
+      } finally {
+        bar.stop();
+      }
+      const seconds = (Date.now() - began) / 1000;
+      const problems = reports.reduce((n, r) => n + r.problems.length, 0);
+      if (options.json) {
+        out.json({
+          ok: true,
+          clean: problems === 0,
+          store: options.store,
+          problems,
+          sources: reports.map(sourceJson),
+          checked: counters,
+          seconds,
+        });
+      } else {
+        printText(options.store, reports, counters, seconds);
+      }
+      return problems === 0 ? Exit.ok : Exit.problems;
+    } finally {
+      await kv.close();
+    }
+  } catch (err) {
+    return reportError(unreadable(err, options.store), options.json === true);
+  }
+}
+
+/**
+ * Opens the store like every reader does. A LevelDB that exists but will not open (or fails
+ * while being read) is an archive that cannot be read at all: exit 4, not "store missing".
+ */
+async function openStore(dir: string): Promise<KvReader> {
+  try {
+    return await openReader(dir);
+  } catch (err) {
+    // The database directory is there but LevelDB will not open it: damaged, not missing.
+    if (
+      isRfError(err, 'RF_STORE_MISSING') &&
+      existsSync(path.join(storePaths(dir).db, 'CURRENT'))
+    ) {
+      throw new RfError(
+        'RF_CORRUPT',
+        `the archive in ${dir} cannot be read at all: ${err.message}`,
+        {
+          details: { store: dir },
+          hint: 'the LevelDB index is damaged; restore the store directory from a copy, or start a new store with `rf listen`',
+          cause: err,
+        },
+      );
+    }
+    throw unreadable(err, dir);
+  }
+}
+
+function unreadable(err: unknown, dir: string): unknown {
+  const cause = (err as { cause?: { cause?: unknown } } | undefined)?.cause;
+  const corrupt =
+    errnoCode(err) === 'LEVEL_CORRUPTION' ||
+    errnoCode(cause) === 'LEVEL_CORRUPTION' ||
+    errnoCode(cause?.cause) === 'LEVEL_CORRUPTION' ||
+    err instanceof SyntaxError;
+  if (!corrupt || isRfError(err)) return err;
+  return new RfError(
+    'RF_CORRUPT',
+    `the archive in ${dir} cannot be read at all: ${(err as Error).message}`,
+    {
+      details: { store: dir },
+      hint: 'the LevelDB index is damaged; restore the store directory from a copy, or start a new store with `rf listen`',
+      cause: err,
+    },
+  );
+}
+
+async function selectSources(kv: KvReader, options: VerifyCliOptions): Promise<SourceToVerify[]> {
+  const sources = await sourcesToVerify(kv);
+  if (options.name === undefined) return sources;
+  const picked = sources.filter((s) => s.source.name === options.name);
+  if (picked.length === 0) {
+    throw new RfError(
+      'RF_UNKNOWN_SOURCE',
+      `the store ${options.store} holds no source named ${options.name}`,
+      {
+        details: {
+          store: options.store,
+          name: options.name,
+          known: sources.map((s) => s.source.name),
+        },
+        hint: 'run `rf info` to list the sources',
+      },
+    );
+  }
+  return picked;
+}
+
+const isoRange = (r: { from: number; until: number } | null) =>
+  r === null ? null : { from: isoUtc(r.from), until: isoUtc(r.until) };
+
+function problemJson(p: Problem) {
+  return {
+    code: p.code,
+    source: p.source,
+    message: p.message,
+    where: p.where,
+    ...(p.also === undefined ? {} : { also: p.also }),
+    time: isoRange(p.time),
+  };
+}
+
+function sourceJson(r: SourceReport) {
+  return {
+    name: r.name,
+    clean: r.problems.length === 0,
+    timelines: r.timelines.map((t) => ({
+      id: t.id,
+      replid: t.replid,
+      from: isoUtc(t.from),
+      until: isoUtc(t.until),
+      firstOffset: t.firstOffset,
+      durableOffset: t.durableOffset,
+      segments: t.segments,
+    })),
+    gaps: r.gaps.map((g) => ({
+      from: isoUtc(g.from),
+      until: isoUtc(g.until),
+      reason: g.reason,
+      before: g.before,
+      after: g.after,
+    })),
+    problems: r.problems.map(problemJson),
+    aof: {
+      files: r.aof.files,
+      gaps: r.aof.gaps.map((g) => ({ ...g, at: isoUtc(g.at) })),
+    },
+    crossCheck: r.crossCheck,
+  };
+}
+
+function printText(
+  store: string,
+  reports: SourceReport[],
+  counters: VerifyCounters,
+  seconds: number,
+): void {
+  out.line(`verify ${store}`);
+  if (reports.length === 0) out.line('  no source archived yet');
+  for (const r of reports) {
+    out.line();
+    out.line(`source ${r.name}`);
+    for (const t of r.timelines) {
+      out.line(`  timeline ${t.id}  ${isoUtc(t.from)} .. ${isoUtc(t.until)}`);
+      out.line(
+        `              offsets ${t.firstOffset}..${t.durableOffset}, ${t.segments} segments`,
+      );
+    }
+    for (const g of r.gaps) {
+      out.line(`  gap         ${isoUtc(g.from)} .. ${isoUtc(g.until)}  ${g.reason} (on record)`);
+    }
+    if (r.aof.files.length > 0) {
+      const chunks = r.aof.files.reduce((n, f) => n + f.chunks, 0);
+      out.line(`  aof         ${r.aof.files.length} files, ${chunks} chunks`);
+    }
+    for (const g of r.aof.gaps) {
+      out.line(
+        `  aof gap     ${g.file} bytes ${g.start}..${g.end ?? '?'}  ${g.reason} (on record)`,
+      );
+    }
+    for (const c of r.crossCheck) {
+      out.line(
+        `  cross-check timeline ${c.timeline} offsets ${c.fromOffset}..${c.untilOffset} with ${c.aofFiles.length} AOF file${c.aofFiles.length === 1 ? '' : 's'}: ${!c.aligned ? 'no common writes' : c.differs ? `${c.compared} writes agree, then they differ` : `${c.compared} writes agree`}`,
+      );
+    }
+    if (r.problems.length === 0) {
+      out.line('  no problems');
+      continue;
+    }
+    out.line(`  ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`);
+    for (const p of r.problems) {
+      out.line(`  ${p.code}  ${describeLocation(p.source, p.where)}`);
+      if (p.also !== undefined) out.line(`      and ${describeAlso(p.source, p.also)}`);
+      if (p.time !== null) {
+        out.line(
+          `      ${p.time.from === p.time.until ? `at ${isoUtc(p.time.from)}` : `${isoUtc(p.time.from)} .. ${isoUtc(p.time.until)}`}`,
+        );
+      }
+      out.line(`      ${p.message}`);
+    }
+  }
+  out.line();
+  out.line(
+    `checked ${counters.segments} segments (${formatBytes(counters.streamBytes)}, ${counters.entries} commands), ${counters.bases} bases (${formatBytes(counters.baseBytes)})${counters.chunks > 0 || counters.aofFiles > 0 ? `, ${counters.chunks} AOF chunks (${formatBytes(counters.chunkBytes)})` : ''}${counters.compared > 0 ? `, ${counters.compared} writes cross-checked` : ''} in ${seconds.toFixed(1)} s`,
+  );
+  const problems = reports.reduce((n, r) => n + r.problems.length, 0);
+  out.line(
+    problems === 0
+      ? 'the archive is whole'
+      : `${problems} problem${problems === 1 ? '' : 's'} found: a restore that needs a damaged part is refused; the times above say which restore times are at risk`,
+  );
+}
+
+function describeAlso(source: string, where: Location): string {
+  return describeLocation(source, where);
+}

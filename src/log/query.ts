@@ -1,0 +1,221 @@
+import { isRfError } from '../errors.js';
+import type { Archive } from '../store/archive.js';
+import { CommandState, commandName, isWrite, nameOf, parseArgs } from '../store/commands.js';
+import type { Entry, SegmentMeta } from '../store/types.js';
+import { globMatch, literalKey, literalRuns } from './glob.js';
+import { changesEveryKey, keyArgs } from './key-args.js';
+
+/**
+ * `rf log`: the writes of a time window, in stream order, filtered by key pattern, db and
+ * command. Each timeline is entered with one seek in its time index (the first segment whose
+ * last write is at or after `since`), never by scanning from the start, and left at the first
+ * segment that begins after `until`.
+ */
+
+export interface LogWindow {
+  /** Inclusive bounds in ms since the epoch; null is open. */
+  since: number | null;
+  until: number | null;
+}
+
+export interface LogFilter {
+  /** A Redis glob matched against the key arguments (see key-args.ts). */
+  key?: Buffer;
+  db?: number;
+  /** Lower-cased command name. */
+  command?: string;
+}
+
+export interface LogWrite {
+  source: string;
+  timeline: number;
+  offset: number;
+  time: number;
+  /** The db the write applies to (the SELECT in effect). */
+  db: number;
+  /** Lower-cased command name. */
+  name: string;
+  args: Buffer[];
+  /** Offset of the MULTI this write is queued in, or null outside a transaction. */
+  multiAt: number | null;
+}
+
+export interface DamagedSegment {
+  timeline: number;
+  start: number;
+  end: number;
+  code: string;
+  message: string;
+}
+
+export interface LogStats {
+  segments: number;
+  entries: number;
+  writes: number;
+  matched: number;
+  damaged: DamagedSegment[];
+}
+
+export function emptyLogStats(): LogStats {
+  return { segments: 0, entries: 0, writes: 0, matched: 0, damaged: [] };
+}
+
+/** Decides whether a write touches a key matching the pattern. */
+export class KeyMatcher {
+  private readonly literal: Buffer | null;
+  /** A byte string every matching key contains: frames without it are skipped unparsed. */
+  readonly needle: Buffer | null;
+
+  constructor(private readonly pattern: Buffer) {
+    this.literal = literalKey(pattern);
+    const runs = literalRuns(pattern).sort((a, b) => b.length - a.length);
+    this.needle = runs[0] ?? null;
+  }
+
+  matchesKey(key: Buffer): boolean {
+    return this.literal !== null ? key.equals(this.literal) : globMatch(this.pattern, key);
+  }
+
+  /** True when one of the command's key arguments matches (FLUSHDB and the like match any). */
+  matches(name: string, args: readonly Buffer[]): boolean {
+    const spec = keyArgs(name, args);
+    switch (spec.kind) {
+      case 'every-key':
+        return true;
+      case 'keys':
+        return spec.indices.some((i) => this.matchesKey(args[i]!));
+      case 'unknown':
+        return args.some((a, i) => i > 0 && this.matchesKey(a));
+    }
+  }
+}
+
+function dbMatches(want: number, db: number, name: string, args: readonly Buffer[]): boolean {
+  if (name === 'flushall') return true;
+  if (name === 'swapdb') return args.slice(1, 3).some((a) => Number(a.toString('latin1')) === want);
+  return db === want;
+}
+
+export async function* queryLog(
+  archive: Archive,
+  source: string,
+  window: LogWindow,
+  filter: LogFilter,
+  stats: LogStats,
+): AsyncGenerator<LogWrite> {
+  const since = window.since ?? Number.NEGATIVE_INFINITY;
+  const until = window.until ?? Number.POSITIVE_INFINITY;
+  const matcher = filter.key === undefined ? null : new KeyMatcher(filter.key);
+  const needle = matcher?.needle ?? null;
+  for (const tl of await archive.timelines(source)) {
+    if (tl.lastTime < since || tl.startedAt > until) continue;
+    const first =
+      window.since === null
+        ? undefined
+        : await archive.segmentAtTime(source, tl.id, Math.max(0, since));
+    if (window.since !== null && first === undefined) continue;
+    for await (const meta of archive.segments(source, tl.id, first?.start)) {
+      if (meta.firstTime > until) break;
+      // Segments committed after the timeline record was read belong to a later query.
+      if (meta.start > tl.durableOffset) break;
+      stats.segments++;
+      let entries: Entry[];
+      let payloadBytes: number;
+      try {
+        ({ entries, payloadBytes } = await archive.readSegment(source, meta));
+      } catch (err) {
+        if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
+        stats.damaged.push(damage(meta, err.code, err.message));
+        continue;
+      }
+      const state = new CommandState(meta.db, meta.multiAt);
+      // Where the needle occurs in the segment's frames: only entries holding one are split.
+      const hits = needle === null ? null : needleHits(entries, payloadBytes, needle);
+      let hit = 0;
+      for (const e of entries) {
+        stats.entries++;
+        if (e.time > until) break;
+        const length = nameLength(e.bytes);
+        // Most writes are told apart from PING, REPLCONF, SELECT, MULTI… by the name's length alone.
+        const name = CONTROL_LENGTHS.has(length) ? commandName(e.bytes) : null;
+        if (name === 'select' || name === 'multi' || name === 'exec') {
+          state.apply(name, parseArgs(e.bytes), e.offset);
+          continue;
+        }
+        if ((name !== null && !isWrite(name)) || e.time < since) continue;
+        stats.writes++;
+        if (filter.command !== undefined && length !== filter.command.length) continue;
+        if (hits !== null) {
+          const from = e.bytes.byteOffset;
+          while (hit < hits.length && hits[hit]! < from) hit++;
+          const inside = hit < hits.length && hits[hit]! < from + e.bytes.length;
+          if (!inside && !(name !== null && changesEveryKey(name))) continue;
+        } else if (needle !== null && e.bytes.indexOf(needle) < 0) {
+          if (!(name !== null && changesEveryKey(name))) continue;
+        }
+        const args = parseArgs(e.bytes);
+        const full = name ?? nameOf(args[0]);
+        if (filter.command !== undefined && full !== filter.command) continue;
+        if (filter.db !== undefined && !dbMatches(filter.db, state.db, full, args)) continue;
+        if (matcher !== null && !matcher.matches(full, args)) continue;
+        stats.matched++;
+        yield {
+          source,
+          timeline: tl.id,
+          offset: e.offset,
+          time: e.time,
+          db: state.db,
+          name: full,
+          args,
+          multiAt: state.multiAt,
+        };
+      }
+    }
+  }
+}
+
+/** Lengths of the names that are not data writes: ping exec, multi, select, publish, replconf spublish. */
+const CONTROL_LENGTHS = new Set(
+  ['ping', 'exec', 'multi', 'select', 'publish', 'replconf', 'spublish'].map((n) => n.length),
+);
+
+/** The length of a frame's first bulk string (its command name), read without allocating. */
+function nameLength(frame: Buffer): number {
+  // *<argc>\r\n$<len>\r\n<name>…
+  let i = frame.indexOf(0x24);
+  if (i < 0) return 0;
+  let n = 0;
+  for (i++; i < frame.length; i++) {
+    const c = frame[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    n = n * 10 + (c - 0x30);
+  }
+  return n;
+}
+
+/**
+ * Absolute byte positions (in the segment's buffer) where the needle starts, found with one
+ * native search over the whole payload instead of one per entry. Null when the entries are not
+ * one contiguous view (then each entry is searched on its own).
+ */
+function needleHits(
+  entries: readonly Entry[],
+  payloadBytes: number,
+  needle: Buffer,
+): number[] | null {
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  if (first === undefined || last === undefined) return [];
+  const span = last.bytes.byteOffset + last.bytes.length - first.bytes.byteOffset;
+  if (first.bytes.buffer !== last.bytes.buffer || span !== payloadBytes) return null;
+  const payload = Buffer.from(first.bytes.buffer, first.bytes.byteOffset, span);
+  const hits: number[] = [];
+  for (let at = payload.indexOf(needle); at >= 0; at = payload.indexOf(needle, at + 1)) {
+    hits.push(first.bytes.byteOffset + at);
+  }
+  return hits;
+}
+
+function damage(meta: SegmentMeta, code: string, message: string): DamagedSegment {
+  return { timeline: meta.timeline, start: meta.start, end: meta.end, code, message };
+}

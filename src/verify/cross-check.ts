@@ -1,0 +1,386 @@
+import { isRfError } from '../errors.js';
+import { formatCommand } from '../log/format.js';
+import { FrameScanner } from '../resp/frames.js';
+import { Archive } from '../store/archive.js';
+import { AofArchive, type AofChunkMeta, aofKeys } from '../store/chunks.js';
+import { CommandState, commandName, isWrite, parseArgs } from '../store/commands.js';
+import { prefixEnd } from '../store/keys.js';
+import { json } from '../store/store.js';
+import type { Timeline } from '../store/types.js';
+import type { AofRun } from './aof.js';
+import type { SourceCheck } from './context.js';
+import type { Location } from './problems.js';
+
+/**
+ * The cross-check: where the stream and the AOF both cover the same stretch of the master's
+ * history, they must hold the same writes, in the same order, each applied to the same db.
+ *
+ * The bytes cannot be compared: the stream also carries PING, REPLCONF GETACK and PUBLISH, the
+ * AOF carries `#TS` annotations, and SELECT (and MULTI/EXEC) fall in different places, since
+ * each target re-selects the db on its own schedule (server.c propagateNow feeds both from the
+ * same command vector, so the data writes themselves are identical, byte for byte). So each
+ * side is reduced to its data writes, each with the db it applies to, and those are compared.
+ *
+ * AOF byte positions do not line up with replication offsets, so the two are lined up by
+ * content: a short run of writes from one side (the anchor) is looked for in the other, with the
+ * capture times ruling out matches that cannot be the same moment. Once lined up, both are read
+ * side by side from where the later of the two begins until either ends; the first difference
+ * is reported with its place on both sides.
+ */
+
+/** Writes in an anchor: long enough to be unique in a real workload, short enough to hold. */
+const ANCHOR = 16;
+/** Clock difference allowed between rf's capture clock and the Redis host's (`rf ship`). */
+const SKEW_MS = 5_000;
+
+/** One data write, as either side holds it. */
+interface Write {
+  /** The db it applies to; -1 when not known yet (a run that starts mid-file, before a SELECT). */
+  db: number;
+  frame: Buffer;
+  /** Stream: capture time. AOF: when its chunk was cut (the write happened before). */
+  time: number;
+  where: Location;
+}
+
+/** A stretch of one timeline with every segment present and sound. */
+export interface StreamRun {
+  timeline: Timeline;
+  /** Start offset of the first segment, end offset of the last. */
+  from: number;
+  until: number;
+  firstTime: number;
+  lastTime: number;
+}
+
+/** The codes that make a segment unusable for comparison. */
+const DAMAGE = new Set([
+  'segment-checksum',
+  'segment-corrupt',
+  'segment-data-missing',
+  'command-malformed',
+  'segment-meta',
+  'offsets-overlap',
+]);
+
+/** Splits each timeline into runs of sound, contiguous segments, from the metas and the problems found. */
+export async function streamRuns(
+  check: SourceCheck,
+  timelines: readonly Timeline[],
+): Promise<StreamRun[]> {
+  const archive = new Archive(check.kv);
+  const runs: StreamRun[] = [];
+  for (const t of timelines) {
+    const damaged = check.problems
+      .filter(
+        (p) => DAMAGE.has(p.code) && p.where.timeline === t.id && p.where.offsets !== undefined,
+      )
+      .map((p) => p.where.offsets!);
+    let run: StreamRun | null = null;
+    let expected = -1;
+    for await (const meta of archive.segments(check.source, t.id)) {
+      if (meta.start > t.durableOffset) break;
+      const bad = damaged.some((d) => d.from <= meta.end && d.until >= meta.start);
+      if (bad || (run !== null && meta.start !== expected)) run = null;
+      if (!bad) {
+        if (run === null) {
+          run = {
+            timeline: t,
+            from: meta.start,
+            until: meta.end,
+            firstTime: meta.firstTime,
+            lastTime: meta.lastTime,
+          };
+          runs.push(run);
+        } else {
+          run.until = meta.end;
+          run.lastTime = meta.lastTime;
+        }
+      }
+      expected = meta.end + 1;
+    }
+  }
+  return runs;
+}
+
+async function* streamWrites(check: SourceCheck, run: StreamRun): AsyncGenerator<Write> {
+  const archive = new Archive(check.kv);
+  let state: CommandState | null = null;
+  for await (const meta of archive.segments(check.source, run.timeline.id, run.from)) {
+    if (meta.start > run.until) return;
+    const { entries } = await archive.readSegment(check.source, meta);
+    state ??= new CommandState(meta.db, meta.multiAt);
+    for (const e of entries) {
+      const name = commandName(e.bytes);
+      if (name === 'select' || name === 'multi' || name === 'exec') {
+        state.apply(name, parseArgs(e.bytes), e.offset);
+      } else if (isWrite(name)) {
+        yield {
+          db: state.db,
+          frame: e.bytes,
+          time: e.time,
+          where: {
+            timeline: run.timeline.id,
+            offsets: { from: e.offset, until: e.offset + e.bytes.length - 1 },
+          },
+        };
+      }
+    }
+  }
+}
+
+async function* aofWrites(check: SourceCheck, run: AofRun): AsyncGenerator<Write> {
+  const archive = new AofArchive(check.kv);
+  // A run that begins at the start of a file begins in db 0, as an AOF load does (aof.c); one
+  // that begins after damage does not know its db until the next SELECT.
+  const first = run.pieces[0];
+  let db = first !== undefined && first.from === first.record.chunkStart ? 0 : -1;
+  for (const piece of run.pieces) {
+    const prefix = aofKeys.chunkPrefix(check.source, piece.record.fileNo);
+    for await (const [, raw] of check.kv.entries({
+      gte: aofKeys.chunk(check.source, piece.record.fileNo, piece.from),
+      lt: prefixEnd(prefix),
+    })) {
+      const meta = json.decode<AofChunkMeta>(raw);
+      if (meta.start >= piece.until) break;
+      const data = await archive.readChunk(check.source, meta);
+      const scanner = new FrameScanner({ startAt: meta.start, annotations: true });
+      for (const frame of scanner.push(data)) {
+        if (frame.kind !== 'command') continue;
+        const name = commandName(frame.bytes);
+        if (name === 'select') {
+          const n = Number.parseInt(frame.args[1]?.toString('latin1') ?? '', 10);
+          if (Number.isInteger(n) && n >= 0) db = n;
+        } else if (isWrite(name)) {
+          yield {
+            db,
+            frame: frame.bytes,
+            time: meta.capturedAt,
+            where: {
+              file: piece.record.name,
+              fileNo: piece.record.fileNo,
+              bytes: { from: frame.start, until: frame.start + frame.length },
+            },
+          };
+        }
+      }
+    }
+  }
+}
+
+function sameWrite(a: Write, b: Write): boolean {
+  if (a.db !== b.db && a.db !== -1 && b.db !== -1) return false;
+  if (a.frame.equals(b.frame)) return true;
+  // Only the command name may differ in letter case, and neither side changes it; allow it anyway.
+  const x = parseArgs(a.frame);
+  const y = parseArgs(b.frame);
+  return (
+    x.length === y.length &&
+    x.every((arg, i) =>
+      i === 0
+        ? arg.toString('latin1').toLowerCase() === y[0]!.toString('latin1').toLowerCase()
+        : arg.equals(y[i]!),
+    )
+  );
+}
+
+/**
+ * Looks for `anchor` (consecutive writes) in `haystack`; returns how many writes of the haystack
+ * come before the match, or -1. `admissible` rules out matches at impossible times.
+ */
+async function findAnchor(
+  anchor: readonly Write[],
+  haystack: AsyncGenerator<Write>,
+  admissible: (candidate: Write, anchorFirst: Write) => boolean,
+): Promise<number> {
+  const window: Write[] = [];
+  let index = 0;
+  try {
+    for await (const w of haystack) {
+      window.push(w);
+      if (window.length > anchor.length) window.shift();
+      if (window.length === anchor.length && admissible(window[0]!, anchor[0]!)) {
+        if (window.every((x, i) => sameWrite(x, anchor[i]!))) return index - anchor.length + 1;
+      }
+      index++;
+    }
+    return -1;
+  } finally {
+    await haystack.return(undefined);
+  }
+}
+
+async function takeWrites(
+  source: AsyncGenerator<Write>,
+  skip: number,
+  n: number,
+  after?: (w: Write) => boolean,
+) {
+  const out: Write[] = [];
+  let index = 0;
+  let at = -1;
+  try {
+    for await (const w of source) {
+      if (index >= skip && (after === undefined || after(w))) {
+        if (at < 0) at = index;
+        out.push(w);
+        if (out.length >= n) break;
+      }
+      index++;
+    }
+  } finally {
+    await source.return(undefined);
+  }
+  return { writes: out, at };
+}
+
+export interface CrossCheckPair {
+  stream: StreamRun;
+  aof: AofRun;
+  /** Writes found in both and compared. */
+  compared: number;
+  /** Whether the two could be lined up at all. */
+  aligned: boolean;
+  /** Whether a difference was found (after `compared` writes that agree). */
+  differs: boolean;
+}
+
+/** Compares every stream run with every AOF run that can share writes with it. */
+export async function crossCheck(
+  check: SourceCheck,
+  stream: readonly StreamRun[],
+  aof: readonly AofRun[],
+): Promise<CrossCheckPair[]> {
+  const pairs: CrossCheckPair[] = [];
+  for (const s of stream) {
+    for (const a of aof) {
+      // The AOF run's writes happened before its last chunk was cut; the stream run ended at its
+      // last capture. Runs that cannot share a moment are not compared.
+      const aFirst =
+        a.firstTs === null ? a.firstChunkAt : Math.min(a.firstChunkAt, (a.firstTs + 1) * 1000);
+      if (a.lastChunkAt + SKEW_MS < s.firstTime || s.lastTime + SKEW_MS < aFirst - SKEW_MS)
+        continue;
+      check.progress.phase = `${check.source}: cross-check timeline ${s.timeline.id} with the AOF`;
+      try {
+        pairs.push(await comparePair(check, s, a, aFirst));
+      } catch (err) {
+        // Only sound parts are compared; one that fails now changed under verify (rf listen
+        // writes on): the checks above, or the next run, report it.
+        if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
+      }
+    }
+  }
+  return pairs;
+}
+
+async function comparePair(
+  check: SourceCheck,
+  s: StreamRun,
+  a: AofRun,
+  aFirst: number,
+): Promise<CrossCheckPair> {
+  const pair: CrossCheckPair = { stream: s, aof: a, compared: 0, aligned: false, differs: false };
+  // Line the two up: a run of stream writes from after the AOF run began, found in the AOF
+  // (the usual case: the AOF holds writes from before rf listen started), or else the AOF's
+  // first writes found in the stream (the AOF capture started later, or after a gap).
+  let delta: number | null = null;
+  const sAnchor = await takeWrites(
+    streamWrites(check, s),
+    0,
+    ANCHOR,
+    (w) => w.time >= aFirst + SKEW_MS,
+  );
+  if (sAnchor.writes.length > 0) {
+    const j = await findAnchor(
+      sAnchor.writes,
+      aofWrites(check, a),
+      (candidate, first) => candidate.time + SKEW_MS >= first.time,
+    );
+    if (j >= 0) delta = j - sAnchor.at;
+  }
+  if (delta === null) {
+    const aAnchor = await takeWrites(aofWrites(check, a), 0, ANCHOR);
+    if (aAnchor.writes.length > 0) {
+      const i = await findAnchor(
+        aAnchor.writes,
+        streamWrites(check, s),
+        (candidate, first) => candidate.time <= first.time + SKEW_MS,
+      );
+      if (i >= 0) delta = -i;
+    }
+  }
+  if (delta === null) {
+    // Only a stretch both certainly hold makes this a problem: stream writes after the AOF run
+    // began and before its last `#TS` second (without #TS the AOF's last write time is unknown).
+    const aLast = a.lastTs === null ? null : a.lastTs * 1000;
+    const certain =
+      aLast !== null &&
+      sAnchor.writes.length >= ANCHOR &&
+      sAnchor.writes[ANCHOR - 1]!.time <= aLast - SKEW_MS;
+    if (certain) {
+      check.report(
+        'cross-check-unaligned',
+        `the stream and the AOF both hold the writes of this time but share no run of ${ANCHOR} writes: one of them does not hold what the master wrote`,
+        sAnchor.writes[0]!.where,
+        { from: sAnchor.writes[0]!.time, until: aLast },
+        aofLocation(a),
+      );
+    }
+    return pair;
+  }
+  pair.aligned = true;
+  // Stream write i is AOF write i + delta. Read both from where the later one begins.
+  const sSkip = Math.max(0, -delta);
+  const aSkip = Math.max(0, delta);
+  const sw = streamWrites(check, s);
+  const aw = aofWrites(check, a);
+  try {
+    let si = 0;
+    let ai = 0;
+    let x = await sw.next();
+    while (!x.done && si < sSkip) {
+      si++;
+      x = await sw.next();
+    }
+    let y = await aw.next();
+    while (!y.done && ai < aSkip) {
+      ai++;
+      y = await aw.next();
+    }
+    while (!x.done && !y.done) {
+      if (!sameWrite(x.value, y.value)) {
+        check.report(
+          'cross-check-mismatch',
+          `write ${pair.compared + 1} of the stretch both hold differs: the stream has ${describe(x.value)}, the AOF has ${describe(y.value)}`,
+          x.value.where,
+          { from: x.value.time, until: x.value.time },
+          y.value.where,
+        );
+        pair.differs = true;
+        return pair;
+      }
+      pair.compared++;
+      check.counters.compared++;
+      [x, y] = await Promise.all([sw.next(), aw.next()]);
+    }
+  } finally {
+    await Promise.all([sw.return(undefined), aw.return(undefined)]);
+  }
+  return pair;
+}
+
+function describe(w: Write): string {
+  return `${formatCommand(parseArgs(w.frame), 64)} in db ${w.db < 0 ? '?' : w.db}`;
+}
+
+function aofLocation(a: AofRun): Location {
+  const first = a.pieces[0]!;
+  const last = a.pieces[a.pieces.length - 1]!;
+  return first.record.fileNo === last.record.fileNo
+    ? {
+        file: first.record.name,
+        fileNo: first.record.fileNo,
+        bytes: { from: first.from, until: last.until },
+      }
+    : { file: `${first.record.name} .. ${last.record.name}`, fileNo: first.record.fileNo };
+}
