@@ -22,7 +22,9 @@ function parseMetrics(text: string): Map<string, number> {
 
 describe('rf listen --metrics', () => {
   it('serves Prometheus series with sane values during a load', async () => {
-    const r = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
+    const r = await startRedis({
+      args: ['--repl-diskless-sync-delay', '0', '--appendonly', 'yes'],
+    });
     cleanups.push(() => r.stop());
     const dir = await makeTempDir('rf-metrics-');
     cleanups.push(() => removeTempDir(dir));
@@ -33,6 +35,10 @@ describe('rf listen --metrics', () => {
       path.join(dir, 'store'),
       '--metrics',
       '127.0.0.1:0',
+      '--aof-dir',
+      r.dir,
+      '--chunk-size',
+      '4k',
     ]);
     cleanups.push(() => d.stop('SIGKILL'));
     const line = await d.waitForLog((l) => l.msg === 'metrics listening');
@@ -58,6 +64,12 @@ describe('rf listen --metrics', () => {
     expect(m.get('rf_base_age_seconds')).toBeLessThan(60);
     expect(m.get('rf_replication_lag_bytes')).toBeGreaterThanOrEqual(0);
     expect(m.get('rf_replication_lag_seconds')).toBeGreaterThanOrEqual(0);
+    // The AOF record: its size on the host, sampled every second, and the chunks stored.
+    expect(m.get('rf_aof_size_bytes')).toBeGreaterThan(0);
+    expect(m.get('rf_chunks_written_total')).toBeGreaterThan(0);
+    expect(m.get('rf_chunk_written_bytes_total')).toBeGreaterThan(0);
+    expect(m.get('rf_aof_rewrite_cycles_total')).toBe(0);
+    expect(m.has('rf_errors_total')).toBe(false);
 
     await load.stop();
     await waitFor(async () => {
