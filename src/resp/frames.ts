@@ -34,6 +34,12 @@ export interface FrameScannerOptions {
    * option a `#` is a protocol error.
    */
   annotations?: boolean;
+  /**
+   * Skip bare `\n` bytes between frames: the keep-alive a replica sends its master while it
+   * loads a snapshot (replication.c, replicationSendNewlineToMaster). They count toward
+   * `position` but yield no frame.
+   */
+  keepalives?: boolean;
 }
 
 const CR = 0x0d;
@@ -71,6 +77,7 @@ const MAX_FRAME = bufferConstants.MAX_LENGTH;
  */
 export class FrameScanner {
   private readonly annotations: boolean;
+  private readonly keepalives: boolean;
   /** Stream position of the first byte of the frame being parsed. */
   private consumed: number;
   private failure: unknown = null;
@@ -101,6 +108,7 @@ export class FrameScanner {
     }
     this.consumed = startAt;
     this.annotations = options.annotations === true;
+    this.keepalives = options.keepalives === true;
   }
 
   /** Start position plus the bytes consumed into complete frames: where the next frame starts. */
@@ -125,6 +133,11 @@ export class FrameScanner {
     try {
       let pos = this.acc === null ? 0 : this.continuePending(chunk, frames);
       while (pos < chunk.length) {
+        if (this.keepalives && chunk[pos] === LF) {
+          pos++;
+          this.consumed++;
+          continue;
+        }
         const length = this.advance(chunk, pos);
         if (length === INCOMPLETE) {
           this.hold(chunk, pos);

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
 import { encodeCommand } from '../resp/encode.js';
-import { FrameScanner } from '../resp/frames.js';
+import { type Frame, FrameScanner } from '../resp/frames.js';
 
 export interface TargetOptions {
   endpoint: RedisEndpoint;
@@ -113,7 +113,8 @@ function serveOnce(
   });
 
   const converse = async (socket: net.Socket): Promise<{ streamBytes: number }> => {
-    const scanner = new FrameScanner();
+    // A replica sends bare newlines to its master while it loads the snapshot.
+    const scanner = new FrameScanner({ keepalives: true });
     let acked = -1;
     let lastProgress = Date.now();
     let onAck: (() => void) | null = null;
@@ -121,9 +122,21 @@ function serveOnce(
     const psyncSeen = new Promise<void>((r) => {
       psync = r;
     });
+    let failure: unknown = null;
+    socket.on('error', (err) => {
+      failure ??= err;
+    });
     socket.on('data', (chunk: Buffer) => {
       lastProgress = Date.now();
-      for (const f of scanner.push(chunk)) {
+      let frames: Frame[];
+      try {
+        frames = scanner.push(chunk);
+      } catch (err) {
+        failure = err;
+        socket.destroy();
+        return;
+      }
+      for (const f of frames) {
         if (f.kind !== 'command') continue;
         const name = f.args[0]?.toString('latin1').toLowerCase();
         const sub = f.args[1]?.toString('latin1').toLowerCase();
@@ -140,10 +153,11 @@ function serveOnce(
         reject(
           new RfError(
             'RF_TARGET',
-            `the target ${where} dropped the replication link during the restore`,
+            `the target ${where} dropped the replication link during the restore${failure === null ? '' : `: ${(failure as Error).message}`}`,
             {
               details: { target: where },
               hint: "check the target's log: a dataset too large for its maxmemory, or a base from a newer Redis",
+              ...(failure === null ? {} : { cause: failure }),
             },
           ),
         ),

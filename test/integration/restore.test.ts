@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
@@ -63,8 +64,16 @@ beforeAll(async () => {
   client = await master.client();
   work = await makeTempDir('rf-restore-');
   store = path.join(work, 'store');
-  // Something in the base already, so restores start from a non-empty snapshot.
+  // Something in the base already, so restores start from a non-empty snapshot, and enough of
+  // it that a target with a load delay takes over a second to load it.
   await workloadPhase(client, 0);
+  // (MSET, not DEBUG POPULATE: the AOF must hold them too.)
+  for (let batch = 0; batch < 30; batch++) {
+    const args: string[] = [];
+    // Random values: the RDB compresses repetitive ones below the 2 MB that matter here.
+    for (let i = 0; i < 1000; i++) args.push(`bulk:${batch}:${i}`, randomBytes(60).toString('hex'));
+    await client.call('MSET', ...args);
+  }
   daemon = RfDaemon.start([
     '--source',
     master.url,
@@ -234,6 +243,22 @@ describe('rf restore --until reproduces the master exactly at each checkpoint', 
       } finally {
         await target.stop();
       }
+    }
+  });
+
+  it('--target survives the keep-alive newlines a slow-loading target sends while it loads', async () => {
+    // A base over 2 MB (loading_process_events_interval_bytes) loaded slowly (key-load-delay,
+    // µs per key) makes the target send rf bare newlines (replicationSendNewlineToMaster)
+    // before its first ACK.
+    const target = await startRedis({ args: ['--key-load-delay', '40'] });
+    try {
+      const cp = checkpoints[2]!;
+      const res = await rf(['restore', '--store', store, '--until', cp.at, '--target', target.url]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(String(await (await target.client()).call('DEBUG', 'DIGEST'))).toBe(cp.digest);
+      expect(target.logTail(200)).toMatch(/Loading DB in memory|MASTER <-> REPLICA sync/);
+    } finally {
+      await target.stop();
     }
   });
 });

@@ -280,6 +280,19 @@ describe('FrameScanner', () => {
     expect(scanner.position).toBe(3);
   });
 
+  it('skips bare newlines between frames with keepalives, and only then', () => {
+    const input = Buffer.from(`\n${PING}\n\n${SET}\n`, 'latin1');
+    for (const [how, split] of modes) {
+      const { frames, scanner } = scan(split(input), { keepalives: true });
+      expect(plain(frames), how).toEqual([
+        command(1, PING, ['ping']),
+        command(3 + PING.length, SET, ['SET', 'key', 'value']),
+      ]);
+      expect(scanner.position, how).toBe(input.length);
+    }
+    expect(() => scan([input])).toThrow(expect.objectContaining({ code: 'RF_PROTOCOL' }));
+  });
+
   it('rejects a negative startAt as a misuse', () => {
     expect(() => new FrameScanner({ startAt: -1 })).toThrow(TypeError);
   });
