@@ -10,6 +10,7 @@ import { RedisClient } from '../resp/client.js';
 import type { Store } from '../store/store.js';
 import { type ClockTime, machineZone, parseClockTime } from '../time.js';
 import { AofCapture, type AofCaptureStatus } from './capture.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_REWRITE_AT } from './defaults.js';
 import {
   type RedisTarget,
   type RewriteResult,
@@ -21,6 +22,7 @@ import { type AofSink, LocalSink } from './sink.js';
 
 export { type AofSummary, aofSummary } from '../store/chunks.js';
 export { AofCapture, type AofCaptureStatus } from './capture.js';
+export { DEFAULT_CHUNK_SIZE, DEFAULT_REWRITE_AT } from './defaults.js';
 export { HttpSink } from './http-sink.js';
 export {
   type IngestOptions,
@@ -31,9 +33,6 @@ export {
 } from './ingest.js';
 export type { RedisTarget, RewriteResult } from './rewrite.js';
 export { type AofSink, LocalSink } from './sink.js';
-
-export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
-export const DEFAULT_REWRITE_AT = '00:00';
 
 export interface StartAofCaptureOptions {
   store: Store;

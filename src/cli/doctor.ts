@@ -1,8 +1,8 @@
 import { type Command, Option } from 'commander';
-import { applyFixes, type Check, diagnose, type FixOutcome } from '../aof/settings.js';
+import type { Check, FixOutcome } from '../aof/settings.js';
 import { redisConnection } from '../config.js';
 import { describeEndpoint, redactUrl } from '../redis-url.js';
-import { RedisClient } from '../resp/client.js';
+import type { RedisClient } from '../resp/client.js';
 import { parseDuration } from '../time.js';
 import { out, reportError } from './output.js';
 
@@ -34,6 +34,11 @@ const mark: Record<Check['status'], string> = {
  */
 export async function run(options: DoctorOptions): Promise<number> {
   const json = options.json === true;
+  // Loaded here, not at start-up: every rf command pays for what main.ts imports.
+  const [{ applyFixes, diagnose }, { RedisClient }] = await Promise.all([
+    import('../aof/settings.js'),
+    import('../resp/client.js'),
+  ]);
   let client: RedisClient | null = null;
   try {
     const { endpoint, tlsOptions } = redisConnection(options.source, options);

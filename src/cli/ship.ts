@@ -1,9 +1,8 @@
 import { type Command, Option } from 'commander';
-import { HttpSink } from '../aof/http-sink.js';
-import { DEFAULT_REWRITE_AT, startCapture } from '../aof/index.js';
+import { DEFAULT_REWRITE_AT } from '../aof/defaults.js';
+import type { AofHandle } from '../aof/index.js';
 import { parseBytes, readOptionFile, readSecretFile, redisConnection } from '../config.js';
 import { isRfError, RfError } from '../errors.js';
-import { createLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
 import { isValidSourceName } from '../store/keys.js';
 import { parseDuration } from '../time.js';
@@ -43,9 +42,15 @@ export interface ShipOptions {
 export async function run(options: ShipOptions): Promise<number> {
   const env = options.env ?? process.env;
   const json = options.json === true;
+  // Loaded here, not at start-up: every rf command pays for what main.ts imports.
+  const [{ HttpSink }, { startCapture }, { createLogger }] = await Promise.all([
+    import('../aof/http-sink.js'),
+    import('../aof/index.js'),
+    import('../logger.js'),
+  ]);
   const log = createLogger({ level: options.logLevel, ...(json ? { destination: 2 } : {}) });
   const began = Date.now();
-  let handle: Awaited<ReturnType<typeof startCapture>>;
+  let handle: AofHandle;
   try {
     if (!isValidSourceName(options.name)) {
       throw new RfError(

@@ -8,7 +8,7 @@ import { openSocket } from '../resp/client.js';
 import { encodeCommand } from '../resp/encode.js';
 import { FrameScanner } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
-import { nameOf } from '../store/commands.js';
+import { isGetAck } from '../store/commands.js';
 import type { Store } from '../store/store.js';
 import { beginTimeline, tmpFile } from '../store/timelines.js';
 import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
@@ -282,10 +282,6 @@ export class ReplicationSession {
     this.status.durableOffset = writer.durableOffset;
     this.status.lastDurableAt = writer.durableTime;
   }
-}
-
-function isGetAck(args: readonly Buffer[]): boolean {
-  return args.length >= 2 && nameOf(args[0]) === 'replconf' && nameOf(args[1]) === 'getack';
 }
 
 function logTimeline(

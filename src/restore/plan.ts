@@ -1,5 +1,5 @@
 import { RfError } from '../errors.js';
-import { CommandState, isWrite, nameOf, parseArgs } from '../store/commands.js';
+import { CommandState, commandName, frameKind, Kind, parseArgs } from '../store/commands.js';
 import type { Gap, Range, SourceIndex } from '../store/summary.js';
 import type { BaseMeta, Entry, SegmentMeta, Timeline } from '../store/types.js';
 import { isoUtc } from '../time.js';
@@ -101,21 +101,21 @@ export function cutInSegment(
   let multiTime: number | null = null;
   let queued = 0;
   let last: Entry | null = null;
-  let lastApplied: AppliedEntry | null = null;
-  let beforeMulti: AppliedEntry | null = null;
+  // Entries, not names: a name is made for the one entry reported, not for every entry read.
+  let lastApplied: Entry | null = null;
+  let beforeMulti: Entry | null = null;
   for (const e of entries) {
     if (e.time > target) break;
-    const args = parseArgs(e.bytes);
-    const name = nameOf(args[0]);
-    state.apply(name, args, e.offset);
-    if (name === 'multi') {
+    const kind = frameKind(e.bytes);
+    state.applyKind(kind, () => parseArgs(e.bytes), e.offset);
+    if (kind === Kind.multi) {
       multiTime = e.time;
       queued = 0;
       beforeMulti = lastApplied;
-    } else if (name === 'exec') {
-      lastApplied = { offset: e.offset, time: e.time, command: 'exec' };
-    } else if (isWrite(name)) {
-      if (state.multiAt === null) lastApplied = { offset: e.offset, time: e.time, command: name };
+    } else if (kind === Kind.exec) {
+      lastApplied = e;
+    } else if (kind === Kind.write) {
+      if (state.multiAt === null) lastApplied = e;
       else queued++;
     }
     last = e;
@@ -123,12 +123,16 @@ export function cutInSegment(
   if (last === null)
     throw new TypeError('cutInSegment: the segment has no entry at or before the target');
   if (state.multiAt === null) {
-    return { offset: last.offset + last.bytes.length - 1, lastApplied, dropped: null };
+    return {
+      offset: last.offset + last.bytes.length - 1,
+      lastApplied: applied(lastApplied),
+      dropped: null,
+    };
   }
   const endOfArchive = atEnd && last === entries[entries.length - 1];
   return {
     offset: state.multiAt - 1,
-    lastApplied: beforeMulti,
+    lastApplied: applied(beforeMulti),
     dropped: {
       multiAt: state.multiAt,
       time: multiTime,
@@ -136,6 +140,10 @@ export function cutInSegment(
       reason: endOfArchive ? 'open-at-archive-end' : 'target-inside-transaction',
     },
   };
+}
+
+function applied(e: Entry | null): AppliedEntry | null {
+  return e === null ? null : { offset: e.offset, time: e.time, command: commandName(e.bytes) };
 }
 
 /** The latest base of the timeline that the cut does not precede. */

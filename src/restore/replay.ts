@@ -1,11 +1,9 @@
 import { RfError } from '../errors.js';
 import { encodeCommand } from '../resp/encode.js';
 import type { Archive } from '../store/archive.js';
-import { CommandState, commandName, isWrite, nameOf, parseArgs } from '../store/commands.js';
+import { CommandState, commandName, frameKind, Kind, parseArgs } from '../store/commands.js';
+import type { Entry } from '../store/types.js';
 import type { RestorePlan } from './plan.js';
-
-/** Stream entries that are not data and that an AOF never holds (src/aof.c feeds none of them). */
-const NOT_REPLAYED = new Set(['ping', 'replconf', 'publish', 'spublish']);
 
 export interface ReplayStats {
   /** Commands written, SELECT and MULTI/EXEC included. */
@@ -36,6 +34,7 @@ export async function* replayFrames(
   let expected: number | null = null;
   // A base is never taken inside a transaction: replay starts outside one.
   let inMulti = false;
+  let last: { entry: Entry; kind: Kind } | null = null;
   for await (const meta of archive.segments(source, timeline.id, fromOffset)) {
     if (meta.start > cut.offset) break;
     if (
@@ -65,33 +64,51 @@ export async function* replayFrames(
       // Track SELECTs before the base's offset: the db the stream is in when the base was taken.
       for (const e of entries) {
         if (e.offset >= fromOffset) break;
-        const args = parseArgs(e.bytes);
-        state.apply(nameOf(args[0]), args, e.offset);
+        state.applyKind(frameKind(e.bytes), () => parseArgs(e.bytes), e.offset);
       }
       out.push(encodeCommand(['SELECT', String(state.db)]));
       stats.commands++;
     }
     let done = false;
+    // Entries are consecutive views of one segment value: replay runs of them as single slices.
+    let run: Buffer | null = null;
+    let runLength = 0;
+    const endRun = () => {
+      if (run !== null) out.push(Buffer.from(run.buffer, run.byteOffset, runLength));
+      run = null;
+      runLength = 0;
+    };
     for (const e of entries) {
       if (e.offset < fromOffset) continue;
       if (e.offset + e.bytes.length - 1 > cut.offset) {
         done = true;
         break;
       }
-      const name = commandName(e.bytes);
-      if (NOT_REPLAYED.has(name)) continue;
-      out.push(e.bytes);
+      const kind = frameKind(e.bytes);
+      if (kind === Kind.chatter || kind === Kind.publish) {
+        endRun();
+        continue;
+      }
+      if (run === null) run = e.bytes;
+      runLength += e.bytes.length;
       stats.commands++;
-      if (isWrite(name)) stats.writes++;
+      if (kind === Kind.write) stats.writes++;
       // A transaction's writes are applied at its EXEC: that is the last write applied.
-      if (name === 'exec' || (isWrite(name) && !inMulti))
-        stats.last = { offset: e.offset, time: e.time, command: name };
-      if (name === 'multi') inMulti = true;
-      else if (name === 'exec') inMulti = false;
+      if (kind === Kind.exec || (kind === Kind.write && !inMulti)) last = { entry: e, kind };
+      if (kind === Kind.multi) inMulti = true;
+      else if (kind === Kind.exec) inMulti = false;
     }
+    endRun();
     stats.offset = Math.min(meta.end, cut.offset);
-    if (out.length > 0) {
-      const buf = Buffer.concat(out);
+    if (last !== null) {
+      const { entry, kind } = last;
+      stats.last = {
+        offset: entry.offset,
+        time: entry.time,
+        command: kind === Kind.exec ? 'exec' : commandName(entry.bytes),
+      };
+    }
+    for (const buf of out) {
       stats.bytes += buf.length;
       yield buf;
     }

@@ -1,4 +1,4 @@
-/** What the archive needs to know about a stream command, from its lower-cased name. */
+/** What the archive needs to know about a stream command, from its name. */
 
 /** Entries that move the offset but change no data: heartbeats and replication chatter. */
 const NOT_WRITES = new Set(['ping', 'replconf', 'publish', 'spublish', 'select', 'multi', 'exec']);
@@ -7,9 +7,82 @@ export function isWrite(name: string): boolean {
   return !NOT_WRITES.has(name);
 }
 
-/** Lower-cases an ASCII command name without allocating for the common short names. */
+/** Lower-cases an ASCII command name. */
 export function nameOf(arg: Buffer | undefined): string {
   return arg === undefined ? '' : arg.toString('latin1').toLowerCase();
+}
+
+/**
+ * What a command is to the archive, decided from the bytes of its name without making a string:
+ * this runs for every command captured, planned or replayed.
+ */
+export const Kind = {
+  /** Changes data. */
+  write: 0,
+  select: 1,
+  multi: 2,
+  exec: 3,
+  /** PING and REPLCONF: stream chatter, never replayed. */
+  chatter: 4,
+  /** PUBLISH and SPUBLISH: no data, and an AOF never holds them (aof.c). */
+  publish: 5,
+} as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** Case-insensitive compare of buf[start, start + lit.length) with a lower-case ASCII literal. */
+function is(buf: Buffer, start: number, length: number, lit: string): boolean {
+  if (length !== lit.length) return false;
+  for (let i = 0; i < length; i++) {
+    if ((buf[start + i]! | 0x20) !== lit.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+export function kindAt(buf: Buffer, start: number, length: number): Kind {
+  switch (length) {
+    case 4:
+      if (is(buf, start, 4, 'ping')) return Kind.chatter;
+      if (is(buf, start, 4, 'exec')) return Kind.exec;
+      return Kind.write;
+    case 5:
+      return is(buf, start, 5, 'multi') ? Kind.multi : Kind.write;
+    case 6:
+      return is(buf, start, 6, 'select') ? Kind.select : Kind.write;
+    case 7:
+      return is(buf, start, 7, 'publish') ? Kind.publish : Kind.write;
+    case 8:
+      if (is(buf, start, 8, 'replconf')) return Kind.chatter;
+      if (is(buf, start, 8, 'spublish')) return Kind.publish;
+      return Kind.write;
+    default:
+      return Kind.write;
+  }
+}
+
+/** The kind of a command from its first argument. */
+export function kindOf(name: Buffer | undefined): Kind {
+  return name === undefined ? Kind.write : kindAt(name, 0, name.length);
+}
+
+/** The kind of a stored frame, reading only its first argument (`*N\r\n$L\r\n<name>`). */
+export function frameKind(frame: Buffer): Kind {
+  const eol1 = frame.indexOf(13);
+  const eol2 = frame.indexOf(13, eol1 + 2);
+  if (eol1 < 0 || eol2 < 0) return Kind.write;
+  let len = 0;
+  for (let i = eol1 + 3; i < eol2; i++) len = len * 10 + frame[i]! - 48;
+  return kindAt(frame, eol2 + 2, len);
+}
+
+/** Whether a frame is REPLCONF GETACK, which asks the replica where it is. */
+export function isGetAck(args: readonly Buffer[]): boolean {
+  const [a, b] = args;
+  return (
+    a !== undefined &&
+    b !== undefined &&
+    is(a, 0, a.length, 'replconf') &&
+    is(b, 0, b.length, 'getack')
+  );
 }
 
 /**
@@ -24,16 +97,30 @@ export class CommandState {
   ) {}
 
   apply(name: string, args: readonly Buffer[], offset: number): void {
-    switch (name) {
-      case 'select': {
-        const db = Number.parseInt(args[1]?.toString('latin1') ?? '', 10);
+    const kind =
+      name === 'select'
+        ? Kind.select
+        : name === 'multi'
+          ? Kind.multi
+          : name === 'exec'
+            ? Kind.exec
+            : Kind.write;
+    this.applyKind(kind, args, offset);
+  }
+
+  /** `args` is needed for SELECT only (its db); other kinds never read it. */
+  applyKind(kind: Kind, args: readonly Buffer[] | (() => readonly Buffer[]), offset: number): void {
+    switch (kind) {
+      case Kind.select: {
+        const list = typeof args === 'function' ? args() : args;
+        const db = Number.parseInt(list[1]?.toString('latin1') ?? '', 10);
         if (Number.isInteger(db) && db >= 0) this.db = db;
         break;
       }
-      case 'multi':
+      case Kind.multi:
         this.multiAt = offset;
         break;
-      case 'exec':
+      case Kind.exec:
         this.multiAt = null;
         break;
     }

@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import { encodeSegment, segmentChecksum } from './codec.js';
-import { CommandState, isWrite, nameOf } from './commands.js';
+import { CommandState, Kind, kindOf } from './commands.js';
 import { keys } from './keys.js';
 import { type BatchOp, json, type Store } from './store.js';
 import type { DurableState, Entry, SegmentMeta, Timeline } from './types.js';
@@ -80,11 +80,11 @@ export class StreamWriter {
     // Capture times never go back, so the time index stays ordered if the wall clock steps back.
     const time = Math.max(now, this.lastTime);
     this.lastTime = time;
-    const name = nameOf(args[0]);
-    this.live.apply(name, args, offset);
+    const kind = kindOf(args[0]);
+    this.live.applyKind(kind, args, offset);
     this.pending.push({ offset, time, bytes });
     this.pendingBytes += bytes.length;
-    if (isWrite(name)) this.pendingWrites++;
+    if (kind === Kind.write) this.pendingWrites++;
     this.nextOffset = offset + bytes.length;
   }
 
