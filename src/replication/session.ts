@@ -8,7 +8,7 @@ import { openSocket } from '../resp/client.js';
 import { encodeCommand } from '../resp/encode.js';
 import { FrameScanner } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
-import { isGetAck } from '../store/commands.js';
+import { isGetAck, Kind, kindAt } from '../store/commands.js';
 import type { Store } from '../store/store.js';
 import { beginTimeline, tmpFile } from '../store/timelines.js';
 import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
@@ -233,8 +233,10 @@ export class ReplicationSession {
               },
             );
           }
-          w.append(frame.start, frame.bytes, frame.args, now);
-          if (isGetAck(frame.args)) getack = true;
+          const kind = kindAt(frame.bytes, frame.nameStart, frame.nameLength);
+          w.append(frame.start, frame.bytes, frame, now, kind);
+          if (kind === Kind.chatter && frame.nameLength === 8 && isGetAck(frame.args))
+            getack = true;
         }
         this.status.receivedOffset = w.receivedOffset;
         if (getack) {

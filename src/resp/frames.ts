@@ -11,7 +11,48 @@ export interface CommandFrame {
   start: number;
   length: number;
   bytes: Buffer;
-  args: Buffer[];
+  /** The bulk strings, as slices of `bytes`; made on first access. */
+  readonly args: Buffer[];
+  /** Where the first argument (the command name) lies in `bytes`, without making `args`. */
+  nameStart: number;
+  nameLength: number;
+}
+
+/**
+ * A command frame whose argument slices are made only when asked for: the capture path reads
+ * just the name of most commands, and a slice per argument per command is most of its garbage.
+ */
+class LazyCommandFrame implements CommandFrame {
+  readonly kind = 'command';
+  private made: Buffer[] | null = null;
+
+  constructor(
+    readonly start: number,
+    readonly length: number,
+    readonly bytes: Buffer,
+    private readonly offsets: number[],
+  ) {}
+
+  get nameStart(): number {
+    return this.offsets[0] ?? 0;
+  }
+
+  get nameLength(): number {
+    return this.offsets[1] ?? 0;
+  }
+
+  get args(): Buffer[] {
+    if (this.made === null) {
+      const { offsets, bytes } = this;
+      const args: Buffer[] = new Array(offsets.length >> 1);
+      for (let k = 0; k < args.length; k++) {
+        const from = offsets[2 * k]!;
+        args[k] = bytes.subarray(from, from + offsets[2 * k + 1]!);
+      }
+      this.made = args;
+    }
+    return this.made;
+  }
 }
 
 /** An AOF annotation line such as `#TS:1700000000\r\n`; `text` is the line without `#` and CRLF. */
@@ -367,13 +408,8 @@ export class FrameScanner {
       return { kind: 'annotation', start, length, bytes, text };
     }
     const offsets = this.offsets;
-    const args: Buffer[] = new Array(offsets.length >> 1);
-    for (let k = 0; k < args.length; k++) {
-      const from = offsets[2 * k]!;
-      args[k] = bytes.subarray(from, from + offsets[2 * k + 1]!);
-    }
-    offsets.length = 0;
-    return { kind: 'command', start, length, bytes, args };
+    this.offsets = [];
+    return new LazyCommandFrame(start, length, bytes, offsets);
   }
 
   private error(message: string, position: number): RfError {

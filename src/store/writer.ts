@@ -73,15 +73,24 @@ export class StreamWriter {
    * Adds one complete frame. `offset` must be the next offset of the stream: a gap or an
    * overlap here would be a bug in the caller, so it throws a TypeError.
    */
-  append(offset: number, bytes: Buffer, args: readonly Buffer[], now: number): void {
+  append(
+    offset: number,
+    bytes: Buffer,
+    args: readonly Buffer[] | { readonly args: readonly Buffer[] },
+    now: number,
+    known?: Kind,
+  ): void {
     if (offset !== this.nextOffset) {
       throw new TypeError(`stream offset ${offset} appended where ${this.nextOffset} was expected`);
     }
     // Capture times never go back, so the time index stays ordered if the wall clock steps back.
     const time = Math.max(now, this.lastTime);
     this.lastTime = time;
-    const kind = kindOf(args[0]);
-    this.live.applyKind(kind, args, offset);
+    // The capture path passes the kind it read from the name's bytes, and args lazily: only a
+    // SELECT needs them.
+    const kind = known ?? kindOf(argsOf(args)[0]);
+    if (kind === Kind.select) this.live.applyKind(kind, argsOf(args), offset);
+    else this.live.applyKind(kind, EMPTY, offset);
     this.pending.push({ offset, time, bytes });
     this.pendingBytes += bytes.length;
     if (kind === Kind.write) this.pendingWrites++;
@@ -184,4 +193,11 @@ export class StreamWriter {
       { type: 'put', key: keys.state(this.source), value: json.encode(this.state) },
     ];
   }
+}
+
+const EMPTY: readonly Buffer[] = [];
+
+/** A frame (whose args are made on demand) or the args themselves. */
+function argsOf(args: readonly Buffer[] | { readonly args: readonly Buffer[] }): readonly Buffer[] {
+  return 'args' in args ? args.args : args;
 }
