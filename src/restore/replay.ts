@@ -2,7 +2,7 @@ import { RfError } from '../errors.js';
 import { encodeCommand } from '../resp/encode.js';
 import type { Archive } from '../store/archive.js';
 import { CommandState, commandName, frameKind, Kind, parseArgs } from '../store/commands.js';
-import type { Entry } from '../store/types.js';
+import type { Entry, SegmentMeta } from '../store/types.js';
 import type { RestorePlan } from './plan.js';
 
 export interface ReplayStats {
@@ -35,6 +35,7 @@ export async function* replayFrames(
   // A base is never taken inside a transaction: replay starts outside one.
   let inMulti = false;
   let last: { entry: Entry; kind: Kind } | null = null;
+  let lastWhole: SegmentMeta | null = null;
   for await (const meta of archive.segments(source, timeline.id, fromOffset)) {
     if (meta.start > cut.offset) break;
     if (
@@ -56,7 +57,27 @@ export async function* replayFrames(
       );
     }
     expected = meta.end + 1;
+    // A segment wholly inside the replay with nothing to skip is copied as it is, undecoded.
+    if (
+      stats.commands > 0 &&
+      meta.chatter === 0 &&
+      meta.start >= fromOffset &&
+      meta.end <= cut.offset
+    ) {
+      const payload = await archive.readSegmentPayload(source, meta);
+      stats.segments++;
+      stats.commands += meta.count;
+      stats.writes += meta.writes;
+      if (meta.writes > 0) lastWhole = meta;
+      stats.offset = meta.end;
+      stats.bytes += payload.length;
+      yield payload;
+      if (meta.end >= cut.offset) break;
+      continue;
+    }
     const { entries } = await archive.readSegment(source, meta);
+    // The transaction state at the segment's start is recorded with it.
+    inMulti = meta.multiAt !== null;
     stats.segments++;
     state ??= new CommandState(meta.db, meta.multiAt);
     const out: Buffer[] = [];
@@ -101,6 +122,7 @@ export async function* replayFrames(
     endRun();
     stats.offset = Math.min(meta.end, cut.offset);
     if (last !== null) {
+      lastWhole = null;
       const { entry, kind } = last;
       stats.last = {
         offset: entry.offset,
@@ -114,6 +136,7 @@ export async function* replayFrames(
     }
     if (done || meta.end >= cut.offset) break;
   }
+  if (lastWhole !== null) stats.last = await lastWrite(archive, source, lastWhole);
   if (expected !== null && expected <= cut.offset) {
     throw new RfError(
       'RF_CORRUPT',
@@ -131,6 +154,30 @@ export async function* replayFrames(
     stats.bytes += buf.length;
     yield buf;
   }
+}
+
+/** The last write applied in a segment replayed whole: decoded once, at the end. */
+async function lastWrite(
+  archive: Archive,
+  source: string,
+  meta: SegmentMeta,
+): Promise<ReplayStats['last']> {
+  const { entries } = await archive.readSegment(source, meta);
+  let inMulti = meta.multiAt !== null;
+  let found: { entry: Entry; kind: Kind } | null = null;
+  for (const e of entries) {
+    const kind = frameKind(e.bytes);
+    if (kind === Kind.exec || (kind === Kind.write && !inMulti)) found = { entry: e, kind };
+    if (kind === Kind.multi) inMulti = true;
+    else if (kind === Kind.exec) inMulti = false;
+  }
+  if (found === null) return null;
+  const { entry, kind } = found;
+  return {
+    offset: entry.offset,
+    time: entry.time,
+    command: kind === Kind.exec ? 'exec' : commandName(entry.bytes),
+  };
 }
 
 export function emptyStats(): ReplayStats {

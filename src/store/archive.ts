@@ -1,5 +1,5 @@
 import { RfError } from '../errors.js';
-import { type DecodedSegment, decodeSegment } from './codec.js';
+import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
 import { json, type KvReader } from './store.js';
 import type {
@@ -111,6 +111,20 @@ export class Archive {
   }
 
   async readSegment(src: string, meta: SegmentMeta): Promise<DecodedSegment> {
+    const { data, where } = await this.segmentData(src, meta);
+    return decodeSegment(data, meta, where);
+  }
+
+  /** A segment's frames, checked, as one slice: no entry is decoded. */
+  async readSegmentPayload(src: string, meta: SegmentMeta): Promise<Buffer> {
+    const { data, where } = await this.segmentData(src, meta);
+    return segmentPayload(data, meta, where);
+  }
+
+  private async segmentData(
+    src: string,
+    meta: SegmentMeta,
+  ): Promise<{ data: Buffer; where: string }> {
     const where = `${src}/timeline ${meta.timeline}/offset ${meta.start}`;
     const data = await this.kv.get(keys.data(src, meta.timeline, meta.start));
     if (data === undefined) {
@@ -119,7 +133,7 @@ export class Archive {
         hint: 'run `rf verify` to list every damaged part of the archive',
       });
     }
-    return decodeSegment(data, meta, where);
+    return { data, where };
   }
 
   private async getJson<T>(key: string): Promise<T | undefined> {

@@ -43,7 +43,27 @@ export interface DecodedSegment {
 }
 
 /** Decodes and checks one segment value against its meta; any mismatch is RF_CHECKSUM or RF_CORRUPT. */
-export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): DecodedSegment {
+/**
+ * A checked segment's frames as one slice, all entries back to back, without decoding them: what
+ * a restore writes for a segment it replays whole.
+ */
+export function segmentPayload(data: Buffer, meta: SegmentMeta, where: string): Buffer {
+  checkSegment(data, meta, where);
+  const payload = data.subarray(HEADER + meta.count * ROW);
+  if (payload.length !== meta.end - meta.start + 1) {
+    throw new RfError(
+      'RF_CORRUPT',
+      `segment ${where} is malformed: its frames are ${payload.length} bytes, its offsets ${meta.end - meta.start + 1}`,
+      {
+        details: { segment: where, start: meta.start, end: meta.end },
+        hint: 'run `rf verify` to list every damaged part of the archive',
+      },
+    );
+  }
+  return payload;
+}
+
+function checkSegment(data: Buffer, meta: SegmentMeta, where: string): void {
   const actual = segmentChecksum(data);
   if (actual !== meta.crc) {
     throw new RfError('RF_CHECKSUM', `segment ${where} does not match its checksum`, {
@@ -51,6 +71,10 @@ export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): D
       hint: 'run `rf verify` to list every damaged part of the archive',
     });
   }
+}
+
+export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): DecodedSegment {
+  checkSegment(data, meta, where);
   const corrupt = (why: string) =>
     new RfError('RF_CORRUPT', `segment ${where} is malformed: ${why}`, {
       details: { segment: where, start: meta.start, end: meta.end },

@@ -50,6 +50,11 @@ export interface SegmentMeta {
   count: number;
   /** Entries that change data (everything but PING and REPLCONF). */
   writes: number;
+  /**
+   * Entries a restore skips (PING, REPLCONF, PUBLISH). Zero lets a restore copy the segment's
+   * frames whole; absent in segments written before it was recorded.
+   */
+  chatter?: number;
   /** CRC-32 of the stored data value. */
   crc: number;
   /** The db selected before the first entry. */

@@ -22,6 +22,7 @@ export class StreamWriter {
   private pending: Entry[] = [];
   private pendingBytes = 0;
   private pendingWrites = 0;
+  private pendingChatter = 0;
   /** Command state after every appended entry (committed or not). */
   private readonly live: CommandState;
   /** Command state before the first pending entry. */
@@ -94,6 +95,7 @@ export class StreamWriter {
     this.pending.push({ offset, time, bytes });
     this.pendingBytes += bytes.length;
     if (kind === Kind.write) this.pendingWrites++;
+    else if (kind === Kind.chatter || kind === Kind.publish) this.pendingChatter++;
     this.nextOffset = offset + bytes.length;
   }
 
@@ -135,10 +137,12 @@ export class StreamWriter {
     // Taken in the same tick as `pending`: the live state is the state after exactly these entries.
     const after = { db: this.live.db, multiAt: this.live.multiAt };
     const writes = this.pendingWrites;
+    const chatter = this.pendingChatter;
     const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingWrites = 0;
+    this.pendingChatter = 0;
 
     const data = encodeSegment(entries);
     const end = last.offset + last.bytes.length - 1;
@@ -150,6 +154,7 @@ export class StreamWriter {
       lastTime: last.time,
       count: entries.length,
       writes,
+      chatter,
       crc: segmentChecksum(data),
       db: this.committed.db,
       multiAt: this.committed.multiAt,
