@@ -33,6 +33,69 @@ export function encodeSegment(entries: readonly Entry[]): Buffer {
   return out;
 }
 
+/**
+ * A segment being filled: frames are copied into one growing buffer as they arrive, with their
+ * times and lengths in plain number arrays, so a buffered frame costs no object of its own (and
+ * the socket chunks it came in are not kept alive until the commit).
+ */
+export class SegmentBuilder {
+  private payload: Buffer;
+  private used = 0;
+  private readonly times: number[] = [];
+  private readonly lengths: number[] = [];
+
+  constructor(capacity: number) {
+    this.payload = Buffer.allocUnsafe(Math.max(capacity, 4096));
+  }
+
+  get count(): number {
+    return this.times.length;
+  }
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  get firstTime(): number {
+    return this.times[0] ?? Number.NaN;
+  }
+
+  get lastTime(): number {
+    return this.times[this.times.length - 1] ?? Number.NaN;
+  }
+
+  add(time: number, frame: Buffer): void {
+    if (this.used + frame.length > this.payload.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.payload.length * 2, this.used + frame.length));
+      this.payload.copy(grown, 0, 0, this.used);
+      this.payload = grown;
+    }
+    frame.copy(this.payload, this.used);
+    this.used += frame.length;
+    this.times.push(time);
+    this.lengths.push(frame.length);
+  }
+
+  /** The stored form, the same as encodeSegment's. */
+  encode(): Buffer {
+    const count = this.times.length;
+    const first = this.times[0];
+    if (first === undefined) throw new TypeError('a segment holds at least one entry');
+    const out = Buffer.allocUnsafe(HEADER + count * ROW + this.used);
+    out.writeUInt8(VERSION, 0);
+    out.writeUInt32LE(count, 1);
+    out.writeDoubleLE(first, 5);
+    let row = HEADER;
+    for (let i = 0; i < count; i++) {
+      out.writeUInt32LE(this.times[i]! - first, row);
+      out.writeUInt32LE(this.lengths[i]!, row + 4);
+      row += ROW;
+    }
+    this.payload.copy(out, row, 0, this.used);
+    return out;
+  }
+}
+
 export function segmentChecksum(data: Uint8Array): number {
   return crc32(data);
 }

@@ -1,9 +1,9 @@
 import type { Logger } from '../logger.js';
-import { encodeSegment, segmentChecksum } from './codec.js';
+import { SegmentBuilder, segmentChecksum } from './codec.js';
 import { CommandState, Kind, kindOf } from './commands.js';
 import { keys } from './keys.js';
 import { type BatchOp, json, type Store } from './store.js';
-import type { DurableState, Entry, SegmentMeta, Timeline } from './types.js';
+import type { DurableState, SegmentMeta, Timeline } from './types.js';
 
 export interface WriterOptions {
   /** A segment is sealed once it holds this many stream bytes. */
@@ -19,8 +19,7 @@ export interface WriterOptions {
  * `durableOffset` move, and only that offset is ever acknowledged to the master.
  */
 export class StreamWriter {
-  private pending: Entry[] = [];
-  private pendingBytes = 0;
+  private pending: SegmentBuilder;
   private pendingWrites = 0;
   private pendingChatter = 0;
   /** Command state after every appended entry (committed or not). */
@@ -41,6 +40,7 @@ export class StreamWriter {
     this.live = new CommandState(state.db, state.multiAt);
     this.committed = { db: state.db, multiAt: state.multiAt };
     this.nextOffset = state.durableOffset + 1;
+    this.pending = new SegmentBuilder(this.capacity());
     this.lastTime = state.lastTime;
   }
 
@@ -59,7 +59,7 @@ export class StreamWriter {
   }
 
   get bufferedBytes(): number {
-    return this.pendingBytes;
+    return this.pending.bytes;
   }
 
   get timelineId(): number {
@@ -92,16 +92,20 @@ export class StreamWriter {
     const kind = known ?? kindOf(argsOf(args)[0]);
     if (kind === Kind.select) this.live.applyKind(kind, argsOf(args), offset);
     else this.live.applyKind(kind, EMPTY, offset);
-    this.pending.push({ offset, time, bytes });
-    this.pendingBytes += bytes.length;
+    this.pending.add(time, bytes);
     if (kind === Kind.write) this.pendingWrites++;
     else if (kind === Kind.chatter || kind === Kind.publish) this.pendingChatter++;
     this.nextOffset = offset + bytes.length;
   }
 
+  /** Room for a full segment and the frames that arrive while the previous one commits. */
+  private capacity(): number {
+    return Math.ceil(this.options.maxSegmentBytes * 1.25);
+  }
+
   /** True once the buffered entries should be sealed into a segment without waiting. */
   get full(): boolean {
-    return this.pendingBytes >= this.options.maxSegmentBytes;
+    return this.pending.bytes >= this.options.maxSegmentBytes;
   }
 
   /** Notes a `+CONTINUE <newreplid>`: the timeline goes on under the new replid. */
@@ -126,11 +130,9 @@ export class StreamWriter {
   }
 
   private async commit(): Promise<void> {
-    const entries = this.pending;
-    const first = entries[0];
-    const last = entries[entries.length - 1];
+    const seg = this.pending;
     const replidChanged = this.timeline.replid !== this.state.replid;
-    if (first === undefined || last === undefined) {
+    if (seg.count === 0) {
       if (replidChanged) await this.store.batch(this.stateOps());
       return;
     }
@@ -138,21 +140,21 @@ export class StreamWriter {
     const after = { db: this.live.db, multiAt: this.live.multiAt };
     const writes = this.pendingWrites;
     const chatter = this.pendingChatter;
-    const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
+    const bytes = seg.bytes;
+    const start = this.nextOffset - bytes;
+    this.pending = new SegmentBuilder(this.capacity());
     this.pendingWrites = 0;
     this.pendingChatter = 0;
 
-    const data = encodeSegment(entries);
-    const end = last.offset + last.bytes.length - 1;
+    const data = seg.encode();
+    const end = start + bytes - 1;
     const meta: SegmentMeta = {
       timeline: this.timeline.id,
-      start: first.offset,
+      start,
       end,
-      firstTime: first.time,
-      lastTime: last.time,
-      count: entries.length,
+      firstTime: seg.firstTime,
+      lastTime: seg.lastTime,
+      count: seg.count,
       writes,
       chatter,
       crc: segmentChecksum(data),
@@ -164,7 +166,7 @@ export class StreamWriter {
     const nextTimeline: Timeline = {
       ...this.timeline,
       durableOffset: end,
-      lastTime: last.time,
+      lastTime: seg.lastTime,
       segments: this.timeline.segments + 1,
       bytes: this.timeline.bytes + bytes,
     };
@@ -173,7 +175,7 @@ export class StreamWriter {
       durableOffset: end,
       db: after.db,
       multiAt: after.multiAt,
-      lastTime: last.time,
+      lastTime: seg.lastTime,
     };
     await this.store.batch([
       { type: 'put', key: keys.segment(src, tl, meta.start), value: json.encode(meta) },
