@@ -1,26 +1,14 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-async function redis(args: string[] = []): Promise<RedisServer> {
-  const r = await startRedis({ args: ['--repl-diskless-sync-delay', '0', ...args] });
-  cleanups.push(() => r.stop());
-  return r;
-}
-
-async function storeDir(): Promise<string> {
-  const dir = await makeTempDir('rf-store-');
-  cleanups.push(() => removeTempDir(dir));
-  return path.join(dir, 'store');
-}
+const scope = testScope();
+const { storeDir } = scope;
+const redis = scope.master;
 
 /** Runs `rf listen` expecting it to give up at once. */
 function listenOnce(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -59,7 +47,7 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
     const r = await redis(['--requirepass', 'env-secret']);
     const store = await storeDir();
     const d = RfDaemon.start(['--source', r.url, '--store', store], { RF_PASSWORD: 'env-secret' });
-    cleanups.push(() => d.stop('SIGKILL'));
+    scope.defer(() => d.stop('SIGKILL'));
     await d.waitForLog((l) => l.msg === 'first timeline started from the base');
     expect((await d.stop()).code).toBe(0);
     expect(d.output).not.toContain('env-secret');
@@ -74,7 +62,7 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
       '--store',
       store,
     ]);
-    cleanups.push(() => d.stop('SIGKILL'));
+    scope.defer(() => d.stop('SIGKILL'));
     await d.waitForLog((l) => l.msg === 'first timeline started from the base');
     const { readFile } = await import('node:fs/promises');
     const cmdline = await readFile(`/proc/${d.child.pid}/cmdline`, 'latin1');
@@ -100,7 +88,7 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
   it('an unwritable store directory: RF_STORE_UNWRITABLE, exit 3', async () => {
     const r = await redis();
     const parent = await makeTempDir('rf-ro-');
-    cleanups.push(() => removeTempDir(parent));
+    scope.defer(() => removeTempDir(parent));
     // A path under a regular file can be created by nobody, root included (permission bits would not stop root).
     await writeFile(path.join(parent, 'file'), 'x');
     const store = path.join(parent, 'file', 'store');
@@ -115,7 +103,7 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
     const c = await r.client();
     const store = await storeDir();
     const owner = RfDaemon.start(['--source', r.url, '--store', store]);
-    cleanups.push(() => owner.stop('SIGKILL'));
+    scope.defer(() => owner.stop('SIGKILL'));
     await owner.waitForLog((l) => l.msg === 'first timeline started from the base');
     const res = await listenOnce(['--source', r.url, '--store', store]);
     expect(res.code).toBe(3);

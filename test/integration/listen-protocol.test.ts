@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dumpArchive, writesOf } from '../helpers/archive.js';
 import { startFakeMaster } from '../helpers/fake-master.js';
 import { answerPreflight, cmd, handshake, tinyRdb } from '../helpers/replica-script.js';
-import { RfDaemon } from '../helpers/rf.js';
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import type { RfDaemon } from '../helpers/rf.js';
+import { testScope } from '../helpers/scope.js';
 
 /**
  * Protocol cases a real master cannot be made to produce on demand, played by a scripted fake
@@ -16,19 +16,11 @@ const REPLID = `${'f'.repeat(39)}1`;
 const NEW_REPLID = `${'e'.repeat(39)}2`;
 const MARK = 'abcdefghij'.repeat(4);
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-async function storeDir(): Promise<string> {
-  const dir = await makeTempDir('rf-store-');
-  cleanups.push(() => removeTempDir(dir));
-  return path.join(dir, 'store');
-}
+const scope = testScope();
+const { storeDir } = scope;
 
 function listen(port: number, store: string, extra: string[] = []): RfDaemon {
-  const d = RfDaemon.start([
+  return scope.daemon([
     '--source',
     `redis://127.0.0.1:${port}`,
     '--store',
@@ -37,8 +29,6 @@ function listen(port: number, store: string, extra: string[] = []): RfDaemon {
     '10',
     ...extra,
   ]);
-  cleanups.push(() => d.stop('SIGKILL'));
-  return d;
 }
 
 describe('rf listen against a scripted fake master', () => {
@@ -64,7 +54,7 @@ describe('rf listen against a scripted fake master', () => {
       await conn.writeBytewise(Buffer.concat([stream[2]!, stream[3]!]));
       await conn.closed;
     });
-    cleanups.push(() => master.close());
+    scope.defer(() => master.close());
     const store = await storeDir();
     const d = listen(master.port, store);
     await d.waitForLog((l) => l.msg === 'first timeline started from the base');
@@ -116,7 +106,7 @@ describe('rf listen against a scripted fake master', () => {
         await conn.closed;
       }
     });
-    cleanups.push(() => master.close());
+    scope.defer(() => master.close());
     const store = await storeDir();
     const d = listen(master.port, store, ['--repl-timeout', '1500']);
     const lost = await d.waitForLog(
@@ -159,7 +149,7 @@ describe('rf listen against a scripted fake master', () => {
       await conn.write(rdb);
       await conn.closed;
     });
-    cleanups.push(() => master.close());
+    scope.defer(() => master.close());
     const store = await storeDir();
     const d = listen(master.port, store);
     await d.waitForLog((l) => l.msg === 'first timeline started from the base', 20_000);
@@ -183,7 +173,7 @@ describe('rf listen against a scripted fake master', () => {
       await conn.write(bad);
       await conn.closed;
     });
-    cleanups.push(() => master.close());
+    scope.defer(() => master.close());
     const store = await storeDir();
     const d = listen(master.port, store);
     const { code } = await d.exited();

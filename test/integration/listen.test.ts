@@ -1,55 +1,19 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkRdbFile } from '../../src/verify/rdb.js';
 import { dumpArchive, writesOf } from '../helpers/archive.js';
-import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
+import { WriteLoad, waitFor } from '../helpers/load.js';
 import { startProxy } from '../helpers/proxy.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { RfDaemon, rf } from '../helpers/rf.js';
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { startRedis } from '../helpers/redis.js';
+import { type RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp, testScope } from '../helpers/scope.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-async function master(args: string[] = []): Promise<RedisServer> {
-  const r = await startRedis({ args: ['--repl-diskless-sync-delay', '0', ...args] });
-  cleanups.push(() => r.stop());
-  return r;
-}
-
-async function storeDir(): Promise<string> {
-  const dir = await makeTempDir('rf-store-');
-  cleanups.push(() => removeTempDir(dir));
-  return path.join(dir, 'store');
-}
+const scope = testScope();
+const { master, storeDir } = scope;
 
 function listen(url: string, store: string, extra: string[] = []): RfDaemon {
-  const d = RfDaemon.start(['--source', url, '--store', store, '--flush-interval', '20', ...extra]);
-  cleanups.push(() => d.stop('SIGKILL'));
-  return d;
-}
-
-/** Waits until the master counts rf as an online replica that has ACKed everything. */
-async function caughtUp(r: RedisServer): Promise<number> {
-  const c = await r.client();
-  let offset = -1;
-  await waitFor(
-    async () => {
-      const info = await replicationInfo(c);
-      offset = info.masterOffset;
-      return (
-        info.replicas.length === 1 &&
-        info.replicas[0]!.state === 'online' &&
-        info.replicas[0]!.offset === info.masterOffset
-      );
-    },
-    'rf to acknowledge master_repl_offset',
-    20_000,
-  );
-  return offset;
+  return scope.daemon(['--source', url, '--store', store, '--flush-interval', '20', ...extra]);
 }
 
 describe('rf listen against a real redis-server', () => {
@@ -107,7 +71,7 @@ describe('rf listen against a real redis-server', () => {
   it('survives ten connection cuts during a load with no gap and no duplicate', async () => {
     const r = await master();
     const proxy = await startProxy(r.port);
-    cleanups.push(() => proxy.close());
+    scope.defer(() => proxy.close());
     const c = await r.client();
     const store = await storeDir();
     const d = listen(`redis://127.0.0.1:${proxy.port}`, store);
@@ -188,7 +152,7 @@ describe('rf listen against a real redis-server', () => {
     const out = path.join(path.dirname(store), 'restored');
     expect((await rf(['restore', '--store', store, '--until', at, '--out', out])).code).toBe(0);
     const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
-    cleanups.push(() => booted.stop());
+    scope.defer(() => booted.stop());
     expect(String(await (await booted.client()).call('DEBUG', 'DIGEST'))).toBe(digest);
     expect((await d.stop()).code).toBe(0);
 
