@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WriteLoad, waitFor } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
 import { RF_BIN, RfDaemon, rf } from '../helpers/rf.js';
@@ -24,6 +24,10 @@ beforeAll(async () => {
     ],
   });
   work = await makeTempDir('rf-ship-');
+});
+const afterTest: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of afterTest.splice(0)) await c();
 });
 afterAll(async () => {
   await master?.stop();
@@ -76,6 +80,12 @@ describe('rf ship → rf listen --ingest', () => {
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
+      // Whatever fails below, no shipper outlives the test.
+      const shipExit = new Promise<number | null>((resolve) => ship.on('close', resolve));
+      afterTest.push(async () => {
+        if (ship.exitCode === null && ship.signalCode === null) ship.kill('SIGKILL');
+        await shipExit;
+      });
       let shipOut = '';
       ship.stdout.on('data', (d: Buffer) => (shipOut += d.toString()));
       ship.stderr.on('data', (d: Buffer) => (shipOut += d.toString()));
@@ -94,7 +104,7 @@ describe('rf ship → rf listen --ingest', () => {
         250,
       );
       ship.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => ship.on('close', resolve));
+      const code = await shipExit;
       expect(code, shipOut).toBe(0);
       expect(shipOut).not.toContain(TOKEN);
       expect(listener.output).not.toContain(TOKEN);

@@ -59,6 +59,12 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
+/** Every daemon still running: whatever a test forgot, none outlives the test run. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 /** A long-running `rf listen`, with its JSON log lines parsed as they come. */
 export class RfDaemon {
   readonly lines: LogLine[] = [];
@@ -102,6 +108,8 @@ export class RfDaemon {
       env: { ...process.env, RF_LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    live.add(child);
+    child.on('close', () => live.delete(child));
     return new RfDaemon(child, args);
   }
 
