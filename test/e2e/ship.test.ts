@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, waitFor } from '../helpers/load.js';
+import { WriteLoad } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
-import { RF_BIN, RfDaemon, rf } from '../helpers/rf.js';
+import { aofCaughtUp, RF_BIN, RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /** rf ship on the Redis host pushing to rf listen --ingest on the backup host, through the real CLI. */
@@ -33,14 +33,6 @@ afterAll(async () => {
   await master?.stop();
   if (work) await removeTempDir(work);
 });
-
-async function incrSize(): Promise<number> {
-  const dir = path.join(master.dir, 'appendonlydir');
-  let n = 0;
-  for (const f of (await readdir(dir)).filter((x) => x.endsWith('.incr.aof')))
-    n += (await stat(path.join(dir, f))).size;
-  return n;
-}
 
 describe('rf ship → rf listen --ingest', () => {
   it('ships every AOF byte under a write load, and keeps the token out of every output', async () => {
@@ -93,16 +85,7 @@ describe('rf ship → rf listen --ingest', () => {
       load.start();
       await new Promise((r) => setTimeout(r, 1500));
       await load.stop();
-      const size = await incrSize();
-      await waitFor(
-        async () => {
-          const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout);
-          return info.sources[0]?.aof?.bytes === size;
-        },
-        'every AOF byte to reach the receiver',
-        30_000,
-        250,
-      );
+      await aofCaughtUp(store, master.dir);
       ship.kill('SIGTERM');
       const code = await shipExit;
       expect(code, shipOut).toBe(0);

@@ -161,3 +161,29 @@ export class RfDaemon {
     for (const f of w) f();
   }
 }
+
+/**
+ * Waits until the store's AOF chunks hold every byte of the master's incr files (read from the
+ * master's appendonlydir and from `rf info --json`).
+ */
+export async function aofCaughtUp(
+  store: string,
+  masterDir: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const { readdir, stat } = await import('node:fs/promises');
+  const { waitFor } = await import('./load.js');
+  const dir = path.join(masterDir, 'appendonlydir');
+  await waitFor(
+    async () => {
+      let size = 0;
+      for (const f of (await readdir(dir)).filter((x) => x.endsWith('.incr.aof')))
+        size += (await stat(path.join(dir, f))).size;
+      const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout);
+      return info.sources[0]?.aof?.bytes === size;
+    },
+    'the AOF chunks to hold every byte of the incr files',
+    timeoutMs,
+    250,
+  );
+}

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
 import { replicationInfo, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { RfDaemon, rf } from '../helpers/rf.js';
+import { aofCaughtUp, RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { workloadPhase } from '../helpers/workload.js';
 
@@ -96,26 +96,8 @@ beforeAll(async () => {
   // Writes after the last checkpoint must not show up in any restore.
   await workloadPhase(client, 4);
   await caughtUp();
-  await aofCaughtUp();
+  await aofCaughtUp(store, master.dir);
 }, 120_000);
-
-/** Waits until the AOF chunks hold every byte of the master's incr file. */
-async function aofCaughtUp(): Promise<void> {
-  const { readdir, stat } = await import('node:fs/promises');
-  const dir = path.join(master.dir, 'appendonlydir');
-  await waitFor(
-    async () => {
-      const incr = (await readdir(dir)).filter((f) => f.endsWith('.incr.aof'));
-      let size = 0;
-      for (const f of incr) size += (await stat(path.join(dir, f))).size;
-      const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout);
-      return info.sources[0]?.aof?.bytes === size;
-    },
-    'the AOF chunks to hold the whole incr file',
-    20_000,
-    250,
-  );
-}
 
 afterAll(async () => {
   await daemon?.stop();
