@@ -3,15 +3,6 @@ import type tls from 'node:tls';
 import { errnoCode, RfError } from './errors.js';
 import { parseRedisUrl, type RedisEndpoint } from './redis-url.js';
 
-/** Defaults of the command-line contract (DESIGN.md), for code outside commander's reach. */
-export function defaultStore(env: NodeJS.ProcessEnv = process.env): string {
-  return env.RF_STORE ?? './rf-data';
-}
-
-export function defaultSource(env: NodeJS.ProcessEnv = process.env): string {
-  return env.RF_SOURCE ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-}
-
 /** A file an option names (a certificate, a key, a token): RF_USAGE naming the flag if unreadable. */
 export function readOptionFile(flag: string, file: string): Buffer {
   try {

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RF_ACL_RULES } from '../replication/handshake.js';
 import type { RedisClient } from '../resp/client.js';
 import { RedisReplyError } from '../resp/client.js';
 
@@ -61,7 +62,7 @@ const NEEDED: string[][] = [
 ];
 
 export function aclLine(user: string): string {
-  return `ACL SETUSER ${user} on >CHOOSE-A-PASSWORD resetkeys resetchannels -@all +psync +replconf +ping +info +role +config|get +bgrewriteaof`;
+  return `ACL SETUSER ${user} on >CHOOSE-A-PASSWORD resetkeys resetchannels ${RF_ACL_RULES}`;
 }
 
 export async function diagnose(client: RedisClient, options: DiagnoseOptions): Promise<Diagnosis> {

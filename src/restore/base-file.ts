@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { errnoCode, RfError } from '../errors.js';
 import type { BaseMeta } from '../store/types.js';
@@ -59,13 +59,6 @@ export async function checkBase(storeDir: string, base: BaseMeta): Promise<void>
   for await (const _ of readBase(storeDir, base)) {
     // reading is the check
   }
-}
-
-export async function fileExists(p: string): Promise<boolean> {
-  return fs.access(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**
