@@ -348,3 +348,13 @@ function compareVersions(a: string, b: string): number {
   }
   return 0;
 }
+
+/** Boots a directory as `redis-server --dir DIR --appendonly yes` would, and reads its DEBUG DIGEST. */
+export async function bootedDigest(dir: string): Promise<string> {
+  const booted = await startRedis({ dir, args: ['--appendonly', 'yes'] });
+  try {
+    return String(await (await booted.client()).call('DEBUG', 'DIGEST'));
+  } finally {
+    await booted.stop();
+  }
+}

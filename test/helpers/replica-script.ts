@@ -1,17 +1,12 @@
 import { expect } from 'vitest';
 import { encodeCommand } from '../../src/resp/encode.js';
-import { Crc64 } from '../../src/verify/rdb.js';
+import { emptyRdb } from '../../src/restore/base-file.js';
 import type { FakeConn } from './fake-master.js';
 
 /** Scripts for a fake master talking to rf's replica side. */
 
 /** The smallest valid RDB: header, EOF opcode, CRC64 of both (src/rdb.c rdbSaveRio). */
-export function tinyRdb(): Buffer {
-  const body = Buffer.concat([Buffer.from('REDIS0010', 'latin1'), Buffer.from([0xff])]);
-  const crc = Buffer.alloc(8);
-  crc.writeBigUInt64LE(new Crc64().update(body).value);
-  return Buffer.concat([body, crc]);
-}
+export const tinyRdb = emptyRdb;
 
 export const cmd = (...a: string[]) => encodeCommand(a);
 

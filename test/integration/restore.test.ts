@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
 import { replicationInfo, waitFor } from '../helpers/load.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
 import { aofCaughtUp, RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { workloadPhase } from '../helpers/workload.js';
@@ -201,12 +201,7 @@ describe('rf restore --until reproduces the master exactly at each checkpoint', 
       const summary = JSON.parse(res.stdout);
       expect(summary.from).toBe('aof');
       expect(summary.precision).toBe('second');
-      const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
-      try {
-        expect(String(await (await booted.client()).call('DEBUG', 'DIGEST'))).toBe(cp.digest);
-      } finally {
-        await booted.stop();
-      }
+      expect(await bootedDigest(out)).toBe(cp.digest);
       const target = await startRedis();
       try {
         const t = await rf([

@@ -8,7 +8,7 @@ import { pruneArchive } from '../../src/store/retention.js';
 import { type BatchOp, Store } from '../../src/store/store.js';
 import { dumpArchive } from '../helpers/archive.js';
 import { replicationInfo, waitFor } from '../helpers/load.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -99,12 +99,7 @@ async function restoreDigest(dir: string, at: number, name: string): Promise<str
   const out = path.join(work, name);
   const res = await rf(['restore', '--store', dir, '--until', `@${at / 1000}`, '--out', out]);
   expect(res.code, res.stderr).toBe(0);
-  const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
-  try {
-    return String(await (await booted.client()).call('DEBUG', 'DIGEST'));
-  } finally {
-    await booted.stop();
-  }
+  return bootedDigest(out);
 }
 
 describe('retention', () => {
