@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { RedisEndpoint } from '../redis-url.js';
 import { openSocket } from '../resp/client.js';
 import { encodeCommand } from '../resp/encode.js';
-import { FrameScanner } from '../resp/frames.js';
+import { FrameScanner, type ScannedFrame } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
 import { isGetAck, Kind, kindAt } from '../store/commands.js';
 import type { Store } from '../store/store.js';
@@ -115,7 +115,6 @@ export class ReplicationSession {
             flushing = null;
             this.status.durableOffset = w.durableOffset;
             this.status.lastDurableAt = w.durableTime;
-            this.status.lastDurableAt = w.durableTime;
           },
           (err: unknown) => {
             flushing = null;
@@ -216,27 +215,28 @@ export class ReplicationSession {
         if (w.bufferedBytes > 0) void flush(w);
       }, options.flushIntervalMs);
 
+      // A replication stream has no annotations: the scanner refuses a '#' as a protocol error.
       const scanner = new FrameScanner({ startAt: w.receivedOffset + 1 });
       const hardLimit = options.maxSegmentBytes * 8;
+      let now = 0;
+      let getack = false;
+      // The hot path: one call per command, nothing allocated but for SELECT and REPLCONF.
+      const onFrame = (frame: ScannedFrame) => {
+        const kind = kindAt(frame.buf, frame.nameStart, frame.nameLength);
+        w.appendFrame(frame, now, kind);
+        if (kind === Kind.chatter && frame.nameLength === 8 && isGetAck(frame.args()))
+          getack = true;
+      };
       for (;;) {
         const chunk = await reader.read(options.readTimeoutMs, 'the replication stream');
-        const now = Date.now();
+        now = Date.now();
         this.status.lastReceiveAt = now;
-        let getack = false;
-        for (const frame of scanner.push(chunk)) {
-          if (frame.kind !== 'command') {
-            throw new RfError(
-              'RF_PROTOCOL',
-              `unexpected annotation in the replication stream at offset ${frame.start}`,
-              {
-                details: { offset: frame.start },
-              },
-            );
-          }
-          const kind = kindAt(frame.bytes, frame.nameStart, frame.nameLength);
-          w.append(frame.start, frame.bytes, frame, now, kind);
-          if (kind === Kind.chatter && frame.nameLength === 8 && isGetAck(frame.args))
-            getack = true;
+        getack = false;
+        try {
+          scanner.scan(chunk, onFrame);
+        } finally {
+          // The frames before a protocol error are good: keep them, without keeping the chunk.
+          w.settle();
         }
         this.status.receivedOffset = w.receivedOffset;
         if (getack) {

@@ -66,6 +66,48 @@ export interface AnnotationFrame {
 
 export type Frame = CommandFrame | AnnotationFrame;
 
+/**
+ * The frame `FrameScanner.scan` hands its sink: one object per scanner, refilled for every frame,
+ * so scanning allocates nothing per frame. Valid only during the sink's call; positions index
+ * `buf`, which may be the pushed chunk or, for a frame that spanned chunks, the scanner's own
+ * buffer.
+ */
+export class ScannedFrame {
+  buf: Buffer = Buffer.alloc(0);
+  /** Where the frame starts in `buf`. */
+  pos = 0;
+  length = 0;
+  /** Stream position of the frame's first byte. */
+  start = 0;
+  /** Number of bulk strings. */
+  argc = 0;
+  /** Where the first bulk string (the command name) lies in `buf`; 0 and 0 when there is none. */
+  nameStart = 0;
+  nameLength = 0;
+  /** The annotation line without `#` and CRLF, or null for a command. */
+  text: string | null = null;
+  /** @internal (start, length) of each bulk string, relative to `pos`. */
+  offsets: Float64Array = new Float64Array(32);
+
+  /** The frame's bytes, as a slice of `buf` (valid as long as `buf` is). */
+  bytes(): Buffer {
+    return this.buf.subarray(this.pos, this.pos + this.length);
+  }
+
+  /** The bulk strings, as slices of `buf`. */
+  args(): Buffer[] {
+    const out: Buffer[] = new Array(this.argc);
+    for (let k = 0; k < this.argc; k++) {
+      const from = this.pos + this.offsets[2 * k]!;
+      out[k] = this.buf.subarray(from, from + this.offsets[2 * k + 1]!);
+    }
+    return out;
+  }
+}
+
+/** Receives each frame as `FrameScanner.scan` completes it, in stream order. */
+export type FrameSink = (frame: ScannedFrame) => void;
+
 export interface FrameScannerOptions {
   /** Position of the first byte pushed, e.g. the replication offset or file position it starts at. */
   startAt?: number;
@@ -136,8 +178,10 @@ export class FrameScanner {
   private cursor = 0;
   /** Frame bytes needed before parsing can progress; 0 means "up to the next LF". */
   private need = 0;
-  /** (start, length) of each parsed bulk string. */
-  private offsets: number[] = [];
+  /** The frame handed to sinks; its `offsets` hold (start, length) of each parsed bulk string. */
+  private readonly frame = new ScannedFrame();
+  /** Bulk strings of the current frame parsed so far. */
+  private parsed = 0;
   private annotationText: string | null = null;
   /** Set by readLength: the index just past the line's CRLF. */
   private lineEnd = 0;
@@ -169,10 +213,29 @@ export class FrameScanner {
    * before it to a new scanner. After an error the scanner stays failed: every push rethrows it.
    */
   push(chunk: Buffer): Frame[] {
-    if (this.failure !== null) throw this.failure;
     const frames: Frame[] = [];
+    this.scan(chunk, (f) => {
+      const bytes = f.bytes();
+      if (f.text !== null) {
+        frames.push({ kind: 'annotation', start: f.start, length: f.length, bytes, text: f.text });
+        return;
+      }
+      const offsets: number[] = new Array(2 * f.argc);
+      for (let k = 0; k < offsets.length; k++) offsets[k] = f.offsets[k]!;
+      frames.push(new LazyCommandFrame(f.start, f.length, bytes, offsets));
+    });
+    return frames;
+  }
+
+  /**
+   * Like `push`, but hands each frame to `sink` as it completes, as one reused object: the capture
+   * path, which must not allocate per command. The frames before a bad byte have been handed to
+   * the sink when the protocol error is thrown; an error the sink throws fails the scanner too.
+   */
+  scan(chunk: Buffer, sink: FrameSink): void {
+    if (this.failure !== null) throw this.failure;
     try {
-      let pos = this.acc === null ? 0 : this.continuePending(chunk, frames);
+      let pos = this.acc === null ? 0 : this.continuePending(chunk, sink);
       while (pos < chunk.length) {
         if (this.keepalives && chunk[pos] === LF) {
           pos++;
@@ -184,14 +247,13 @@ export class FrameScanner {
           this.hold(chunk, pos);
           break;
         }
-        frames.push(this.emit(chunk, pos, length));
+        this.emit(chunk, pos, length, sink);
         pos += length;
       }
     } catch (err) {
       this.failure = err;
       throw err;
     }
-    return frames;
   }
 
   /**
@@ -199,7 +261,7 @@ export class FrameScanner {
    * exactly the rest of the body while a bulk string is. The frame therefore ends exactly at the
    * end of `acc`, and the rest of the chunk goes through the zero-copy path.
    */
-  private continuePending(chunk: Buffer, frames: Frame[]): number {
+  private continuePending(chunk: Buffer, sink: FrameSink): number {
     let pos = 0;
     while (pos < chunk.length) {
       let take: number;
@@ -215,9 +277,9 @@ export class FrameScanner {
       const view = this.acc!.subarray(0, this.accLen);
       const length = this.advance(view, 0);
       if (length !== INCOMPLETE) {
-        frames.push(this.emit(view, 0, length));
         this.acc = null;
         this.accLen = 0;
+        this.emit(view, 0, length, sink);
         break;
       }
     }
@@ -288,14 +350,14 @@ export class FrameScanner {
     const end = buf.length;
     for (;;) {
       if (this.bulkLen < 0) {
-        if (this.offsets.length >> 1 === this.argc) return i - base;
+        if (this.parsed === this.argc) return i - base;
         if (i >= end) {
           this.need = 0;
           return INCOMPLETE;
         }
         if (buf[i] !== DOLLAR) {
           throw this.error(
-            `expected '$' before argument ${this.offsets.length >> 1}, got ${describeByte(buf[i])}`,
+            `expected '$' before argument ${this.parsed}, got ${describeByte(buf[i])}`,
             this.consumed + (i - base),
           );
         }
@@ -325,7 +387,7 @@ export class FrameScanner {
           this.consumed + (bodyEnd - 2 - base),
         );
       }
-      this.offsets.push(i - base, this.bulkLen);
+      this.record(i - base, this.bulkLen);
       this.bulkLen = -1;
       i = bodyEnd;
       this.cursor = i - base;
@@ -394,22 +456,37 @@ export class FrameScanner {
     return length;
   }
 
-  private emit(buf: Buffer, base: number, length: number): Frame {
-    const bytes = buf.subarray(base, base + length);
-    const start = this.consumed;
+  private record(from: number, length: number): void {
+    const f = this.frame;
+    const k = 2 * this.parsed;
+    if (k + 2 > f.offsets.length) {
+      const grown = new Float64Array(f.offsets.length * 2);
+      grown.set(f.offsets);
+      f.offsets = grown;
+    }
+    f.offsets[k] = from;
+    f.offsets[k + 1] = length;
+    this.parsed++;
+  }
+
+  private emit(buf: Buffer, base: number, length: number, sink: FrameSink): void {
+    const f = this.frame;
+    f.buf = buf;
+    f.pos = base;
+    f.length = length;
+    f.start = this.consumed;
+    f.text = this.annotationText;
+    f.argc = this.parsed;
+    f.nameStart = this.parsed > 0 ? base + f.offsets[0]! : 0;
+    f.nameLength = this.parsed > 0 ? f.offsets[1]! : 0;
     this.consumed += length;
     this.argc = -1;
     this.bulkLen = -1;
     this.cursor = 0;
     this.need = 0;
-    const text = this.annotationText;
-    if (text !== null) {
-      this.annotationText = null;
-      return { kind: 'annotation', start, length, bytes, text };
-    }
-    const offsets = this.offsets;
-    this.offsets = [];
-    return new LazyCommandFrame(start, length, bytes, offsets);
+    this.parsed = 0;
+    this.annotationText = null;
+    sink(f);
   }
 
   private error(message: string, position: number): RfError {

@@ -1,3 +1,4 @@
+import { endianness } from 'node:os';
 import { crc32 } from 'node:zlib';
 import { RfError } from '../errors.js';
 import type { Entry, SegmentMeta } from './types.js';
@@ -33,66 +34,115 @@ export function encodeSegment(entries: readonly Entry[]): Buffer {
   return out;
 }
 
+/** The table rows can be copied as they lie in memory only on a little-endian machine. */
+const NATIVE_LE = endianness() === 'LE';
+
 /**
- * A segment being filled: frames are copied into one growing buffer as they arrive, with their
- * times and lengths in plain number arrays, so a buffered frame costs no object of its own (and
- * the socket chunks it came in are not kept alive until the commit).
+ * A segment being filled, reused from one segment to the next. Frames cost no object of their
+ * own: their (time delta, length) rows go into a typed array laid out as the stored table, and
+ * their bytes are copied in runs: consecutive frames of one socket chunk are contiguous, so
+ * `add` only notes where they lie and `settle` copies each run once.
  */
 export class SegmentBuilder {
   private payload: Buffer;
   private used = 0;
-  private readonly times: number[] = [];
-  private readonly lengths: number[] = [];
+  private rows = new Uint32Array(2 * 4096);
+  private entries = 0;
+  private first = Number.NaN;
+  private last = Number.NaN;
+  /** Bytes [runFrom, runTo) of runBuf are entries added but not copied yet. */
+  private runBuf: Buffer | null = null;
+  private runFrom = 0;
+  private runTo = 0;
 
   constructor(capacity: number) {
     this.payload = Buffer.allocUnsafe(Math.max(capacity, 4096));
   }
 
   get count(): number {
-    return this.times.length;
+    return this.entries;
   }
 
   get bytes(): number {
-    return this.used;
+    return this.used + (this.runTo - this.runFrom);
   }
 
   get firstTime(): number {
-    return this.times[0] ?? Number.NaN;
+    return this.first;
   }
 
   get lastTime(): number {
-    return this.times[this.times.length - 1] ?? Number.NaN;
+    return this.last;
   }
 
-  add(time: number, frame: Buffer): void {
-    if (this.used + frame.length > this.payload.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.payload.length * 2, this.used + frame.length));
+  /**
+   * Adds an entry whose bytes are `buf[pos, pos + length)`. They are read when `settle` runs (or
+   * `encode`): `buf` must not change until then.
+   */
+  add(time: number, buf: Buffer, pos: number, length: number): void {
+    const e = this.entries;
+    if (e === 0) this.first = time;
+    if (2 * e + 2 > this.rows.length) {
+      const grown = new Uint32Array(this.rows.length * 2);
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    this.rows[2 * e] = time - this.first;
+    this.rows[2 * e + 1] = length;
+    this.entries = e + 1;
+    this.last = time;
+    if (buf === this.runBuf && pos === this.runTo) {
+      this.runTo += length;
+      return;
+    }
+    this.settle();
+    this.runBuf = buf;
+    this.runFrom = pos;
+    this.runTo = pos + length;
+  }
+
+  /** Copies the bytes of the entries added since the last call. */
+  settle(): void {
+    const buf = this.runBuf;
+    if (buf === null) return;
+    const length = this.runTo - this.runFrom;
+    if (this.used + length > this.payload.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.payload.length * 2, this.used + length));
       this.payload.copy(grown, 0, 0, this.used);
       this.payload = grown;
     }
-    frame.copy(this.payload, this.used);
-    this.used += frame.length;
-    this.times.push(time);
-    this.lengths.push(frame.length);
+    buf.copy(this.payload, this.used, this.runFrom, this.runTo);
+    this.used += length;
+    this.runBuf = null;
+    this.runFrom = 0;
+    this.runTo = 0;
   }
 
   /** The stored form, the same as encodeSegment's. */
   encode(): Buffer {
-    const count = this.times.length;
-    const first = this.times[0];
-    if (first === undefined) throw new TypeError('a segment holds at least one entry');
+    const count = this.entries;
+    if (count === 0) throw new TypeError('a segment holds at least one entry');
+    this.settle();
     const out = Buffer.allocUnsafe(HEADER + count * ROW + this.used);
     out.writeUInt8(VERSION, 0);
     out.writeUInt32LE(count, 1);
-    out.writeDoubleLE(first, 5);
-    let row = HEADER;
-    for (let i = 0; i < count; i++) {
-      out.writeUInt32LE(this.times[i]! - first, row);
-      out.writeUInt32LE(this.lengths[i]!, row + 4);
-      row += ROW;
+    out.writeDoubleLE(this.first, 5);
+    if (NATIVE_LE) {
+      out.set(new Uint8Array(this.rows.buffer, 0, count * ROW), HEADER);
+    } else {
+      for (let i = 0; i < 2 * count; i++) out.writeUInt32LE(this.rows[i]!, HEADER + 4 * i);
     }
-    this.payload.copy(out, row, 0, this.used);
+    this.payload.copy(out, HEADER + count * ROW, 0, this.used);
     return out;
+  }
+
+  /** Empties the builder for the next segment, keeping its buffers. */
+  reset(): void {
+    this.settle();
+    this.used = 0;
+    this.entries = 0;
+    this.first = Number.NaN;
+    this.last = Number.NaN;
   }
 }
 

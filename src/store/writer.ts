@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js';
+import type { ScannedFrame } from '../resp/frames.js';
 import { SegmentBuilder, segmentChecksum } from './codec.js';
 import { CommandState, Kind, kindOf } from './commands.js';
 import { keys } from './keys.js';
@@ -19,7 +20,7 @@ export interface WriterOptions {
  * `durableOffset` move, and only that offset is ever acknowledged to the master.
  */
 export class StreamWriter {
-  private pending: SegmentBuilder;
+  private readonly pending: SegmentBuilder;
   private pendingWrites = 0;
   private pendingChatter = 0;
   /** Command state after every appended entry (committed or not). */
@@ -90,15 +91,41 @@ export class StreamWriter {
     // The capture path passes the kind it read from the name's bytes, and args lazily: only a
     // SELECT needs them.
     const kind = known ?? kindOf(argsOf(args)[0]);
-    if (kind === Kind.select) this.live.applyKind(kind, argsOf(args), offset);
-    else this.live.applyKind(kind, EMPTY, offset);
-    this.pending.add(time, bytes);
-    if (kind === Kind.write) this.pendingWrites++;
-    else if (kind === Kind.chatter || kind === Kind.publish) this.pendingChatter++;
+    this.note(kind, kind === Kind.select ? argsOf(args) : EMPTY, offset);
+    this.pending.add(time, bytes, 0, bytes.length);
+    this.pending.settle();
     this.nextOffset = offset + bytes.length;
   }
 
-  /** Room for a full segment and the frames that arrive while the previous one commits. */
+  /**
+   * The capture path's append: the frame the scanner is handing out, of a kind the caller read
+   * from its name. Its bytes are copied by the next `settle()`, which must run before the chunk
+   * they lie in changes or is let go; allocates nothing but for a SELECT.
+   */
+  appendFrame(frame: ScannedFrame, now: number, kind: Kind): void {
+    const offset = frame.start;
+    if (offset !== this.nextOffset) {
+      throw new TypeError(`stream offset ${offset} appended where ${this.nextOffset} was expected`);
+    }
+    const time = Math.max(now, this.lastTime);
+    this.lastTime = time;
+    this.note(kind, kind === Kind.select ? frame.args() : EMPTY, offset);
+    this.pending.add(time, frame.buf, frame.pos, frame.length);
+    this.nextOffset = offset + frame.length;
+  }
+
+  /** Copies the bytes of the frames `appendFrame` took since the last call. */
+  settle(): void {
+    this.pending.settle();
+  }
+
+  private note(kind: Kind, args: readonly Buffer[], offset: number): void {
+    this.live.applyKind(kind, args, offset);
+    if (kind === Kind.write) this.pendingWrites++;
+    else if (kind === Kind.chatter || kind === Kind.publish) this.pendingChatter++;
+  }
+
+  /** Room for a full segment and the frames that arrive while it commits. */
   private capacity(): number {
     return Math.ceil(this.options.maxSegmentBytes * 1.25);
   }
@@ -142,10 +169,11 @@ export class StreamWriter {
     const chatter = this.pendingChatter;
     const bytes = seg.bytes;
     const start = this.nextOffset - bytes;
-    this.pending = new SegmentBuilder(this.capacity());
     this.pendingWrites = 0;
     this.pendingChatter = 0;
 
+    // Everything up to the batch runs in this tick, so the builder is read and reset before any
+    // other entry arrives.
     const data = seg.encode();
     const end = start + bytes - 1;
     const meta: SegmentMeta = {
@@ -177,6 +205,7 @@ export class StreamWriter {
       multiAt: after.multiAt,
       lastTime: seg.lastTime,
     };
+    seg.reset();
     await this.store.batch([
       { type: 'put', key: keys.segment(src, tl, meta.start), value: json.encode(meta) },
       { type: 'put', key: keys.data(src, tl, meta.start), value: data },

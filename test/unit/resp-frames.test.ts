@@ -6,6 +6,7 @@ import {
   type Frame,
   FrameScanner,
   type FrameScannerOptions,
+  type ScannedFrame,
 } from '../../src/resp/frames.js';
 
 /** Deterministic PRNG (mulberry32) so a failing random split can be replayed from its seed. */
@@ -272,6 +273,63 @@ describe('FrameScanner', () => {
       });
       expect(scanner.position).toBe(input.length);
     }
+  });
+
+  it('scan hands its sink, one reused object, exactly the frames push returns', () => {
+    const random = prng(5);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      if (random() < 0.05) parts.push(Buffer.from(`#TS:${1_700_000_000 + i}\r\n`));
+      const args = [random() < 0.1 ? 'SELECT' : 'SET', `k${i}`];
+      if (random() < 0.2) args.push('x'.repeat(Math.floor(random() * 4000)));
+      parts.push(encodeCommand(args));
+    }
+    const input = Buffer.concat(parts);
+    for (const seed of [11, 12]) {
+      const chunks = randomSplit(input, seed, 1 + seed * 50).map((c) => Buffer.from(c));
+      const expected = plain(scan(chunks, { annotations: true, startAt: 9 }).frames);
+      const scanner = new FrameScanner({ annotations: true, startAt: 9 });
+      const seen: unknown[] = [];
+      const objects = new Set<ScannedFrame>();
+      for (const chunk of chunks) {
+        scanner.scan(chunk, (f) => {
+          objects.add(f);
+          const bytes = f.bytes().toString('latin1');
+          if (f.text !== null) {
+            seen.push({
+              kind: 'annotation',
+              start: f.start,
+              length: f.length,
+              bytes,
+              text: f.text,
+            });
+            return;
+          }
+          // The name is where nameStart and nameLength say, without making the args.
+          expect(f.buf.toString('latin1', f.nameStart, f.nameStart + f.nameLength)).toBe(
+            f.args()[0]?.toString('latin1'),
+          );
+          const args = f.args().map((a) => a.toString('latin1'));
+          seen.push({ kind: 'command', start: f.start, length: f.length, bytes, args });
+        });
+      }
+      expect(seen).toEqual(expected);
+      expect(objects.size).toBe(1);
+      expect(scanner.position).toBe(9 + input.length);
+    }
+  });
+
+  it('scan has handed the sink every frame before a protocol error', () => {
+    const scanner = new FrameScanner();
+    const starts: number[] = [];
+    const input = Buffer.from(`${PING}${SET}+OK\r\n`, 'latin1');
+    expect(() => scanner.scan(input, (f) => starts.push(f.start))).toThrow(
+      expect.objectContaining({ code: 'RF_PROTOCOL' }),
+    );
+    expect(starts).toEqual([0, PING.length]);
+    expect(() => scanner.scan(Buffer.from(PING), () => undefined)).toThrow(
+      expect.objectContaining({ code: 'RF_PROTOCOL' }),
+    );
   });
 
   it('returns nothing for an empty push', () => {

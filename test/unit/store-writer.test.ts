@@ -4,9 +4,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { encodeCommand } from '../../src/resp/encode.js';
+import { FrameScanner } from '../../src/resp/frames.js';
 import { Archive } from '../../src/store/archive.js';
-import { decodeSegment, encodeSegment } from '../../src/store/codec.js';
-import { parseArgs } from '../../src/store/commands.js';
+import { decodeSegment, encodeSegment, SegmentBuilder } from '../../src/store/codec.js';
+import { Kind, kindAt, parseArgs } from '../../src/store/commands.js';
 import { keys } from '../../src/store/keys.js';
 import { json, Store } from '../../src/store/store.js';
 import type { DurableState, SegmentMeta, Timeline } from '../../src/store/types.js';
@@ -80,6 +81,33 @@ describe('segment codec', () => {
   });
 });
 
+describe('SegmentBuilder', () => {
+  it('encodes what encodeSegment does, from runs of any chunks, and again after a reset', () => {
+    const frames = Array.from({ length: 5000 }, (_, i) => cmd('SET', `k${i}`, 'v'.repeat(i % 7)));
+    const entries = frames.map((bytes, i) => ({ offset: 0, time: 7_000 + (i >> 4), bytes }));
+    // The frames lie in two chunks, interleaved with bytes that are not theirs: only the runs of
+    // consecutive frames may be copied together.
+    const a = Buffer.concat(frames.flatMap((f, i) => (i % 3 === 0 ? [Buffer.from('#'), f] : [f])));
+    const b = Buffer.from(a);
+    const builder = new SegmentBuilder(64);
+    for (const round of [0, 1]) {
+      let pos = 0;
+      frames.forEach((f, i) => {
+        if (i % 3 === 0) pos += 1;
+        builder.add(entries[i]!.time, i % 5 === round ? a : b, pos, f.length);
+        pos += f.length;
+        if (i % 1000 === 999) builder.settle();
+      });
+      expect(builder.count).toBe(frames.length);
+      expect(builder.bytes).toBe(frames.reduce((n, f) => n + f.length, 0));
+      expect([builder.firstTime, builder.lastTime]).toEqual([7_000, 7_000 + (4999 >> 4)]);
+      expect(builder.encode().equals(encodeSegment(entries))).toBe(true);
+      builder.reset();
+      expect([builder.count, builder.bytes]).toEqual([0, 0]);
+    }
+  });
+});
+
 describe('StreamWriter', () => {
   let dir: string;
   let store: Store;
@@ -134,6 +162,48 @@ describe('StreamWriter', () => {
       segs[1]!.start,
     );
     expect(await archive.segmentAtOffset('default', 1, offset + 10)).toBeUndefined();
+  });
+
+  it('stores frames taken from a scanner exactly as the stream carried them', async () => {
+    const frames = [
+      cmd('SELECT', '2'),
+      cmd('MULTI'),
+      cmd('SET', 'a', 'x'.repeat(300)),
+      cmd('EXEC'),
+    ];
+    const stream = Buffer.concat(Array.from({ length: 40 }, () => frames).flat());
+    const w = new StreamWriter(store, 'default', timeline(), state(), {
+      maxSegmentBytes: 4096,
+      log: silentLogger(),
+    });
+    const scanner = new FrameScanner({ startAt: 101 });
+    let t = 3_000;
+    for (let at = 0; at < stream.length; at += 777) {
+      // A copy that is overwritten once scanned: the writer must have settled what it took.
+      const chunk = Buffer.from(stream.subarray(at, at + 777));
+      scanner.scan(chunk, (f) => w.appendFrame(f, t, kindAt(f.buf, f.nameStart, f.nameLength)));
+      w.settle();
+      chunk.fill(0);
+      t += 1;
+      if (w.full) await w.flush();
+    }
+    await w.flush();
+    expect(w.durableOffset).toBe(100 + stream.length);
+
+    const archive = new Archive(store);
+    const stored: Buffer[] = [];
+    let segments = 0;
+    for await (const meta of archive.segments('default', 1)) {
+      segments++;
+      const data = (await store.get(keys.data('default', 1, meta.start)))!;
+      for (const e of decodeSegment(data, meta, 'x').entries) stored.push(e.bytes);
+    }
+    expect(segments).toBeGreaterThan(1);
+    expect(Buffer.concat(stored).equals(stream)).toBe(true);
+    expect(stored).toHaveLength(160);
+    const st = json.decode<DurableState>((await store.get(keys.state('default')))!);
+    expect(st).toMatchObject({ db: 2, multiAt: null });
+    expect(kindAt(stored[1]!, 8, 5)).toBe(Kind.multi);
   });
 
   it('refuses an entry that does not continue the stream', () => {
