@@ -30,7 +30,7 @@ import { seekRows } from './bench/seek.mjs';
 /** Sizes per mode. Full: under ten minutes on 2 cores; quick: about one. */
 const CONFIG = {
   full: {
-    capture: { requestsPerTest: 300_000, reps: 5 },
+    capture: { requestsPerTest: 300_000, reps: 7, warmUpPerTest: 60_000 },
     offline: { commands: 2_000_000, reps: 3 },
     archive: { baseKeys: 1_000_000, writes: 1_000_000, reps: 5 },
     pitr: { seconds: 8, intervalMs: 2, targets: 5 },
@@ -38,7 +38,7 @@ const CONFIG = {
     memory: { snapshotBytes: 1024 ** 3, valueBytes: 1000 },
   },
   quick: {
-    capture: { requestsPerTest: 100_000, reps: 3 },
+    capture: { requestsPerTest: 100_000, reps: 3, warmUpPerTest: 20_000 },
     offline: { commands: 300_000, reps: 1 },
     archive: { baseKeys: 100_000, writes: 200_000, reps: 1 },
     pitr: { seconds: 3, intervalMs: 2, targets: 2 },

@@ -99,8 +99,19 @@ async function measureLag(master, attached, loadEndedAt) {
   };
 }
 
+/**
+ * Brings an attached process to its steady state before it is measured: a load of its own, not
+ * counted, then until it has acknowledged all of it. A long-running rf has compiled its hot paths
+ * and sized its buffers long before; a fresh one would be measured doing that. Every kind, `none`
+ * included, gets the same load, so the master starts each measured run in the same state.
+ */
+async function warmUp(master, kind, n) {
+  await redisBenchmark(master.port, n);
+  if (kind !== 'none') await master.client.call('WAIT', '1', '60000');
+}
+
 export async function captureRows(cfg, want, progress) {
-  const { requestsPerTest: n, reps } = cfg.capture;
+  const { requestsPerTest: n, reps, warmUpPerTest } = cfg.capture;
   const master = await startRedis({
     label: 'capture-master',
     // Attach at once instead of after the 5 s a diskless master waits for more replicas.
@@ -118,6 +129,7 @@ export async function captureRows(cfg, want, progress) {
       for (const kind of KINDS) {
         await master.client.call('FLUSHALL');
         const a = await attach(kind, master);
+        await warmUp(master, kind, warmUpPerTest);
         await sleep(200);
         const cpu0 = a.pid === null ? null : cpuSeconds(a.pid);
         const masterCpu0 = cpuSeconds(master.pid);
@@ -155,7 +167,7 @@ export async function captureRows(cfg, want, progress) {
     const v = of(kind).map((r) => r.rps);
     return `${fmtRate(Math.min(...v), '')}–${fmtRate(Math.max(...v), '')}`;
   };
-  const workload = `redis-benchmark -P 16 -t ${BENCH_TESTS.join(',')} -r ${fmtCount(KEYSPACE)} -n ${fmtCount(n)} (per test), ${reps}× interleaved none/replica/rf, medians`;
+  const workload = `redis-benchmark -P 16 -t ${BENCH_TESTS.join(',')} -r ${fmtCount(KEYSPACE)} -n ${fmtCount(n)} (per test), ${reps}× interleaved none/replica/rf, medians; each attached process first takes an uncounted ${fmtCount(warmUpPerTest)}-per-test warm-up load`;
   const perTestRatio = BENCH_TESTS.map((t) => {
     const T = t.toUpperCase();
     const r = med('rf', (x) => x.perTest[T]) / med('replica', (x) => x.perTest[T]);
