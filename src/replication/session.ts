@@ -217,7 +217,10 @@ export class ReplicationSession {
 
       // A replication stream has no annotations: the scanner refuses a '#' as a protocol error.
       const scanner = new FrameScanner({ startAt: w.receivedOffset + 1 });
-      const hardLimit = options.maxSegmentBytes * 8;
+      // While a commit is under way the next segment fills; once it holds two segments' worth,
+      // reading waits for the commit. Deeper buffering gains no throughput: it only makes each
+      // commit (and its copies in LevelDB) larger, and the daemon's RSS with it.
+      const hardLimit = options.maxSegmentBytes * 2;
       let now = 0;
       let getack = false;
       // The hot path: one call per command, nothing allocated but for SELECT and REPLCONF.
@@ -246,7 +249,7 @@ export class ReplicationSession {
           sendAck();
         } else if (w.full) {
           const pending = flush(w);
-          // Reading pauses (and so the master slows down) only when the store falls far behind.
+          // The master keeps what rf has not read in its replica output buffer meanwhile.
           if (w.bufferedBytes > hardLimit) await pending;
         }
       }
