@@ -133,6 +133,49 @@ describe('rf listen against a scripted fake master', () => {
     ]);
   });
 
+  it('keeps the commands before a malformed byte, reports RF_PROTOCOL and resumes right after them', async () => {
+    const rdb = tinyRdb();
+    const good = Buffer.concat([cmd('SET', 'a', '1'), cmd('SET', 'b', '2')]);
+    const psyncs: string[][] = [];
+    const master = await startFakeMaster(async (conn) => {
+      const first = await conn.readCommand();
+      if (await answerPreflight(conn, first)) return;
+      psyncs.push(await handshake(conn, first));
+      if (psyncs.length === 1) {
+        await conn.write(`+FULLRESYNC ${REPLID} 0\r\n$${rdb.length}\r\n`);
+        // Two good commands and a simple-string reply, which no stream carries, in one write.
+        await conn.write(Buffer.concat([rdb, good, Buffer.from('+OK\r\n')]));
+        await conn.closed;
+      } else {
+        await conn.write('+CONTINUE\r\n');
+        await conn.write(cmd('SET', 'c', '3'));
+        await conn.closed;
+      }
+    });
+    scope.defer(() => master.close());
+    const store = await storeDir();
+    const d = listen(master.port, store);
+    const lost = await d.waitForLog(
+      (l) => l.msg === 'replication connection lost; resuming',
+      15_000,
+    );
+    expect((lost.error as { code: string }).code).toBe('RF_PROTOCOL');
+    await d.waitForLog((l) => l.msg.startsWith('partial resync accepted'), 15_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await d.stop()).code).toBe(0);
+    expect(psyncs).toEqual([
+      ['?', '-1'],
+      [REPLID, String(good.length + 1)],
+    ]);
+    const dump = await dumpArchive(store);
+    expect(dump.timelines).toHaveLength(1);
+    expect(writesOf(dump.entries.get(1)!)).toEqual([
+      ['SET', 'a', '1'],
+      ['SET', 'b', '2'],
+      ['SET', 'c', '3'],
+    ]);
+  });
+
   it('retries with backoff while the master answers -LOADING', async () => {
     const rdb = tinyRdb();
     let attempts = 0;
