@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { KvRange, KvReader } from '../store/store.js';
 
@@ -20,6 +21,26 @@ export type ControlReply =
   | { id: number; entries: [string, string][]; more: boolean }
   | { id: number; status: unknown }
   | { id: number; error: { code: string; message: string } };
+
+/** sizeof(sockaddr_un.sun_path) less its NUL: libuv cuts a longer path short without a word. */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * Refuses a control socket path that a Unix socket cannot hold, before the daemon creates
+ * anything: bound, it would be cut short and land beside the store, out of the readers' reach.
+ */
+export function checkControlSocketPath(store: string, socketPath: string): void {
+  const bytes = Buffer.byteLength(socketPath);
+  if (bytes <= SOCKET_PATH_MAX) return;
+  throw new RfError(
+    'RF_USAGE',
+    `the store path is too long for rf listen's control socket: ${socketPath} is ${bytes} bytes, a Unix socket path holds at most ${SOCKET_PATH_MAX}`,
+    {
+      details: { store, socket: socketPath, bytes, limit: SOCKET_PATH_MAX },
+      hint: `readers reach a running rf listen through <store>/rf.sock: use a --store path of at most ${SOCKET_PATH_MAX - (bytes - Buffer.byteLength(store))} bytes, for instance a symlink to this directory`,
+    },
+  );
+}
 
 const PAGE_ENTRIES = 4096;
 const PAGE_BYTES = 4 * 1024 * 1024;

@@ -20,7 +20,7 @@ import { pruneArchive } from '../store/retention.js';
 import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, SourceRecord } from '../store/types.js';
 import { Backoff } from './backoff.js';
-import { startControlServer } from './control.js';
+import { checkControlSocketPath, startControlServer } from './control.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
 
@@ -128,6 +128,7 @@ export class Listener {
   /** Runs until stop(); rejects with the error that made it give up. */
   async run(): Promise<void> {
     const { config, log } = this;
+    checkControlSocketPath(config.store, storePaths(config.store).socket);
     const store = await openOwned(config.store);
     let control: { close(): Promise<void> } | null = null;
     let metrics: { close(): Promise<void> } | null = null;

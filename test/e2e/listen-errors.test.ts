@@ -98,6 +98,19 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
     expect(res.stderr).toContain(store);
   });
 
+  it('a store path too long for the control socket: RF_USAGE, exit 2, nothing created', async () => {
+    const r = await redis();
+    const parent = await makeTempDir('rf-long-');
+    scope.defer(() => removeTempDir(parent));
+    const store = path.join(parent, 'd'.repeat(Math.max(1, 100 - parent.length)));
+    const res = await listenOnce(['--source', r.url, '--store', store]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('RF_USAGE');
+    expect(res.stderr).toContain(`${path.join(store, 'rf.sock')} is`);
+    expect(res.stderr).toContain('at most 99 bytes');
+    expect(await readdir(parent)).toEqual([]);
+  });
+
   it('a store already owned by another rf listen: RF_STORE_LOCKED, exit 3, and the owner carries on', async () => {
     const r = await redis();
     const c = await r.client();
