@@ -1,15 +1,87 @@
 import net from 'node:net';
-import { createInterface, type Interface } from 'node:readline';
 import { RfError } from '../errors.js';
 import type { KvRange, KvReader } from '../store/store.js';
 import type { ControlReply, ControlRequest } from './control.js';
 
-type Pending = { resolve: (r: ControlReply) => void; reject: (e: Error) => void };
+/** A reply line and the raw bytes that followed it (empty when it announced none). */
+interface Received {
+  head: ControlReply;
+  body: Buffer;
+}
+
+type Pending = { resolve: (r: Received) => void; reject: (e: Error) => void };
 type RequestBody = ControlRequest extends infer R
   ? R extends { id: number }
     ? Omit<R, 'id'>
     : never
   : never;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Splits what the daemon sends into replies: a JSON line, then as many raw bytes as its `body`
+ * says. Chunks are kept as they came and joined once per reply.
+ */
+class ReplyReader {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private head: ControlReply | null = null;
+
+  constructor(private readonly onReply: (r: Received) => void) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+    for (;;) {
+      if (this.head === null) {
+        const nl = this.indexOfNewline();
+        if (nl === -1) return;
+        const line = this.take(nl + 1);
+        this.head = JSON.parse(line.toString('utf8', 0, nl)) as ControlReply;
+      }
+      const need = 'body' in this.head ? (this.head.body ?? 0) : 0;
+      if (this.length < need) return;
+      const body = need === 0 ? EMPTY : this.take(need);
+      const head = this.head;
+      this.head = null;
+      this.onReply({ head, body });
+    }
+  }
+
+  private indexOfNewline(): number {
+    let base = 0;
+    for (const c of this.chunks) {
+      const i = c.indexOf(10);
+      if (i !== -1) return base + i;
+      base += c.length;
+    }
+    return -1;
+  }
+
+  /** The first `n` buffered bytes, as one Buffer. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - at);
+        c.copy(out, at, 0, k);
+        at += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+}
 
 /** Reads a store through the `rf listen` that owns it. */
 export class RemoteKv implements KvReader {
@@ -20,13 +92,20 @@ export class RemoteKv implements KvReader {
   private constructor(
     readonly dir: string,
     private readonly socket: net.Socket,
-    lines: Interface,
   ) {
-    lines.on('line', (line) => {
-      const reply = JSON.parse(line) as ControlReply;
-      const p = this.pending.get(reply.id);
-      this.pending.delete(reply.id);
-      p?.resolve(reply);
+    const replies = new ReplyReader(({ head, body }) => {
+      const p = this.pending.get(head.id);
+      this.pending.delete(head.id);
+      p?.resolve({ head, body });
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        replies.push(chunk);
+      } catch (err) {
+        // A reply that does not parse: nothing after it can be trusted.
+        fail(err instanceof Error ? err : new Error(String(err)));
+        socket.destroy();
+      }
     });
     const fail = (err?: Error) => {
       this.broken ??= new RfError(
@@ -57,79 +136,111 @@ export class RemoteKv implements KvReader {
       });
       socket.once('connect', () => {
         clearTimeout(timer);
-        resolve(
-          new RemoteKv(
-            dir,
-            socket,
-            createInterface({ input: socket, crlfDelay: Number.POSITIVE_INFINITY }),
-          ),
-        );
+        resolve(new RemoteKv(dir, socket));
       });
     });
   }
 
-  private request(body: RequestBody): Promise<ControlReply> {
+  private request(body: RequestBody): Promise<Received> {
     if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    return new Promise<Received>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.socket.write(`${JSON.stringify({ ...body, id })}\n`);
     }).then((reply) => {
-      const r = reply as ControlReply;
+      const r = reply.head;
       if ('error' in r)
         throw new RfError('RF_DAEMON', `the rf daemon could not answer: ${r.error.message}`, {
           details: { code: r.error.code },
         });
-      return r;
+      return reply;
     });
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    const reply = await this.request({ op: 'get', key });
-    if (!('value' in reply)) throw new TypeError('control: get answered without a value');
-    return reply.value === null ? undefined : Buffer.from(reply.value, 'base64');
+    const { head, body } = await this.request({ op: 'get', key, binary: true });
+    if ('found' in head) return head.found ? body : undefined;
+    // A daemon from before the binary replies.
+    if ('value' in head) return head.value === null ? undefined : Buffer.from(head.value, 'base64');
+    throw new TypeError('control: get answered without a value');
   }
 
   async *entries(range: KvRange): AsyncIterable<[string, Buffer]> {
     let remaining =
       range.limit !== undefined && range.limit >= 0 ? range.limit : Number.POSITIVE_INFINITY;
-    let page: KvRange = { ...range };
-    while (remaining > 0) {
-      const reply = await this.request({
+    const ask = (page: KvRange, left: number) =>
+      this.request({
         op: 'entries',
-        range: { ...page, limit: Number.isFinite(remaining) ? remaining : -1 },
+        range: { ...page, limit: Number.isFinite(left) ? left : -1 },
+        binary: true,
       });
-      if (!('entries' in reply)) throw new TypeError('control: entries answered without entries');
-      for (const [k, v] of reply.entries) {
-        yield [k, Buffer.from(v, 'base64')];
-        remaining--;
+    let next: Promise<Received> | null = ask(range, remaining);
+    while (next !== null) {
+      const page = entriesOf(await next);
+      next = null;
+      const last = page.entries[page.entries.length - 1];
+      const left = remaining - page.entries.length;
+      // Ask for the next page before handing this one out: the daemon reads it meanwhile.
+      if (page.more && last !== undefined && left > 0) {
+        next = ask(after(range, last[0]), left);
+        // Marked handled: a consumer that stops early never awaits it, and its failure then
+        // must not become an unhandled rejection.
+        next.catch(() => undefined);
       }
-      const last = reply.entries[reply.entries.length - 1];
-      if (!reply.more || last === undefined) return;
-      // Continue past the last key seen, in the direction of travel.
-      const { gt: _gt, gte: _gte, lt: _lt, lte: _lte, ...rest } = page;
-      page = range.reverse
-        ? {
-            ...rest,
-            ...(range.gt !== undefined ? { gt: range.gt } : {}),
-            ...(range.gte !== undefined ? { gte: range.gte } : {}),
-            lt: last[0],
-          }
-        : {
-            ...rest,
-            ...(range.lt !== undefined ? { lt: range.lt } : {}),
-            ...(range.lte !== undefined ? { lte: range.lte } : {}),
-            gt: last[0],
-          };
+      for (const entry of page.entries) yield entry;
+      remaining = left;
     }
   }
 
   async status(): Promise<unknown> {
-    const reply = await this.request({ op: 'status' });
-    return 'status' in reply ? reply.status : undefined;
+    const { head } = await this.request({ op: 'status' });
+    return 'status' in head ? head.status : undefined;
   }
 
   async close(): Promise<void> {
     this.socket.end();
   }
+}
+
+/** The entries of a page, from a binary reply or from an older daemon's base64 one. */
+function entriesOf({ head, body }: Received): { entries: [string, Buffer][]; more: boolean } {
+  if ('entries' in head) {
+    return {
+      entries: head.entries.map(([k, v]): [string, Buffer] => [k, Buffer.from(v, 'base64')]),
+      more: head.more,
+    };
+  }
+  if (!('count' in head)) throw new TypeError('control: entries answered without entries');
+  const entries: [string, Buffer][] = new Array(head.count);
+  let at = 0;
+  for (let i = 0; i < head.count; i++) {
+    const keyLength = body.readUInt32LE(at);
+    const key = body.toString('utf8', at + 4, at + 4 + keyLength);
+    at += 4 + keyLength;
+    const valueLength = body.readUInt32LE(at);
+    entries[i] = [key, body.subarray(at + 4, at + 4 + valueLength)];
+    at += 4 + valueLength;
+  }
+  if (at !== body.length) {
+    throw new TypeError(`control: an entries page of ${body.length} bytes held ${at}`);
+  }
+  return { entries, more: head.more };
+}
+
+/** The rest of `range` past `key`, in its direction of travel. */
+function after(range: KvRange, key: string): KvRange {
+  const { gt: _gt, gte: _gte, lt: _lt, lte: _lte, ...rest } = range;
+  return range.reverse
+    ? {
+        ...rest,
+        ...(range.gt !== undefined ? { gt: range.gt } : {}),
+        ...(range.gte !== undefined ? { gte: range.gte } : {}),
+        lt: key,
+      }
+    : {
+        ...rest,
+        ...(range.lt !== undefined ? { lt: range.lt } : {}),
+        ...(range.lte !== undefined ? { lte: range.lte } : {}),
+        gt: key,
+      };
 }
