@@ -135,6 +135,8 @@ const ZERO = 0x30;
 const NINE = 0x39;
 
 const INCOMPLETE = -2;
+/** Argument table entries kept between frames; a larger table is let go after its frame. */
+const OFFSETS_KEPT = 2 * 4096;
 /** server.h AOF_ANNOTATION_LINE_MAX_LEN, CRLF included. */
 const ANNOTATION_MAX = 1024;
 /** More digits than this cannot be a length a Buffer can hold; stop before the number loses precision. */
@@ -487,6 +489,8 @@ export class FrameScanner {
     this.parsed = 0;
     this.annotationText = null;
     sink(f);
+    // A command of very many args (an MSET of a million keys) does not keep its table for good.
+    if (f.offsets.length > OFFSETS_KEPT) f.offsets = new Float64Array(32);
   }
 
   private error(message: string, position: number): RfError {

@@ -34,6 +34,8 @@ export function encodeSegment(entries: readonly Entry[]): Buffer {
   return out;
 }
 
+/** Room for the table of 4096 entries, as (time delta, length) pairs. */
+const ROWS = 2 * 4096;
 /** The table rows can be copied as they lie in memory only on a little-endian machine. */
 const NATIVE_LE = endianness() === 'LE';
 
@@ -46,7 +48,7 @@ const NATIVE_LE = endianness() === 'LE';
 export class SegmentBuilder {
   private payload: Buffer;
   private used = 0;
-  private rows = new Uint32Array(2 * 4096);
+  private rows = new Uint32Array(ROWS);
   private entries = 0;
   private first = Number.NaN;
   private last = Number.NaN;
@@ -55,8 +57,11 @@ export class SegmentBuilder {
   private runFrom = 0;
   private runTo = 0;
 
+  private readonly capacity: number;
+
   constructor(capacity: number) {
-    this.payload = Buffer.allocUnsafe(Math.max(capacity, 4096));
+    this.capacity = Math.max(capacity, 4096);
+    this.payload = Buffer.allocUnsafe(this.capacity);
   }
 
   get count(): number {
@@ -137,12 +142,18 @@ export class SegmentBuilder {
   }
 
   /** Empties the builder for the next segment, keeping its buffers. */
+  /**
+   * Empties the builder for the next segment, keeping its buffers, but for one a very large
+   * entry (a RESTORE payload, say) grew: that goes, rather than stay allocated for good.
+   */
   reset(): void {
     this.settle();
     this.used = 0;
     this.entries = 0;
     this.first = Number.NaN;
     this.last = Number.NaN;
+    if (this.payload.length > 4 * this.capacity) this.payload = Buffer.allocUnsafe(this.capacity);
+    if (this.rows.length > 4 * ROWS) this.rows = new Uint32Array(ROWS);
   }
 }
 

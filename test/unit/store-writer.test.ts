@@ -108,6 +108,22 @@ describe('SegmentBuilder', () => {
   });
 });
 
+describe('SegmentBuilder after a very large entry', () => {
+  it('encodes the large segment and the small ones after it exactly', () => {
+    const big = cmd('RESTORE', 'k', '0', 'x'.repeat(300_000));
+    const small = [cmd('SET', 'a', '1'), cmd('SET', 'b', '2')];
+    const builder = new SegmentBuilder(4096);
+    builder.add(9_000, big, 0, big.length);
+    expect(builder.encode().equals(encodeSegment([{ offset: 0, time: 9_000, bytes: big }]))).toBe(
+      true,
+    );
+    builder.reset();
+    for (const [i, f] of small.entries()) builder.add(9_001 + i, f, 0, f.length);
+    const entries = small.map((bytes, i) => ({ offset: 0, time: 9_001 + i, bytes }));
+    expect(builder.encode().equals(encodeSegment(entries))).toBe(true);
+  });
+});
+
 describe('StreamWriter', () => {
   let dir: string;
   let store: Store;
