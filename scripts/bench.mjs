@@ -6,7 +6,8 @@
  *   node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]
  *
  * RF_BENCH_CLI=/path/to/dist/cli/main.js runs that rf build in the child processes (rf listen,
- * rf restore, rf log), to compare a change against the tree's dist/.
+ * rf restore, rf log), to compare a change against the tree's dist/. RF_BENCH_NICE=10 runs
+ * `rf listen` at that nice level, as a unit with Nice=10 would on the master's host.
  *
  * Rows: 1 capture overhead, 2 capture lag, 3 offline capture rate, 4 storage, 5 restore,
  * 6 point-in-time precision, 7 seek, 8 memory. `--only 1,5` runs just those (a row that shares
@@ -19,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { archiveRows } from './bench/archive.mjs';
 import { captureRows } from './bench/capture.mjs';
-import { cleanupSync, installCleanup, RF_MAIN } from './bench/env.mjs';
+import { cleanupSync, installCleanup, RF_LISTEN_NICE, RF_MAIN } from './bench/env.mjs';
 import { renderTable, row } from './bench/format.mjs';
 import { machine } from './bench/machine.mjs';
 import { memoryRows } from './bench/memory.mjs';
@@ -123,6 +124,7 @@ async function main() {
   );
   console.log(`machine: ${host.line}`);
   if (process.env.RF_BENCH_CLI) console.log(`rf CLI: ${RF_MAIN} (RF_BENCH_CLI)`);
+  if (process.env.RF_BENCH_NICE) console.log(`rf listen at nice ${RF_LISTEN_NICE} (RF_BENCH_NICE)`);
   console.log('');
 
   const rows = [];

@@ -18,6 +18,17 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const RF_MAIN = process.env.RF_BENCH_CLI
   ? path.resolve(process.env.RF_BENCH_CLI)
   : path.join(ROOT, 'dist', 'cli', 'main.js');
+/** RF_BENCH_NICE: the nice level `rf listen` runs at (0, the default, leaves it alone). */
+export const RF_LISTEN_NICE = niceLevel(process.env.RF_BENCH_NICE);
+
+function niceLevel(text) {
+  if (text === undefined || text === '') return 0;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < -20 || n > 19) {
+    throw new Error(`RF_BENCH_NICE must be an integer from -20 to 19, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
 const HOST = '127.0.0.1';
 /** A Redis that is not ours listens there. */
 const FORBIDDEN_PORT = 6379;

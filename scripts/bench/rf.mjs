@@ -4,7 +4,16 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { RemoteKv } from '../../dist/daemon/control-client.js';
 import { storePaths } from '../../dist/store/store.js';
-import { RF_MAIN, run, runOk, spawnTracked, stopProcess, tail, waitFor } from './env.mjs';
+import {
+  RF_LISTEN_NICE,
+  RF_MAIN,
+  run,
+  runOk,
+  spawnTracked,
+  stopProcess,
+  tail,
+  waitFor,
+} from './env.mjs';
 
 /**
  * Starts `rf listen` on `store`, logging to store/../listen.log. Returns once its control socket
@@ -12,9 +21,22 @@ import { RF_MAIN, run, runOk, spawnTracked, stopProcess, tail, waitFor } from '.
  */
 export async function startListen(sourceUrl, store, logFile, extra = []) {
   const fd = openSync(logFile, 'a');
+  const nice = RF_LISTEN_NICE === 0 ? [] : ['nice', '-n', String(RF_LISTEN_NICE)];
   const child = spawnTracked(
-    process.execPath,
-    [RF_MAIN, 'listen', '--source', sourceUrl, '--store', store, '--log-level', 'warn', ...extra],
+    nice[0] ?? process.execPath,
+    [
+      ...nice.slice(1),
+      ...(nice.length > 0 ? [process.execPath] : []),
+      RF_MAIN,
+      'listen',
+      '--source',
+      sourceUrl,
+      '--store',
+      store,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
     { stdio: ['ignore', fd, fd] },
   );
   const socket = storePaths(store).socket;
