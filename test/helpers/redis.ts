@@ -16,6 +16,11 @@ export interface StartRedisOptions {
   minVersion?: string;
   /** How long to wait for the server to answer PING; 10 s unless given. */
   readyTimeoutMs?: number;
+  /**
+   * Start from this redis.conf (so CONFIG REWRITE has a file to write). Only --port, --bind,
+   * --dir and --logfile are then given on the command line, which would override the file.
+   */
+  configFile?: string;
 }
 
 export interface TestClientOptions extends RedisClientOptions {
@@ -113,7 +118,14 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   }
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await makeTempDir('rf-test-'));
-  const server = new Server(dir, ownDir, args, version, options.readyTimeoutMs ?? 10_000);
+  const server = new Server(
+    dir,
+    ownDir,
+    args,
+    version,
+    options.readyTimeoutMs ?? 10_000,
+    options.configFile,
+  );
   try {
     await server.startOnFreePort();
   } catch (err) {
@@ -143,6 +155,7 @@ class Server implements RedisServer {
     private readonly args: string[],
     readonly version: string,
     private readonly readyTimeoutMs: number,
+    private readonly configFile?: string,
   ) {
     servers.add(this);
   }
@@ -229,24 +242,21 @@ class Server implements RedisServer {
     const logfile = join(this.dir, 'redis.log');
     // After a restart the log already holds the previous run's lines; only what follows counts.
     const logStart = readLog(logfile).length;
-    const args = [
+    const where = [
       '--port',
       String(this.port),
       '--bind',
       HOST,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--enable-debug-command',
-      'yes',
       '--logfile',
       logfile,
       '--dir',
       this.dir,
-      ...this.args,
-      ...this.extraArgs,
     ];
+    const defaults = ['--save', '', '--appendonly', 'no', '--enable-debug-command', 'yes'];
+    const args =
+      this.configFile === undefined
+        ? [...where, ...defaults, ...this.args, ...this.extraArgs]
+        : [this.configFile, ...where, ...this.args, ...this.extraArgs];
     if (this.port === FORBIDDEN_PORT)
       throw new Error(`refusing to start redis-server on ${FORBIDDEN_PORT}`);
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });

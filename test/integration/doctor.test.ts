@@ -1,7 +1,11 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Check } from '../../src/aof/settings.js';
 import { run as doctor } from '../../src/cli/doctor.js';
+import { waitFor } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 interface Report {
   ok: boolean;
@@ -11,10 +15,13 @@ interface Report {
 }
 
 let servers: RedisServer[] = [];
+let cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   vi.restoreAllMocks();
   for (const s of servers) await s.stop();
   servers = [];
+  for (const c of cleanups) await c();
+  cleanups = [];
 });
 
 /** Runs rf doctor --json and returns its exit code and the report it printed. */
@@ -90,6 +97,44 @@ describe('rf doctor', () => {
     const rf = await redis.client({ username: 'rf', password: 's3cret-pass' });
     expect((await rf.info('persistence')).aof_enabled).toBe('1');
     await expect(rf.call('SET', 'x', '1')).rejects.toThrow(/NOPERM/);
+  });
+
+  it('saves its fixes with CONFIG REWRITE when Redis runs from a config file, and they survive a restart', async () => {
+    const dir = await makeTempDir('rf-doctor-conf-');
+    const conf = join(dir, 'redis.conf');
+    await writeFile(conf, '# written by the rf doctor test\nsave ""\nappendonly no\n');
+    const redis = await startRedis({ configFile: conf });
+    servers.push(redis);
+    cleanups.push(() => removeTempDir(dir));
+
+    const fixed = await runDoctor(redis.url, true);
+    expect(fixed.report.configRewrite).toEqual({ status: 'done' });
+    const text = await readFile(conf, 'utf8');
+    for (const line of [
+      /^appendonly yes$/m,
+      /^auto-aof-rewrite-percentage 0$/m,
+      /^aof-timestamp-enabled yes$/m,
+    ]) {
+      expect(text).toMatch(line);
+    }
+
+    // Redis refuses to shut down while it writes the first AOF that appendonly yes started.
+    const admin = await redis.client();
+    await waitFor(async () => {
+      const p = await admin.info('persistence');
+      return p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0';
+    }, 'the first AOF to be written');
+    await redis.restart();
+    const client = await redis.client();
+    const config = async (name: string) =>
+      ((await client.call('CONFIG', 'GET', name)) as string[])[1];
+    expect(await config('appendonly')).toBe('yes');
+    expect(await config('auto-aof-rewrite-percentage')).toBe('0');
+    expect(await config('aof-timestamp-enabled')).toBe('yes');
+    const again = await runDoctor(redis.url);
+    expect(again.report.checks.filter((c) => c.status !== 'ok').map((c) => c.name)).toEqual([
+      'ACL user rf',
+    ]);
   });
 
   it('says which commands an existing rf user lacks', async () => {
