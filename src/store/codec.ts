@@ -166,7 +166,6 @@ export interface DecodedSegment {
   payloadBytes: number;
 }
 
-/** Decodes and checks one segment value against its meta; any mismatch is RF_CHECKSUM or RF_CORRUPT. */
 /**
  * A checked segment's frames as one slice, all entries back to back, without decoding them: what
  * a restore writes for a segment it replays whole.
@@ -197,6 +196,7 @@ function checkSegment(data: Buffer, meta: SegmentMeta, where: string): void {
   }
 }
 
+/** Decodes and checks one segment value against its meta; any mismatch is RF_CHECKSUM or RF_CORRUPT. */
 export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): DecodedSegment {
   checkSegment(data, meta, where);
   const corrupt = (why: string) =>

@@ -1,7 +1,7 @@
 import { isRfError } from '../errors.js';
-import { FrameScanner } from '../resp/frames.js';
+import { FrameScanner, type ScannedFrame } from '../resp/frames.js';
 import { decodeSegment } from '../store/codec.js';
-import { CommandState, isWrite, nameOf } from '../store/commands.js';
+import { CommandState, Kind, kindAt } from '../store/commands.js';
 import { keys, prefixEnd, startFromTimeKey } from '../store/keys.js';
 import type {
   BaseMeta,
@@ -354,33 +354,33 @@ function checkSegmentData(
   let scanner = new FrameScanner({ startAt: meta.start });
   let lastTime = meta.firstTime;
   let timeBack: Entry | undefined;
+  // Per entry, from the scanner: how many frames it held, whether the one it should hold is a
+  // whole command, its kind, and SELECT's args.
+  const seen = { frames: 0, whole: false, kind: Kind.write as Kind, selectArgs: [] as Buffer[] };
+  const onFrame = (f: ScannedFrame) => {
+    seen.frames++;
+    seen.whole = f.text === null && f.argc > 0 && f.pos === 0 && f.length === f.buf.length;
+    if (!seen.whole) return;
+    seen.kind = kindAt(f.buf, f.nameStart, f.nameLength);
+    if (seen.kind === Kind.select) seen.selectArgs = f.args();
+  };
   for (const e of entries) {
-    let args: Buffer[] | null = null;
+    seen.frames = 0;
+    seen.whole = false;
     try {
-      const frames = scanner.push(e.bytes);
-      const f = frames[0];
-      if (
-        frames.length === 1 &&
-        f !== undefined &&
-        f.kind === 'command' &&
-        f.length === e.bytes.length &&
-        f.args.length > 0 &&
-        scanner.pendingBytes === 0
-      ) {
-        args = f.args;
-      }
+      scanner.scan(e.bytes, onFrame);
     } catch {
-      args = null;
+      seen.whole = false;
     }
-    if (args === null) {
+    if (seen.frames !== 1 || !seen.whole || scanner.pendingBytes !== 0) {
       malformed++;
       firstBad ??= e;
       scanner = new FrameScanner({ startAt: e.offset + e.bytes.length });
       continue;
     }
-    const name = nameOf(args[0]);
-    state.apply(name, args, e.offset);
-    if (isWrite(name)) writes++;
+    const { kind } = seen;
+    state.applyKind(kind, kind === Kind.select ? seen.selectArgs : [], e.offset);
+    if (kind === Kind.write) writes++;
     if (e.time < lastTime) timeBack ??= e;
     lastTime = e.time;
   }

@@ -206,6 +206,34 @@ describe('rf verify: the stream', () => {
     expect(p.where.offsets!.until).toBeLessThanOrEqual(seg.end);
   });
 
+  it('an entry that holds two whole commands: command-malformed, and the entries after it still checked', async () => {
+    const { dir, segments } = await buildArchive();
+    const seg = segments[4]!;
+    await damage(dir, async (s) => {
+      const archive = new Archive(s);
+      const { entries } = await archive.readSegment(SRC, seg);
+      // Entries 1 and 2 stored as one: every offset still adds up, the table just lies.
+      const joined = {
+        ...entries[1]!,
+        bytes: Buffer.concat([entries[1]!.bytes, entries[2]!.bytes]),
+      };
+      const patched = [entries[0]!, joined, ...entries.slice(3)];
+      const data = encodeSegment(patched);
+      const meta: SegmentMeta = { ...seg, count: patched.length, crc: segmentChecksum(data) };
+      await s.batch([
+        { type: 'put', key: keys.data(SRC, 1, seg.start), value: data },
+        { type: 'put', key: keys.segment(SRC, 1, seg.start), value: json.encode(meta) },
+      ]);
+    });
+    const { problems } = await verify(dir);
+    const malformed = problems.filter((x) => x.code === 'command-malformed');
+    expect(malformed).toHaveLength(1);
+    expect(malformed[0]!.message).toMatch(/^1 stored entry is not one well-formed RESP command/);
+    expect(malformed[0]!.where.offsets!.from).toBeGreaterThan(seg.start);
+    // The segment's other entries parsed: no other kind of problem is reported for it.
+    expect(problems.filter((x) => x.code !== 'command-malformed')).toEqual([]);
+  });
+
   it('a meta whose db disagrees with the SELECTs before it: segment-meta', async () => {
     const { dir, segments } = await buildArchive();
     // A segment after `SELECT 3`: its meta must say db 3, which a restore starting there relies on.
