@@ -1,6 +1,13 @@
 import { isRfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
-import { CommandState, commandName, isWrite, nameOf, parseArgs } from '../store/commands.js';
+import {
+  CommandState,
+  commandName,
+  frameKind,
+  Kind,
+  nameOf,
+  parseArgs,
+} from '../store/commands.js';
 import type { Entry, SegmentMeta } from '../store/types.js';
 import { globMatch, literalKey, literalRuns } from './glob.js';
 import { changesEveryKey, keyArgs } from './key-args.js';
@@ -135,26 +142,26 @@ export async function* queryLog(
       for (const e of entries) {
         stats.entries++;
         if (e.time > until) break;
+        // The kind from the name's bytes: no string is made for a write the filters pass over.
+        const kind = frameKind(e.bytes);
         const length = nameLength(e.bytes);
-        // Most writes are told apart from PING, REPLCONF, SELECT, MULTI… by the name's length alone.
-        const name = CONTROL_LENGTHS.has(length) ? commandName(e.bytes) : null;
-        if (name === 'select' || name === 'multi' || name === 'exec') {
-          state.apply(name, parseArgs(e.bytes), e.offset);
+        if (kind === Kind.select || kind === Kind.multi || kind === Kind.exec) {
+          state.applyKind(kind, kind === Kind.select ? parseArgs(e.bytes) : [], e.offset);
           continue;
         }
-        if ((name !== null && !isWrite(name)) || e.time < since) continue;
+        if (kind !== Kind.write || e.time < since) continue;
         stats.writes++;
         if (filter.command !== undefined && length !== filter.command.length) continue;
         if (hits !== null) {
           const from = e.bytes.byteOffset;
           while (hit < hits.length && hits[hit]! < from) hit++;
           const inside = hit < hits.length && hits[hit]! < from + e.bytes.length;
-          if (!inside && !(name !== null && changesEveryKey(name))) continue;
+          if (!inside && !mayChangeEveryKey(e.bytes, length)) continue;
         } else if (needle !== null && e.bytes.indexOf(needle) < 0) {
-          if (!(name !== null && changesEveryKey(name))) continue;
+          if (!mayChangeEveryKey(e.bytes, length)) continue;
         }
         const args = parseArgs(e.bytes);
-        const full = name ?? nameOf(args[0]);
+        const full = nameOf(args[0]);
         if (filter.command !== undefined && full !== filter.command) continue;
         if (filter.db !== undefined && !dbMatches(filter.db, state.db, full, args)) continue;
         if (matcher !== null && !matcher.matches(full, args)) continue;
@@ -174,11 +181,6 @@ export async function* queryLog(
   }
 }
 
-/** Lengths of the names that are not data writes: ping exec, multi, select, publish, replconf spublish. */
-const CONTROL_LENGTHS = new Set(
-  ['ping', 'exec', 'multi', 'select', 'publish', 'replconf', 'spublish'].map((n) => n.length),
-);
-
 /** The length of a frame's first bulk string (its command name), read without allocating. */
 function nameLength(frame: Buffer): number {
   // *<argc>\r\n$<len>\r\n<name>…
@@ -191,6 +193,11 @@ function nameLength(frame: Buffer): number {
     n = n * 10 + (c - 0x30);
   }
   return n;
+}
+
+/** FLUSHDB, FLUSHALL and SWAPDB name no key: they match any key pattern. Lengths 6 to 8 only. */
+function mayChangeEveryKey(frame: Buffer, length: number): boolean {
+  return length >= 6 && length <= 8 && changesEveryKey(commandName(frame));
 }
 
 /**
