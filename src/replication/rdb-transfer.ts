@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { RfError } from '../errors.js';
+import { diskError } from '../store/store.js';
 import { RdbChecker } from '../verify/rdb.js';
 import type { SocketReader } from './reader.js';
 
@@ -40,12 +42,16 @@ export async function receiveRdb(
   const hash = createHash('sha256');
   const rdb = new RdbChecker(`the snapshot from the master (${file})`);
   const fh = await fs.open(file, 'wx', 0o600);
+  // The snapshot goes to <store>/tmp until it is complete and checked.
+  const store = path.dirname(path.dirname(file));
   let total = 0;
   const write = async (buf: Buffer) => {
     if (buf.length === 0) return;
     hash.update(buf);
     rdb.update(buf);
-    await fh.write(buf);
+    await fh.write(buf).catch((err: unknown) => {
+      throw diskError(store, err, file);
+    });
     total += buf.length;
     onBytes?.(total);
   };
@@ -103,7 +109,9 @@ export async function receiveRdb(
       }
     }
     const checked = rdb.finish();
-    await fh.sync();
+    await fh.sync().catch((err: unknown) => {
+      throw diskError(store, err, file);
+    });
     return { bytes: total, sha256: hash.digest('hex'), transfer, rdbVersion: checked.version };
   } finally {
     await fh.close();

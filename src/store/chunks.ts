@@ -25,7 +25,7 @@ import { type Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RfError } from '../errors.js';
 import { hex, prefixEnd } from './keys.js';
-import { json, type KvReader, type Store, storePaths } from './store.js';
+import { diskError, json, type KvReader, type Store, storePaths } from './store.js';
 
 export type AofFileKind = 'incr' | 'single';
 
@@ -474,11 +474,14 @@ export class AofChunkWriter {
       );
       try {
         await fs.mkdir(path.dirname(tmp), { recursive: true, mode: 0o700 });
+        const into = tmp;
         await pipeline(
           body.stream,
           count,
-          existing === undefined ? createWriteStream(tmp, { mode: 0o600 }) : devNull(),
-        );
+          existing === undefined ? createWriteStream(into, { mode: 0o600 }) : devNull(),
+        ).catch((err: unknown) => {
+          throw diskError(this.store.dir, err, into);
+        });
         sha = hash.digest('hex');
         const declared = await body.sha256;
         if (sha !== declared || bytes !== offer.bytes) {

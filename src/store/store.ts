@@ -113,12 +113,61 @@ export class Store implements KvReader {
 
   /** One atomic LevelDB batch, fsynced: what it holds survives a crash or a power cut. */
   async batch(ops: BatchOp[]): Promise<void> {
-    await this.db.batch(ops, { sync: true });
+    try {
+      await this.db.batch(ops, { sync: true });
+    } catch (err) {
+      throw diskError(this.dir, err);
+    }
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+/** What the system said, through LevelDB's wrapping: its message and its causes'. */
+function messages(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
+    parts.push(e.message);
+    e = e.cause;
+  }
+  return parts.join(': ');
+}
+
+const DISK_ERRORS: Array<[string, RegExp, string]> = [
+  ['ENOSPC', /ENOSPC|No space left on device/, 'the disk is full'],
+  ['EDQUOT', /EDQUOT|Disk quota exceeded/, 'the disk quota is used up'],
+  ['EROFS', /EROFS|Read-only file system/, 'the file system is read-only'],
+  ['EIO', /\bEIO\b|Input\/output error/, 'the disk reports an I/O error'],
+];
+
+/**
+ * A write to the store that the disk refused (full, over quota, read-only, failing), as the
+ * RF_STORE_UNWRITABLE an operator can act on; any other error is returned as it is. Nothing is
+ * lost by it: what was not written was not acknowledged, and a restarted `rf listen` resumes
+ * from the last durable offset.
+ */
+export function diskError(store: string, err: unknown, file?: string): unknown {
+  if (err instanceof RfError) return err;
+  const text = messages(err);
+  const errno = errnoCode(err);
+  const known = DISK_ERRORS.find(([code, pattern]) => errno === code || pattern.test(text));
+  const leveldbIo = /IO error/.test(text) || errno === 'LEVEL_IO_ERROR';
+  if (known === undefined && !leveldbIo) return err;
+  const [code, , why] = known ?? [errno ?? 'EIO', /$^/, 'the disk refused a write'];
+  return new RfError(
+    'RF_STORE_UNWRITABLE',
+    `cannot write to the store ${store}: ${why} (${text})`,
+    {
+      details: { store, errno: code, ...(file === undefined ? {} : { file }) },
+      hint:
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? 'free space on that disk (or retention: --retain), then start rf listen again: it resumes from the last durable offset, and the master resends what it missed if its repl-backlog-size still holds it'
+          : 'check the disk and the file system, then start rf listen again: it resumes from the last durable offset',
+      cause: err,
+    },
+  );
 }
 
 export const json = {
