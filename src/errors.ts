@@ -43,6 +43,7 @@ const codes = {
   RF_DAEMON: Exit.unreachable,
   RF_AOF_DIR: Exit.unreachable,
   RF_TARGET: Exit.unreachable,
+  RF_OUT_UNWRITABLE: Exit.unreachable,
   RF_CHECKSUM: Exit.integrity,
   RF_CORRUPT: Exit.integrity,
 } as const satisfies Record<string, ExitCode>;
@@ -92,6 +93,39 @@ export function isRfError(err: unknown, code?: RfCode): err is RfError {
 export function errnoCode(err: unknown): string | undefined {
   if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {
     return err.code;
+  }
+  return undefined;
+}
+
+/** What the system said, through a library's wrapping: its message and its causes'. */
+function messages(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
+    parts.push(e.message);
+    e = e.cause;
+  }
+  return parts.join(': ');
+}
+
+const DISK_ERRORS: Array<[string, RegExp, string]> = [
+  ['ENOSPC', /ENOSPC|No space left on device/, 'the disk is full'],
+  ['EDQUOT', /EDQUOT|Disk quota exceeded/, 'the disk quota is used up'],
+  ['EROFS', /EROFS|Read-only file system/, 'the file system is read-only'],
+  ['EIO', /\bEIO\b|Input\/output error/, 'the disk reports an I/O error'],
+];
+
+/**
+ * A write the disk refused (full, over quota, read-only, failing; or any LevelDB IO error), told
+ * in words; undefined for every other error, an RfError included.
+ */
+export function diskFailure(err: unknown): { code: string; why: string; text: string } | undefined {
+  if (err instanceof RfError) return undefined;
+  const text = messages(err);
+  const errno = errnoCode(err);
+  const known = DISK_ERRORS.find(([code, pattern]) => errno === code || pattern.test(text));
+  if (known !== undefined) return { code: known[0], why: known[2], text };
+  if (errno === 'LEVEL_IO_ERROR' || /IO error/.test(text)) {
+    return { code: 'EIO', why: 'the disk refused a write', text };
   }
   return undefined;
 }

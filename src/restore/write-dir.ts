@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { errnoCode, RfError } from '../errors.js';
+import { diskFailure, errnoCode, RfError } from '../errors.js';
 
 /** Redis 7's defaults (appenddirname, appendfilename): what `redis-server --appendonly yes` looks for. */
 export const AOF_DIR = 'appendonlydir';
@@ -73,7 +73,17 @@ export async function writeRestoreDir(
   } catch (err) {
     await fs.rm(staging, { recursive: true, force: true });
     if (created) await fs.rmdir(dir).catch(() => undefined);
-    throw err;
+    const failure = diskFailure(err);
+    if (failure === undefined) throw err;
+    throw new RfError(
+      'RF_OUT_UNWRITABLE',
+      `cannot write the restore into ${dir}: ${failure.why} (${failure.text})`,
+      {
+        details: { out: dir, errno: failure.code },
+        hint: `nothing was left in ${dir}; free space there or pass another --out`,
+        cause: err,
+      },
+    );
   }
 }
 

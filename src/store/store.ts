@@ -1,7 +1,7 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
-import { errnoCode, RfError } from '../errors.js';
+import { diskFailure, errnoCode, RfError } from '../errors.js';
 
 export interface KvRange {
   gt?: string;
@@ -125,23 +125,6 @@ export class Store implements KvReader {
   }
 }
 
-/** What the system said, through LevelDB's wrapping: its message and its causes'. */
-function messages(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
-    parts.push(e.message);
-    e = e.cause;
-  }
-  return parts.join(': ');
-}
-
-const DISK_ERRORS: Array<[string, RegExp, string]> = [
-  ['ENOSPC', /ENOSPC|No space left on device/, 'the disk is full'],
-  ['EDQUOT', /EDQUOT|Disk quota exceeded/, 'the disk quota is used up'],
-  ['EROFS', /EROFS|Read-only file system/, 'the file system is read-only'],
-  ['EIO', /\bEIO\b|Input\/output error/, 'the disk reports an I/O error'],
-];
-
 /**
  * A write to the store that the disk refused (full, over quota, read-only, failing), as the
  * RF_STORE_UNWRITABLE an operator can act on; any other error is returned as it is. Nothing is
@@ -149,13 +132,9 @@ const DISK_ERRORS: Array<[string, RegExp, string]> = [
  * from the last durable offset.
  */
 export function diskError(store: string, err: unknown, file?: string): unknown {
-  if (err instanceof RfError) return err;
-  const text = messages(err);
-  const errno = errnoCode(err);
-  const known = DISK_ERRORS.find(([code, pattern]) => errno === code || pattern.test(text));
-  const leveldbIo = /IO error/.test(text) || errno === 'LEVEL_IO_ERROR';
-  if (known === undefined && !leveldbIo) return err;
-  const [code, , why] = known ?? [errno ?? 'EIO', /$^/, 'the disk refused a write'];
+  const failure = diskFailure(err);
+  if (failure === undefined) return err;
+  const { code, why, text } = failure;
   return new RfError(
     'RF_STORE_UNWRITABLE',
     `cannot write to the store ${store}: ${why} (${text})`,

@@ -1,6 +1,10 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRfError, RfError } from '../../src/errors.js';
+import { writeRestoreDir } from '../../src/restore/write-dir.js';
 import { diskError } from '../../src/store/store.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
  * A disk that refuses a write must reach the operator as RF_STORE_UNWRITABLE naming the cause,
@@ -58,5 +62,27 @@ describe('diskError', () => {
       code: 'LEVEL_DATABASE_NOT_OPEN',
     });
     expect(diskError(store, notOpen)).toBe(notOpen);
+  });
+});
+
+describe('writeRestoreDir on a disk that fills up', () => {
+  it('leaves nothing behind and says RF_OUT_UNWRITABLE, exit 3', async () => {
+    const parent = await makeTempDir('rf-out-');
+    try {
+      const out = path.join(parent, 'out');
+      async function* incr() {
+        yield Buffer.from('*1\r\n$4\r\nPING\r\n');
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+          code: 'ENOSPC',
+        });
+      }
+      const err = await writeRestoreDir(out, null, incr()).catch((e: unknown) => e);
+      expect(isRfError(err, 'RF_OUT_UNWRITABLE')).toBe(true);
+      expect((err as RfError).details).toEqual({ out, errno: 'ENOSPC' });
+      expect((err as RfError).exitCode).toBe(3);
+      expect(await readdir(parent)).toEqual([]);
+    } finally {
+      await removeTempDir(parent);
+    }
   });
 });
