@@ -3,7 +3,7 @@ import { formatCommand } from '../log/format.js';
 import { FrameScanner } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive, type AofChunkMeta, aofKeys } from '../store/chunks.js';
-import { CommandState, commandName, isWrite, parseArgs } from '../store/commands.js';
+import { CommandState, frameKind, Kind, kindAt, parseArgs } from '../store/commands.js';
 import { prefixEnd } from '../store/keys.js';
 import { json } from '../store/store.js';
 import type { Timeline } from '../store/types.js';
@@ -40,7 +40,23 @@ interface Write {
   frame: Buffer;
   /** Stream: capture time. AOF: when its chunk was cut (the write happened before). */
   time: number;
-  where: Location;
+  /** Stream offset or AOF file position of the frame; `whereOf` makes the Location of it. */
+  at: number;
+  /** What the batch the write came in shares: its timeline, or its AOF file. */
+  from: { timeline: number } | { file: string; fileNo: number };
+}
+
+/**
+ * Writes come a segment or a chunk at a time: reading tens of millions of them one by one
+ * through async generators cost a promise per write, most of the cross-check's time.
+ */
+type Writes = AsyncGenerator<Write[], void, undefined>;
+
+function whereOf(w: Write): Location {
+  const end = w.at + w.frame.length;
+  return 'timeline' in w.from
+    ? { timeline: w.from.timeline, offsets: { from: w.at, until: end - 1 } }
+    : { file: w.from.file, fileNo: w.from.fileNo, bytes: { from: w.at, until: end } };
 }
 
 /** A stretch of one timeline with every segment present and sound. */
@@ -103,33 +119,28 @@ export async function streamRuns(
   return runs;
 }
 
-async function* streamWrites(check: SourceCheck, run: StreamRun): AsyncGenerator<Write> {
+async function* streamWrites(check: SourceCheck, run: StreamRun): Writes {
   const archive = new Archive(check.kv);
+  const from = { timeline: run.timeline.id };
   let state: CommandState | null = null;
   for await (const meta of archive.segments(check.source, run.timeline.id, run.from)) {
     if (meta.start > run.until) return;
     const { entries } = await archive.readSegment(check.source, meta);
     state ??= new CommandState(meta.db, meta.multiAt);
+    const batch: Write[] = [];
     for (const e of entries) {
-      const name = commandName(e.bytes);
-      if (name === 'select' || name === 'multi' || name === 'exec') {
-        state.apply(name, parseArgs(e.bytes), e.offset);
-      } else if (isWrite(name)) {
-        yield {
-          db: state.db,
-          frame: e.bytes,
-          time: e.time,
-          where: {
-            timeline: run.timeline.id,
-            offsets: { from: e.offset, until: e.offset + e.bytes.length - 1 },
-          },
-        };
+      const kind = frameKind(e.bytes);
+      if (kind === Kind.select || kind === Kind.multi || kind === Kind.exec) {
+        state.applyKind(kind, kind === Kind.select ? parseArgs(e.bytes) : [], e.offset);
+      } else if (kind === Kind.write) {
+        batch.push({ db: state.db, frame: e.bytes, time: e.time, at: e.offset, from });
       }
     }
+    if (batch.length > 0) yield batch;
   }
 }
 
-async function* aofWrites(check: SourceCheck, run: AofRun): AsyncGenerator<Write> {
+async function* aofWrites(check: SourceCheck, run: AofRun): Writes {
   const archive = new AofArchive(check.kv);
   // A run that begins at the start of a file begins in db 0, as an AOF load does (aof.c); one
   // that begins after damage does not know its db until the next SELECT.
@@ -137,6 +148,7 @@ async function* aofWrites(check: SourceCheck, run: AofRun): AsyncGenerator<Write
   let db = first !== undefined && first.from === first.record.chunkStart ? 0 : -1;
   for (const piece of run.pieces) {
     const prefix = aofKeys.chunkPrefix(check.source, piece.record.fileNo);
+    const from = { file: piece.record.name, fileNo: piece.record.fileNo };
     for await (const [, raw] of check.kv.entries({
       gte: aofKeys.chunk(check.source, piece.record.fileNo, piece.from),
       lt: prefixEnd(prefix),
@@ -145,25 +157,18 @@ async function* aofWrites(check: SourceCheck, run: AofRun): AsyncGenerator<Write
       if (meta.start >= piece.until) break;
       const data = await archive.readChunk(check.source, meta);
       const scanner = new FrameScanner({ startAt: meta.start, annotations: true });
-      for (const frame of scanner.push(data)) {
-        if (frame.kind !== 'command') continue;
-        const name = commandName(frame.bytes);
-        if (name === 'select') {
-          const n = Number.parseInt(frame.args[1]?.toString('latin1') ?? '', 10);
+      const batch: Write[] = [];
+      scanner.scan(data, (f) => {
+        if (f.text !== null) return;
+        const kind = kindAt(f.buf, f.nameStart, f.nameLength);
+        if (kind === Kind.select) {
+          const n = Number.parseInt(f.args()[1]?.toString('latin1') ?? '', 10);
           if (Number.isInteger(n) && n >= 0) db = n;
-        } else if (isWrite(name)) {
-          yield {
-            db,
-            frame: frame.bytes,
-            time: meta.capturedAt,
-            where: {
-              file: piece.record.name,
-              fileNo: piece.record.fileNo,
-              bytes: { from: frame.start, until: frame.start + frame.length },
-            },
-          };
+        } else if (kind === Kind.write) {
+          batch.push({ db, frame: f.bytes(), time: meta.capturedAt, at: f.start, from });
         }
-      }
+      });
+      if (batch.length > 0) yield batch;
     }
   }
 }
@@ -190,19 +195,21 @@ function sameWrite(a: Write, b: Write): boolean {
  */
 async function findAnchor(
   anchor: readonly Write[],
-  haystack: AsyncGenerator<Write>,
+  haystack: Writes,
   admissible: (candidate: Write, anchorFirst: Write) => boolean,
 ): Promise<number> {
   const window: Write[] = [];
   let index = 0;
   try {
-    for await (const w of haystack) {
-      window.push(w);
-      if (window.length > anchor.length) window.shift();
-      if (window.length === anchor.length && admissible(window[0]!, anchor[0]!)) {
-        if (window.every((x, i) => sameWrite(x, anchor[i]!))) return index - anchor.length + 1;
+    for await (const batch of haystack) {
+      for (const w of batch) {
+        window.push(w);
+        if (window.length > anchor.length) window.shift();
+        if (window.length === anchor.length && admissible(window[0]!, anchor[0]!)) {
+          if (window.every((x, i) => sameWrite(x, anchor[i]!))) return index - anchor.length + 1;
+        }
+        index++;
       }
-      index++;
     }
     return -1;
   } finally {
@@ -210,28 +217,69 @@ async function findAnchor(
   }
 }
 
-async function takeWrites(
-  source: AsyncGenerator<Write>,
-  skip: number,
-  n: number,
-  after?: (w: Write) => boolean,
-) {
+async function takeWrites(source: Writes, n: number, after?: (w: Write) => boolean) {
   const out: Write[] = [];
   let index = 0;
   let at = -1;
   try {
-    for await (const w of source) {
-      if (index >= skip && (after === undefined || after(w))) {
-        if (at < 0) at = index;
-        out.push(w);
-        if (out.length >= n) break;
+    for await (const batch of source) {
+      for (const w of batch) {
+        if (after === undefined || after(w)) {
+          if (at < 0) at = index;
+          out.push(w);
+          if (out.length >= n) return { writes: out, at };
+        }
+        index++;
       }
-      index++;
     }
   } finally {
     await source.return(undefined);
   }
   return { writes: out, at };
+}
+
+/** Reads writes a batch at a time, handing them out by index without a promise per write. */
+class Cursor {
+  private batch: Write[] = [];
+  private i = 0;
+
+  constructor(private readonly source: Writes) {}
+
+  /** Writes left in the batch at hand, reading the next batch when it is used up; 0 at the end. */
+  async available(): Promise<number> {
+    while (this.i >= this.batch.length) {
+      const r = await this.source.next();
+      if (r.done) return 0;
+      this.batch = r.value;
+      this.i = 0;
+    }
+    return this.batch.length - this.i;
+  }
+
+  /** The k-th write after the current one; only below what `available` said. */
+  at(k: number): Write {
+    return this.batch[this.i + k]!;
+  }
+
+  advance(n: number): void {
+    this.i += n;
+  }
+
+  /** Passes over `n` writes; false when the source ends first. */
+  async skip(n: number): Promise<boolean> {
+    for (let left = n; left > 0; ) {
+      const have = await this.available();
+      if (have === 0) return false;
+      const k = Math.min(have, left);
+      this.advance(k);
+      left -= k;
+    }
+    return true;
+  }
+
+  close(): Promise<unknown> {
+    return this.source.return(undefined);
+  }
 }
 
 export interface CrossCheckPair {
@@ -286,7 +334,6 @@ async function comparePair(
   let delta: number | null = null;
   const sAnchor = await takeWrites(
     streamWrites(check, s),
-    0,
     ANCHOR,
     (w) => w.time >= aFirst + SKEW_MS,
   );
@@ -299,7 +346,7 @@ async function comparePair(
     if (j >= 0) delta = j - sAnchor.at;
   }
   if (delta === null) {
-    const aAnchor = await takeWrites(aofWrites(check, a), 0, ANCHOR);
+    const aAnchor = await takeWrites(aofWrites(check, a), ANCHOR);
     if (aAnchor.writes.length > 0) {
       const i = await findAnchor(
         aAnchor.writes,
@@ -321,7 +368,7 @@ async function comparePair(
       check.report(
         'cross-check-unaligned',
         `the stream and the AOF both hold the writes of this time but share no run of ${ANCHOR} writes: one of them does not hold what the master wrote`,
-        sAnchor.writes[0]!.where,
+        whereOf(sAnchor.writes[0]!),
         { from: sAnchor.writes[0]!.time, until: aLast },
         aofLocation(a),
       );
@@ -330,41 +377,36 @@ async function comparePair(
   }
   pair.aligned = true;
   // Stream write i is AOF write i + delta. Read both from where the later one begins.
-  const sSkip = Math.max(0, -delta);
-  const aSkip = Math.max(0, delta);
-  const sw = streamWrites(check, s);
-  const aw = aofWrites(check, a);
+  const sw = new Cursor(streamWrites(check, s));
+  const aw = new Cursor(aofWrites(check, a));
   try {
-    let si = 0;
-    let ai = 0;
-    let x = await sw.next();
-    while (!x.done && si < sSkip) {
-      si++;
-      x = await sw.next();
-    }
-    let y = await aw.next();
-    while (!y.done && ai < aSkip) {
-      ai++;
-      y = await aw.next();
-    }
-    while (!x.done && !y.done) {
-      if (!sameWrite(x.value, y.value)) {
-        check.report(
-          'cross-check-mismatch',
-          `write ${pair.compared + 1} of the stretch both hold differs: the stream has ${describe(x.value)}, the AOF has ${describe(y.value)}`,
-          x.value.where,
-          { from: x.value.time, until: x.value.time },
-          y.value.where,
-        );
-        pair.differs = true;
-        return pair;
+    if (!(await sw.skip(Math.max(0, -delta))) || !(await aw.skip(Math.max(0, delta)))) return pair;
+    for (;;) {
+      const n = Math.min(await sw.available(), await aw.available());
+      if (n === 0) break;
+      for (let k = 0; k < n; k++) {
+        const x = sw.at(k);
+        const y = aw.at(k);
+        if (!sameWrite(x, y)) {
+          check.report(
+            'cross-check-mismatch',
+            `write ${pair.compared + 1} of the stretch both hold differs: the stream has ${describe(x)}, the AOF has ${describe(y)}`,
+            whereOf(x),
+            { from: x.time, until: x.time },
+            whereOf(y),
+          );
+          pair.differs = true;
+          check.counters.compared += k;
+          return pair;
+        }
+        pair.compared++;
       }
-      pair.compared++;
-      check.counters.compared++;
-      [x, y] = await Promise.all([sw.next(), aw.next()]);
+      check.counters.compared += n;
+      sw.advance(n);
+      aw.advance(n);
     }
   } finally {
-    await Promise.all([sw.return(undefined), aw.return(undefined)]);
+    await Promise.all([sw.close(), aw.close()]);
   }
   return pair;
 }
