@@ -273,17 +273,17 @@ async function checkChunkData(
   let firstTs: number | null = null;
   let lastTs: number | null = null;
   try {
-    for (const frame of scanner.push(data)) {
-      if (frame.kind === 'command') {
+    scanner.scan(data, (frame) => {
+      if (frame.text === null) {
         commands++;
-      } else {
-        const m = /^TS:(\d+)$/.exec(frame.text);
-        if (m) {
-          firstTs ??= Number(m[1]);
-          lastTs = Number(m[1]);
-        }
+        return;
       }
-    }
+      const m = /^TS:(\d+)$/.exec(frame.text);
+      if (m) {
+        firstTs ??= Number(m[1]);
+        lastTs = Number(m[1]);
+      }
+    });
   } catch (err) {
     if (!isRfError(err, 'RF_PROTOCOL')) throw err;
     check.report(
@@ -338,7 +338,7 @@ async function checkAofBase(
           onData: (piece: Buffer) => {
             if (aofError !== null) return;
             try {
-              scanner.push(piece);
+              scanner.scan(piece, () => undefined);
             } catch (err) {
               aofError = (err as Error).message;
             }
