@@ -121,10 +121,8 @@ export class Archive {
     return segmentPayload(data, meta, where);
   }
 
-  private async segmentData(
-    src: string,
-    meta: SegmentMeta,
-  ): Promise<{ data: Buffer; where: string }> {
+  /** A segment's stored value, unchecked, and how to name it in an error: see forEachEntry. */
+  async segmentData(src: string, meta: SegmentMeta): Promise<{ data: Buffer; where: string }> {
     const where = `${src}/timeline ${meta.timeline}/offset ${meta.start}`;
     const data = await this.kv.get(keys.data(src, meta.timeline, meta.start));
     if (data === undefined) {

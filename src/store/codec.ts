@@ -196,8 +196,12 @@ function checkSegment(data: Buffer, meta: SegmentMeta, where: string): void {
   }
 }
 
-/** Decodes and checks one segment value against its meta; any mismatch is RF_CHECKSUM or RF_CORRUPT. */
-export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): DecodedSegment {
+/** Checks one segment value against its meta: RF_CHECKSUM or RF_CORRUPT on any mismatch. */
+function checkTable(
+  data: Buffer,
+  meta: SegmentMeta,
+  where: string,
+): { count: number; firstTime: number } {
   checkSegment(data, meta, where);
   const corrupt = (why: string) =>
     new RfError('RF_CORRUPT', `segment ${where} is malformed: ${why}`, {
@@ -206,24 +210,46 @@ export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): D
     });
   if (data.length < HEADER || data.readUInt8(0) !== VERSION) throw corrupt('unknown version');
   const count = data.readUInt32LE(1);
-  const firstTime = data.readDoubleLE(5);
   if (count !== meta.count || HEADER + count * ROW > data.length) throw corrupt('entry count');
-  const entries: Entry[] = new Array(count);
+  let pos = HEADER + count * ROW;
+  for (let i = 0; i < count; i++) {
+    pos += data.readUInt32LE(HEADER + i * ROW + 4);
+    if (pos > data.length) throw corrupt('entry runs past the end');
+  }
+  if (pos !== data.length) throw corrupt('trailing bytes');
+  const end = meta.start + (pos - HEADER - count * ROW) - 1;
+  if (end !== meta.end) throw corrupt(`entries end at ${end}, meta says ${meta.end}`);
+  return { count, firstTime: data.readDoubleLE(5) };
+}
+
+/** Decodes and checks one segment value against its meta; any mismatch is RF_CHECKSUM or RF_CORRUPT. */
+export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): DecodedSegment {
+  const entries: Entry[] = new Array(meta.count);
+  let i = 0;
+  forEachEntry(data, meta, where, (offset, time, pos, length) => {
+    entries[i++] = { offset, time, bytes: data.subarray(pos, pos + length) };
+  });
+  return { entries, payloadBytes: meta.end - meta.start + 1 };
+}
+
+/**
+ * Checks one segment as decodeSegment does, then hands `fn` each entry's offset, capture time
+ * and place in `data`, making nothing per entry: for readers that go through every write.
+ */
+export function forEachEntry(
+  data: Buffer,
+  meta: SegmentMeta,
+  where: string,
+  fn: (offset: number, time: number, pos: number, length: number) => void,
+): void {
+  const { count, firstTime } = checkTable(data, meta, where);
   let pos = HEADER + count * ROW;
   let offset = meta.start;
   for (let i = 0; i < count; i++) {
     const row = HEADER + i * ROW;
     const length = data.readUInt32LE(row + 4);
-    if (pos + length > data.length) throw corrupt('entry runs past the end');
-    entries[i] = {
-      offset,
-      time: firstTime + data.readUInt32LE(row),
-      bytes: data.subarray(pos, pos + length),
-    };
+    fn(offset, firstTime + data.readUInt32LE(row), pos, length);
     pos += length;
     offset += length;
   }
-  if (pos !== data.length) throw corrupt('trailing bytes');
-  if (offset - 1 !== meta.end) throw corrupt(`entries end at ${offset - 1}, meta says ${meta.end}`);
-  return { entries, payloadBytes: offset - meta.start };
 }

@@ -66,12 +66,17 @@ export function kindOf(name: Buffer | undefined): Kind {
 
 /** The kind of a stored frame, reading only its first argument (`*N\r\n$L\r\n<name>`). */
 export function frameKind(frame: Buffer): Kind {
-  const eol1 = frame.indexOf(13);
-  const eol2 = frame.indexOf(13, eol1 + 2);
+  return frameKindAt(frame, 0);
+}
+
+/** frameKind of the frame that starts at `buf[pos]`, without slicing it out. */
+export function frameKindAt(buf: Buffer, pos: number): Kind {
+  const eol1 = buf.indexOf(13, pos);
+  const eol2 = buf.indexOf(13, eol1 + 2);
   if (eol1 < 0 || eol2 < 0) return Kind.write;
   let len = 0;
-  for (let i = eol1 + 3; i < eol2; i++) len = len * 10 + frame[i]! - 48;
-  return kindAt(frame, eol2 + 2, len);
+  for (let i = eol1 + 3; i < eol2; i++) len = len * 10 + buf[i]! - 48;
+  return kindAt(buf, eol2 + 2, len);
 }
 
 /** Whether a frame is REPLCONF GETACK, which asks the replica where it is. */

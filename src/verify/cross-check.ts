@@ -3,7 +3,8 @@ import { formatCommand } from '../log/format.js';
 import { FrameScanner } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive, type AofChunkMeta, aofKeys } from '../store/chunks.js';
-import { CommandState, frameKind, Kind, kindAt, parseArgs } from '../store/commands.js';
+import { forEachEntry } from '../store/codec.js';
+import { CommandState, frameKindAt, Kind, kindAt, parseArgs } from '../store/commands.js';
 import { prefixEnd } from '../store/keys.js';
 import { json } from '../store/store.js';
 import type { Timeline } from '../store/types.js';
@@ -37,7 +38,10 @@ const SKEW_MS = 5_000;
 interface Write {
   /** The db it applies to; -1 when not known yet (a run that starts mid-file, before a SELECT). */
   db: number;
-  frame: Buffer;
+  /** The command is buf[pos, pos + len): no slice is made per write. */
+  buf: Buffer;
+  pos: number;
+  len: number;
   /** Stream: capture time. AOF: when its chunk was cut (the write happened before). */
   time: number;
   /** Stream offset or AOF file position of the frame; `whereOf` makes the Location of it. */
@@ -53,7 +57,7 @@ interface Write {
 type Writes = AsyncGenerator<Write[], void, undefined>;
 
 function whereOf(w: Write): Location {
-  const end = w.at + w.frame.length;
+  const end = w.at + w.len;
   return 'timeline' in w.from
     ? { timeline: w.from.timeline, offsets: { from: w.at, until: end - 1 } }
     : { file: w.from.file, fileNo: w.from.fileNo, bytes: { from: w.at, until: end } };
@@ -125,17 +129,19 @@ async function* streamWrites(check: SourceCheck, run: StreamRun): Writes {
   let state: CommandState | null = null;
   for await (const meta of archive.segments(check.source, run.timeline.id, run.from)) {
     if (meta.start > run.until) return;
-    const { entries } = await archive.readSegment(check.source, meta);
+    const { data, where } = await archive.segmentData(check.source, meta);
     state ??= new CommandState(meta.db, meta.multiAt);
+    const st = state;
     const batch: Write[] = [];
-    for (const e of entries) {
-      const kind = frameKind(e.bytes);
+    forEachEntry(data, meta, where, (offset, time, pos, len) => {
+      const kind = frameKindAt(data, pos);
       if (kind === Kind.select || kind === Kind.multi || kind === Kind.exec) {
-        state.applyKind(kind, kind === Kind.select ? parseArgs(e.bytes) : [], e.offset);
+        const args = kind === Kind.select ? parseArgs(data.subarray(pos, pos + len)) : [];
+        st.applyKind(kind, args, offset);
       } else if (kind === Kind.write) {
-        batch.push({ db: state.db, frame: e.bytes, time: e.time, at: e.offset, from });
+        batch.push({ db: st.db, buf: data, pos, len, time, at: offset, from });
       }
-    }
+    });
     if (batch.length > 0) yield batch;
   }
 }
@@ -165,7 +171,15 @@ async function* aofWrites(check: SourceCheck, run: AofRun): Writes {
           const n = Number.parseInt(f.args()[1]?.toString('latin1') ?? '', 10);
           if (Number.isInteger(n) && n >= 0) db = n;
         } else if (kind === Kind.write) {
-          batch.push({ db, frame: f.bytes(), time: meta.capturedAt, at: f.start, from });
+          batch.push({
+            db,
+            buf: f.buf,
+            pos: f.pos,
+            len: f.length,
+            time: meta.capturedAt,
+            at: f.start,
+            from,
+          });
         }
       });
       if (batch.length > 0) yield batch;
@@ -173,12 +187,17 @@ async function* aofWrites(check: SourceCheck, run: AofRun): Writes {
   }
 }
 
+function frameOf(w: Write): Buffer {
+  return w.buf.subarray(w.pos, w.pos + w.len);
+}
+
 function sameWrite(a: Write, b: Write): boolean {
   if (a.db !== b.db && a.db !== -1 && b.db !== -1) return false;
-  if (a.frame.equals(b.frame)) return true;
+  if (a.len === b.len && a.buf.compare(b.buf, b.pos, b.pos + b.len, a.pos, a.pos + a.len) === 0)
+    return true;
   // Only the command name may differ in letter case, and neither side changes it; allow it anyway.
-  const x = parseArgs(a.frame);
-  const y = parseArgs(b.frame);
+  const x = parseArgs(frameOf(a));
+  const y = parseArgs(frameOf(b));
   return (
     x.length === y.length &&
     x.every((arg, i) =>
@@ -412,7 +431,7 @@ async function comparePair(
 }
 
 function describe(w: Write): string {
-  return `${formatCommand(parseArgs(w.frame), 64)} in db ${w.db < 0 ? '?' : w.db}`;
+  return `${formatCommand(parseArgs(frameOf(w)), 64)} in db ${w.db < 0 ? '?' : w.db}`;
 }
 
 function aofLocation(a: AofRun): Location {
