@@ -51,11 +51,19 @@ export class MasterWatch {
     if (this.busy || this.timer === null) return;
     this.busy = true;
     try {
-      this.client ??= await RedisClient.connect(this.endpoint, {
-        timeoutMs: Math.max(1000, this.everyMs * 2),
-        name: 'rf-watch',
-        ...(this.tlsOptions ? { tlsOptions: this.tlsOptions } : {}),
-      });
+      if (this.client === null) {
+        const client = await RedisClient.connect(this.endpoint, {
+          timeoutMs: Math.max(1000, this.everyMs * 2),
+          name: 'rf-watch',
+          ...(this.tlsOptions ? { tlsOptions: this.tlsOptions } : {}),
+        });
+        // Stopped while connecting: this connection would keep the process alive for good.
+        if (this.timer === null) {
+          client.destroy();
+          return;
+        }
+        this.client = client;
+      }
       const at = Date.now();
       const info = await this.client.info('replication');
       const offset = Number(info.master_repl_offset);

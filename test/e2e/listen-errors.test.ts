@@ -111,6 +111,29 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
     expect(await readdir(parent)).toEqual([]);
   });
 
+  it('a --metrics or --ingest port already taken: RF_USAGE, exit 2, and the process ends', async () => {
+    const r = await redis();
+    // The port is taken by the master itself; rf has connected to it by the time it fails.
+    const taken = `127.0.0.1:${r.port}`;
+    const tokenDir = await makeTempDir('rf-token-');
+    scope.defer(() => removeTempDir(tokenDir));
+    const token = path.join(tokenDir, 'token');
+    await writeFile(token, 'a-long-enough-ingest-token\n', { mode: 0o600 });
+    for (const extra of [
+      ['--metrics', taken],
+      ['--ingest', taken, '--ingest-token-file', token],
+    ]) {
+      const store = await storeDir();
+      const started = Date.now();
+      const res = await listenOnce(['--source', r.url, '--store', store, ...extra]);
+      expect(res.code, extra[0]).toBe(2);
+      expect(res.stderr).toContain('RF_USAGE');
+      expect(res.stderr).toContain(taken);
+      // It used to stay alive on the connection its master watch opened meanwhile.
+      expect(Date.now() - started).toBeLessThan(15_000);
+    }
+  });
+
   it('a store already owned by another rf listen: RF_STORE_LOCKED, exit 3, and the owner carries on', async () => {
     const r = await redis();
     const c = await r.client();
