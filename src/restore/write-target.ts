@@ -57,7 +57,8 @@ export async function loadTarget(
   const { endpoint, log } = options;
   const where = describeEndpoint(endpoint);
   const client = await RedisClient.connect(endpoint, {
-    timeoutMs: 10_000,
+    // --target-timeout bounds every wait on the target, its first answers included.
+    timeoutMs: Math.min(10_000, options.idleTimeoutMs),
     ...(options.tlsOptions ? { tlsOptions: options.tlsOptions } : {}),
   });
   let server: net.Server | null = null;
