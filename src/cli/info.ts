@@ -11,7 +11,7 @@ import { keys } from '../store/keys.js';
 import { json } from '../store/store.js';
 import { indexSource, type SourceIndex } from '../store/summary.js';
 import type { RetentionRecord, Timeline } from '../store/types.js';
-import { formatInZone, machineZone } from '../time.js';
+import { canonicalZone, formatInZone, machineZone } from '../time.js';
 import { out, reportError } from './output.js';
 
 export interface InfoOptions {
@@ -152,6 +152,8 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
 
 export async function run(options: InfoOptions): Promise<number> {
   try {
+    // A bad --tz is refused before anything is printed.
+    if (options.tz !== undefined) canonicalZone(options.tz);
     const kv = await openReader(options.store);
     try {
       const archive = new Archive(kv);

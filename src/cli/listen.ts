@@ -1,6 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { parseListen } from '../aof/index.js';
-import { parseBytes, parseWholeNumber, readPasswordFile, redisConnection } from '../config.js';
+import {
+  parseBytes,
+  parseWholeNumber,
+  readOptionFile,
+  readSecretFile,
+  redisConnection,
+} from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
@@ -145,7 +150,7 @@ function summary(listener: Listener) {
 function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest']> {
   const token = (
     options.ingestTokenFile !== undefined
-      ? readPasswordFile(options.ingestTokenFile)
+      ? readSecretFile('--ingest-token-file', options.ingestTokenFile)
       : (process.env.RF_INGEST_TOKEN ?? '')
   ).trim();
   if (token === '') {
@@ -165,8 +170,8 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
     ...(options.ingestTlsCert !== undefined && options.ingestTlsKey !== undefined
       ? {
           tls: {
-            cert: readFileSync(options.ingestTlsCert),
-            key: readFileSync(options.ingestTlsKey),
+            cert: readOptionFile('--ingest-tls-cert', options.ingestTlsCert),
+            key: readOptionFile('--ingest-tls-key', options.ingestTlsKey),
           },
         }
       : {}),

@@ -192,3 +192,13 @@ describe('rf info once rf listen has stopped', () => {
     expect(stopped.stdout).toContain('  capture     rf listen is not capturing this source');
   });
 });
+
+describe('rf info with a bad --tz', () => {
+  it('refuses it with RF_BAD_TIME, exit 2, before printing anything', async () => {
+    const res = await rf(['info', '--store', store, '--tz', 'Mars/Olympus']);
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain('RF_BAD_TIME');
+    expect(res.stderr).toContain('Mars/Olympus');
+  });
+});

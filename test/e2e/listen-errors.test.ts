@@ -134,6 +134,36 @@ describe('rf listen refuses bad input with a clear RF_* error', () => {
     }
   });
 
+  it('an --ingest token or TLS file that cannot be read: RF_USAGE naming that flag, exit 2', async () => {
+    const r = await redis();
+    const files = await makeTempDir('rf-ingest-files-');
+    scope.defer(() => removeTempDir(files));
+    const missing = path.join(files, 'missing');
+    const token = path.join(files, 'token');
+    await writeFile(token, 'a-long-enough-ingest-token\n', { mode: 0o600 });
+    const cases: Array<[string, string[]]> = [
+      ['--ingest-token-file', ['--ingest-token-file', missing]],
+      [
+        '--ingest-tls-cert',
+        ['--ingest-token-file', token, '--ingest-tls-cert', missing, '--ingest-tls-key', missing],
+      ],
+    ];
+    for (const [flag, extra] of cases) {
+      const store = await storeDir();
+      const res = await listenOnce([
+        '--source',
+        r.url,
+        '--store',
+        store,
+        '--ingest',
+        '127.0.0.1:0',
+        ...extra,
+      ]);
+      expect(res.code, flag).toBe(2);
+      expect(res.stderr).toContain(`RF_USAGE: cannot read ${flag} ${missing}`);
+    }
+  });
+
   it('a store already owned by another rf listen: RF_STORE_LOCKED, exit 3, and the owner carries on', async () => {
     const r = await redis();
     const c = await r.client();
