@@ -135,8 +135,18 @@ function parseFilter(options: LogOptions): LogFilter {
   return filter;
 }
 
+/** Writes come many to a millisecond: the last time formatted is kept. */
+let lastTime = { ms: Number.NaN, zone: undefined as string | undefined, text: '' };
+
+function timeText(ms: number, zone: string | undefined): string {
+  if (lastTime.ms !== ms || lastTime.zone !== zone) {
+    lastTime = { ms, zone, text: zone === undefined ? isoUtc(ms) : formatInZone(ms, zone) };
+  }
+  return lastTime.text;
+}
+
 function textLine(w: LogWrite, zone: string | undefined): string {
-  const time = zone === undefined ? isoUtc(w.time) : formatInZone(w.time, zone);
+  const time = timeText(w.time, zone);
   const tx = w.multiAt === null ? '' : `  [in MULTI at ${w.multiAt}]`;
   return `${time}  db ${w.db}  tl ${w.timeline}  offset ${w.offset}  ${formatCommand(w.args, TEXT_ARG_BYTES)}${tx}`;
 }

@@ -7,6 +7,12 @@
  */
 export function quoteArg(arg: Uint8Array, maxBytes = Number.POSITIVE_INFINITY): string {
   const shown = arg.length > maxBytes ? arg.subarray(0, maxBytes) : arg;
+  if (plain(shown)) {
+    const text = Buffer.from(shown.buffer, shown.byteOffset, shown.length).toString('latin1');
+    return shown.length < arg.length
+      ? `"${text}"…(+${arg.length - shown.length} bytes)`
+      : `"${text}"`;
+  }
   let s = '"';
   for (const c of shown) {
     switch (c) {
@@ -39,6 +45,15 @@ export function quoteArg(arg: Uint8Array, maxBytes = Number.POSITIVE_INFINITY): 
   s += '"';
   if (shown.length < arg.length) s += `…(+${arg.length - shown.length} bytes)`;
   return s;
+}
+
+/** Printable ASCII but `\` and `"`: the bytes show as they are (most keys and values). */
+function plain(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c < 0x20 || c >= 0x7f || c === 0x5c || c === 0x22) return false;
+  }
+  return true;
 }
 
 /** The command as a person reads it: the name upper-cased, then each argument quoted. */
