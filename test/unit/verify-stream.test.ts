@@ -6,7 +6,7 @@ import { Archive } from '../../src/store/archive.js';
 import { encodeSegment, segmentChecksum } from '../../src/store/codec.js';
 import { keys } from '../../src/store/keys.js';
 import { json, Store } from '../../src/store/store.js';
-import type { BaseMeta, SegmentMeta } from '../../src/store/types.js';
+import type { BaseMeta, Entry, SegmentMeta } from '../../src/store/types.js';
 import { emptyCounters } from '../../src/verify/context.js';
 import { type SourceReport, verifySource } from '../../src/verify/verify.js';
 import { ArchiveBuilder } from '../helpers/stream-archive.js';
@@ -75,6 +75,27 @@ async function damage(dir: string, f: (s: Store) => Promise<void>): Promise<void
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Stores `patch`'s entries in place of the segment's, under a matching checksum and count: the
+ * damage only the check of the commands themselves can see.
+ */
+async function rewriteSegment(
+  dir: string,
+  seg: SegmentMeta,
+  patch: (entries: Entry[]) => Entry[],
+): Promise<void> {
+  await damage(dir, async (s) => {
+    const { entries } = await new Archive(s).readSegment(SRC, seg);
+    const patched = patch(entries);
+    const data = encodeSegment(patched);
+    const meta: SegmentMeta = { ...seg, count: patched.length, crc: segmentChecksum(data) };
+    await s.batch([
+      { type: 'put', key: keys.data(SRC, 1, seg.start), value: data },
+      { type: 'put', key: keys.segment(SRC, 1, seg.start), value: json.encode(meta) },
+    ]);
+  });
 }
 
 describe('rf verify: the stream', () => {
@@ -184,19 +205,11 @@ describe('rf verify: the stream', () => {
   it('an entry that is not a whole command, under a valid checksum: command-malformed at its offset', async () => {
     const { dir, segments } = await buildArchive();
     const seg = segments[4]!;
-    await damage(dir, async (s) => {
-      const archive = new Archive(s);
-      const { entries } = await archive.readSegment(SRC, seg);
+    await rewriteSegment(dir, seg, (entries) => {
       // Same length, so offsets still add up: the frame's argc says 3 but the bytes hold 2 bulks.
       const bad = Buffer.from(entries[1]!.bytes);
       bad.write('*4', 0, 'latin1');
-      const patched = entries.map((e, i) => (i === 1 ? { ...e, bytes: bad } : e));
-      const data = encodeSegment(patched);
-      const meta: SegmentMeta = { ...seg, crc: segmentChecksum(data) };
-      await s.batch([
-        { type: 'put', key: keys.data(SRC, 1, seg.start), value: data },
-        { type: 'put', key: keys.segment(SRC, 1, seg.start), value: json.encode(meta) },
-      ]);
+      return entries.map((e, i) => (i === 1 ? { ...e, bytes: bad } : e));
     });
     const { problems } = await verify(dir);
     expect(problems.map((p) => p.code)).toContain('command-malformed');
@@ -209,21 +222,13 @@ describe('rf verify: the stream', () => {
   it('an entry that holds two whole commands: command-malformed, and the entries after it still checked', async () => {
     const { dir, segments } = await buildArchive();
     const seg = segments[4]!;
-    await damage(dir, async (s) => {
-      const archive = new Archive(s);
-      const { entries } = await archive.readSegment(SRC, seg);
+    await rewriteSegment(dir, seg, (entries) => {
       // Entries 1 and 2 stored as one: every offset still adds up, the table just lies.
       const joined = {
         ...entries[1]!,
         bytes: Buffer.concat([entries[1]!.bytes, entries[2]!.bytes]),
       };
-      const patched = [entries[0]!, joined, ...entries.slice(3)];
-      const data = encodeSegment(patched);
-      const meta: SegmentMeta = { ...seg, count: patched.length, crc: segmentChecksum(data) };
-      await s.batch([
-        { type: 'put', key: keys.data(SRC, 1, seg.start), value: data },
-        { type: 'put', key: keys.segment(SRC, 1, seg.start), value: json.encode(meta) },
-      ]);
+      return [entries[0]!, joined, ...entries.slice(3)];
     });
     const { problems } = await verify(dir);
     const malformed = problems.filter((x) => x.code === 'command-malformed');
