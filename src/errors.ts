@@ -97,14 +97,16 @@ export function errnoCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** What the system said, through a library's wrapping: its message and its causes'. */
-function messages(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
-    parts.push(e.message);
-    e = e.cause;
-  }
-  return parts.join(': ');
+/** An error and the causes a library wrapped it in, outermost first (five deep at most). */
+function causeChain(err: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
+  return chain;
+}
+
+/** The `code` of an error or of any cause it wraps: LevelDB's sit one or two levels down. */
+export function hasCode(err: unknown, code: string): boolean {
+  return causeChain(err).some((e) => errnoCode(e) === code);
 }
 
 const DISK_ERRORS: Array<[string, RegExp, string]> = [
@@ -120,11 +122,13 @@ const DISK_ERRORS: Array<[string, RegExp, string]> = [
  */
 export function diskFailure(err: unknown): { code: string; why: string; text: string } | undefined {
   if (err instanceof RfError) return undefined;
-  const text = messages(err);
-  const errno = errnoCode(err);
-  const known = DISK_ERRORS.find(([code, pattern]) => errno === code || pattern.test(text));
+  // What the system said, through the library's wrapping.
+  const text = causeChain(err)
+    .map((e) => e.message)
+    .join(': ');
+  const known = DISK_ERRORS.find(([code, pattern]) => hasCode(err, code) || pattern.test(text));
   if (known !== undefined) return { code: known[0], why: known[2], text };
-  if (errno === 'LEVEL_IO_ERROR' || /IO error/.test(text)) {
+  if (hasCode(err, 'LEVEL_IO_ERROR') || /IO error/.test(text)) {
     return { code: 'EIO', why: 'the disk refused a write', text };
   }
   return undefined;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { openReader } from '../daemon/open-reader.js';
-import { Exit, errnoCode, isRfError, RfError } from '../errors.js';
+import { Exit, hasCode, isRfError, RfError } from '../errors.js';
 import { type KvReader, storePaths } from '../store/store.js';
 import { isoUtc } from '../time.js';
 import { emptyCounters, type VerifyCounters, type VerifyProgress } from '../verify/context.js';
@@ -100,12 +100,7 @@ async function openStore(dir: string): Promise<KvReader> {
 }
 
 function unreadable(err: unknown, dir: string): unknown {
-  const cause = (err as { cause?: { cause?: unknown } } | undefined)?.cause;
-  const corrupt =
-    errnoCode(err) === 'LEVEL_CORRUPTION' ||
-    errnoCode(cause) === 'LEVEL_CORRUPTION' ||
-    errnoCode(cause?.cause) === 'LEVEL_CORRUPTION' ||
-    err instanceof SyntaxError;
+  const corrupt = hasCode(err, 'LEVEL_CORRUPTION') || err instanceof SyntaxError;
   if (!corrupt || isRfError(err)) return err;
   return new RfError(
     'RF_CORRUPT',
