@@ -22,23 +22,20 @@ import {
 export async function startListen(sourceUrl, store, logFile, extra = []) {
   const fd = openSync(logFile, 'a');
   const nice = RF_LISTEN_NICE === 0 ? [] : ['nice', '-n', String(RF_LISTEN_NICE)];
-  const child = spawnTracked(
-    nice[0] ?? process.execPath,
-    [
-      ...nice.slice(1),
-      ...(nice.length > 0 ? [process.execPath] : []),
-      RF_MAIN,
-      'listen',
-      '--source',
-      sourceUrl,
-      '--store',
-      store,
-      '--log-level',
-      'warn',
-      ...extra,
-    ],
-    { stdio: ['ignore', fd, fd] },
-  );
+  const [cmd, ...args] = [
+    ...nice,
+    process.execPath,
+    RF_MAIN,
+    'listen',
+    '--source',
+    sourceUrl,
+    '--store',
+    store,
+    '--log-level',
+    'warn',
+    ...extra,
+  ];
+  const child = spawnTracked(cmd, args, { stdio: ['ignore', fd, fd] });
   const socket = storePaths(store).socket;
   let control = null;
   await waitFor(
