@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRfError } from '../../src/errors.js';
 import { RedisClient, type RedisClientOptions } from '../../src/resp/client.js';
+import { compareVersions, hasFeature, redisBin, serverBuild } from './redis-bin.js';
 import { makeTempDir, removeTempDir } from './tmp.js';
 
 export interface StartRedisOptions {
@@ -69,24 +70,9 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-let cachedVersion: string | undefined;
-
-/** The installed redis-server's version; throws saying how to install it when it is missing. */
+/** The version of the redis-server under test (see redis-bin.ts for which one that is). */
 export function redisServerVersion(): string {
-  if (cachedVersion !== undefined) return cachedVersion;
-  const result = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (result.error !== undefined || result.status !== 0) {
-    throw new Error(
-      'redis-server is not on PATH: the tests need a real Redis 7. Install it with `apt-get install redis-server` (or put a redis-server 7.x binary on PATH).',
-      { cause: result.error },
-    );
-  }
-  const match = /v=(\d+\.\d+\.\d+)/.exec(result.stdout);
-  if (match?.[1] === undefined) {
-    throw new Error(`cannot read the version from \`redis-server --version\`: ${result.stdout}`);
-  }
-  cachedVersion = match[1];
-  return cachedVersion;
+  return serverBuild().version;
 }
 
 /** A TCP port nothing listens on right now (it may be taken by the time it is used). */
@@ -252,14 +238,21 @@ class Server implements RedisServer {
       '--dir',
       this.dir,
     ];
-    const defaults = ['--save', '', '--appendonly', 'no', '--enable-debug-command', 'yes'];
+    // Redis 6 has DEBUG always on and refuses the option that 7.0 added to guard it.
+    const defaults = [
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...(hasFeature('enable-debug-command') ? ['--enable-debug-command', 'yes'] : []),
+    ];
     const args =
       this.configFile === undefined
         ? [...where, ...defaults, ...this.args, ...this.extraArgs]
         : [this.configFile, ...where, ...this.args, ...this.extraArgs];
     if (this.port === FORBIDDEN_PORT)
       throw new Error(`refusing to start redis-server on ${FORBIDDEN_PORT}`);
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(redisBin('server'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     live.add(child);
     const keep = (chunk: Buffer): void => {
@@ -347,16 +340,6 @@ function readLog(logfile: string): Buffer {
   } catch {
     return Buffer.alloc(0);
   }
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const diff = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (diff !== 0) return diff;
-  }
-  return 0;
 }
 
 /** Boots a directory as `redis-server --dir DIR --appendonly yes` would, and reads its DEBUG DIGEST. */

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRfError, type RfCode, type RfError } from '../../src/errors.js';
 import { Crc64, checkRdbFile, crc64, RdbChecker } from '../../src/verify/rdb.js';
+import { hasFeature, redisBin } from '../helpers/redis-bin.js';
 
 const run = promisify(execFile);
 
@@ -62,7 +63,7 @@ interface TestRedis {
 async function startRedis(dir: string, extra: string[] = []): Promise<TestRedis> {
   const port = await freePort();
   const child = spawn(
-    'redis-server',
+    redisBin('server'),
     [
       '--port', String(port),
       '--bind', '127.0.0.1',
@@ -70,7 +71,7 @@ async function startRedis(dir: string, extra: string[] = []): Promise<TestRedis>
       '--dbfilename', 'dump.rdb',
       '--save', '',
       '--appendonly', 'no',
-      '--enable-debug-command', 'local',
+      ...(hasFeature('enable-debug-command') ? ['--enable-debug-command', 'local'] : []),
       '--logfile', join(dir, 'redis.log'),
       ...extra,
     ], // biome-ignore format: flag-value pairs read best one pair per line
@@ -78,7 +79,7 @@ async function startRedis(dir: string, extra: string[] = []): Promise<TestRedis>
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const cli = async (...args: string[]) =>
-    (await run('redis-cli', ['-p', String(port), ...args], { timeout: 10_000 })).stdout.trim();
+    (await run(redisBin('cli'), ['-p', String(port), ...args], { timeout: 10_000 })).stdout.trim();
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
