@@ -6,11 +6,11 @@ import { RfError } from '../errors.js';
 import { type Activity, activity } from '../log/activity.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive, type AofSummary, aofSummary } from '../store/chunks.js';
-import { isWrite, nameOf, parseArgs } from '../store/commands.js';
 import { keys } from '../store/keys.js';
+import { lastDataWrite } from '../store/last-write.js';
 import { json } from '../store/store.js';
 import { indexSource, type SourceIndex } from '../store/summary.js';
-import type { RetentionRecord, Timeline } from '../store/types.js';
+import type { RetentionRecord } from '../store/types.js';
 import { canonicalZone, formatInZone, machineZone } from '../time.js';
 import { out, reportError } from './output.js';
 
@@ -30,8 +30,6 @@ const ACTIVITY_BINS = 64;
  * in stream bytes from one time-index seek per bin (see log/activity.ts).
  */
 const ACTIVITY_META_LIMIT = 100_000;
-/** How far back from the end `lastWrite` looks for a segment holding a write (not a PING). */
-const LAST_WRITE_SEGMENTS = 64;
 
 /** What `rf listen` reports about the capture of the source it serves. */
 export interface CaptureLag {
@@ -237,34 +235,6 @@ function lagOf(d: DaemonStatus): CaptureLag {
     lastReceiveAt: s?.lastReceiveAt ?? null,
     aofLagBytes: d.aof?.lagBytes ?? null,
   };
-}
-
-/**
- * The capture time of the last data write: the newest segment that counts a write, read to find
- * the write itself. A master's PING every 10 s would otherwise make an idle source look busy.
- */
-async function lastDataWrite(
-  archive: Archive,
-  source: string,
-  timelines: readonly Timeline[],
-): Promise<number | null> {
-  for (const t of [...timelines].reverse()) {
-    let before = t.lastTime;
-    for (let step = 0; step < LAST_WRITE_SEGMENTS; step++) {
-      const seg = await archive.segmentBeforeTime(source, t.id, before);
-      if (seg === undefined || seg.start > t.durableOffset) break;
-      if (seg.writes > 0) {
-        const { entries } = await archive.readSegment(source, seg);
-        for (let i = entries.length - 1; i >= 0; i--) {
-          const e = entries[i]!;
-          if (isWrite(nameOf(parseArgs(e.bytes)[0]))) return e.time;
-        }
-      }
-      if (seg.firstTime <= t.startedAt) break;
-      before = seg.firstTime - 1;
-    }
-  }
-  return null;
 }
 
 /** Bytes of every file under the store directory. */

@@ -3,17 +3,8 @@ import { redisConnection } from '../config.js';
 import { openReader } from '../daemon/open-reader.js';
 import { silentLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
-import { type AofCut, aofReplay, planAofRestore, readAofBase } from '../restore/aof-source.js';
-import { checkBase, emptyRdb, readBase } from '../restore/base-file.js';
-import { planRestore } from '../restore/locate.js';
-import type { DroppedTransaction } from '../restore/plan.js';
-import { emptyStats, type ReplayStats, replayFrames } from '../restore/replay.js';
-import { checkOutDir, writeRestoreDir } from '../restore/write-dir.js';
-import { loadTarget } from '../restore/write-target.js';
-import { Archive } from '../store/archive.js';
-import { AofArchive } from '../store/chunks.js';
-import type { KvReader } from '../store/store.js';
-import { describeInstant, isoUtc, machineZone, type ResolvedTime, resolveTime } from '../time.js';
+import { type RestoreInto, type RestoreResult, restore } from '../restore/restore.js';
+import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes } from './info.js';
 import { out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
@@ -36,109 +27,6 @@ export interface RestoreOptions {
   json?: boolean;
 }
 
-/** One restore, whichever record it reads: what to write and what to say about it. */
-interface Prepared {
-  from: 'stream' | 'aof';
-  precision: 'millisecond' | 'second' | 'chunk';
-  timeline: number | null;
-  base: { file: string | null; offset: number | null; takenAt: number; bytes: number };
-  /** The base as --out writes it (null: the incr file alone). */
-  dirBase: () => { format: 'rdb' | 'aof'; chunks: AsyncIterable<Buffer> } | null;
-  /** The base and commands as --target receives them: an RDB, then the stream. */
-  targetBase: () => { bytes: number; chunks: AsyncIterable<Buffer> };
-  commands: () => AsyncIterable<Buffer>;
-  check: () => Promise<void>;
-  replay: { fromOffset: number | null; cutOffset: number | null };
-  dropped: () => DroppedTransaction | null;
-  progress: () => { done: number; total: number };
-  stats: ReplayStats;
-}
-
-async function* concat(...parts: AsyncIterable<Buffer>[]): AsyncIterable<Buffer> {
-  for (const p of parts) yield* p;
-}
-
-async function* once(buf: Buffer): AsyncIterable<Buffer> {
-  yield buf;
-}
-
-async function prepareStream(
-  kv: KvReader,
-  archive: Archive,
-  name: string,
-  target: number,
-): Promise<Prepared> {
-  const plan = await planRestore(archive, name, target);
-  const stats = emptyStats();
-  return {
-    from: 'stream',
-    precision: 'millisecond',
-    timeline: plan.timeline.id,
-    base: {
-      file: plan.base.file,
-      offset: plan.base.offset,
-      takenAt: plan.base.takenAt,
-      bytes: plan.base.bytes,
-    },
-    dirBase: () => ({ format: 'rdb', chunks: readBase(kv.dir, plan.base) }),
-    targetBase: () => ({ bytes: plan.base.bytes, chunks: readBase(kv.dir, plan.base) }),
-    commands: () => replayFrames(archive, plan, stats),
-    check: () => checkBase(kv.dir, plan.base),
-    replay: { fromOffset: plan.fromOffset, cutOffset: plan.cut.offset },
-    dropped: () => plan.cut.dropped,
-    progress: () => ({
-      done: Math.max(0, stats.offset - plan.fromOffset),
-      total: Math.max(1, plan.cut.offset - plan.fromOffset),
-    }),
-    stats,
-  };
-}
-
-async function prepareAof(kv: KvReader, name: string, target: number): Promise<Prepared> {
-  const plan = await planAofRestore(kv, name, target);
-  const stats = emptyStats();
-  const cut: AofCut = { dropped: null };
-  const format = plan.base.format === 'aof' ? 'aof' : plan.base.format === 'empty' ? null : 'rdb';
-  const total = plan.files.reduce((n, f) => n + f.capturedEnd - f.chunkStart, 0);
-  return {
-    from: 'aof',
-    precision: plan.precision,
-    timeline: null,
-    base: { file: plan.base.file, offset: null, takenAt: plan.baseTime, bytes: plan.base.bytes },
-    dirBase: () => (format === null ? null : { format, chunks: readAofBase(kv, plan.base) }),
-    targetBase: () => {
-      if (format === 'rdb') return { bytes: plan.base.bytes, chunks: readAofBase(kv, plan.base) };
-      const empty = emptyRdb();
-      return { bytes: empty.length, chunks: once(empty) };
-    },
-    // A base made of commands goes to a target ahead of the incr commands, on an empty snapshot.
-    commands: () => {
-      const incr = aofReplay(kv, plan, stats, cut);
-      return format === 'aof' ? concat(readAofBase(kv, plan.base), incr) : incr;
-    },
-    check: async () => {
-      for await (const _ of readAofBase(kv, plan.base)) {
-        // reading is the check
-      }
-    },
-    replay: { fromOffset: null, cutOffset: null },
-    dropped: () => cut.dropped,
-    progress: () => ({ done: stats.offset, total: Math.max(1, total) }),
-    stats,
-  };
-}
-
-/** --from auto: the stream when the source has one, else the AOF chunks. */
-async function chooseFrom(
-  options: RestoreOptions,
-  archive: Archive,
-  kv: KvReader,
-): Promise<'stream' | 'aof'> {
-  if (options.from !== 'auto') return options.from;
-  if ((await archive.timelines(options.name)).length > 0) return 'stream';
-  return (await new AofArchive(kv).files(options.name)).length > 0 ? 'aof' : 'stream';
-}
-
 export async function run(options: RestoreOptions): Promise<number> {
   // --target may carry a password: keep it out of `ps`.
   process.title = 'rf restore';
@@ -153,132 +41,81 @@ export async function run(options: RestoreOptions): Promise<number> {
         'rf restore --store DIR --until "2026-11-24T15:12:01Z" --out /tmp/restored',
       );
     }
-    // Fail on a used --out before reading anything.
-    if (options.out !== undefined) await checkOutDir(options.out);
-    const kv = await openReader(options.store);
-    try {
-      const archive = new Archive(kv);
-      const from = await chooseFrom(options, archive, kv);
-      const latest =
-        from === 'stream'
-          ? await latestStream(archive, options.name)
-          : await latestAof(kv, options.name);
-      const until = resolveTime(options.until, {
-        now: Date.now(),
-        tz: options.tz ?? machineZone(),
-        ...(latest === undefined ? {} : { latest }),
-      });
+    const result = await restore({
+      open: () => openReader(options.store),
+      name: options.name,
+      until: options.until,
+      tz: options.tz ?? machineZone(),
+      now: Date.now(),
+      from: options.from,
+      into: options.dryRun ? null : into(options),
       // Every command that takes a time says what it understood, before it acts.
-      out.note(describeInstant(until));
-      const prepared =
-        from === 'stream'
-          ? await prepareStream(kv, archive, options.name, until.ms)
-          : await prepareAof(kv, options.name, until.ms);
-      const { stats } = prepared;
-      if (options.dryRun) {
-        for await (const _ of prepared.commands()) {
-          // counting only
-        }
-        await prepared.check();
-        report(options, until, prepared, null, began);
-        return 0;
-      }
-      const progress = new Progress('restore', () => ({
-        ...prepared.progress(),
-        text: `${stats.commands} commands, ${formatBytes(stats.bytes)}`,
-      }));
-      let into: Record<string, unknown>;
-      if (options.out !== undefined) {
-        const dir = path.resolve(options.out);
-        progress.start();
-        try {
-          await writeRestoreDir(dir, prepared.dirBase(), prepared.commands());
-        } finally {
-          progress.stop();
-        }
-        into = {
-          kind: 'dir',
-          dir,
-          command: `redis-server --dir ${shellQuote(dir)} --appendonly yes`,
-        };
-      } else {
-        const { endpoint, tlsOptions } = redisConnection(options.target!, options);
-        // The target must not receive a base that fails its checksum: check it before sending.
-        await prepared.check();
-        progress.start();
-        try {
-          await loadTarget(
-            {
-              endpoint,
-              ...(tlsOptions ? { tlsOptions } : {}),
-              ...(options.serveHost !== undefined ? { serveHost: options.serveHost } : {}),
-              idleTimeoutMs: Number(options.targetTimeout),
-              log: silentLogger(),
-            },
-            prepared.targetBase(),
-            prepared.commands(),
-          );
-        } finally {
-          progress.stop();
-        }
-        into = { kind: 'target', url: redactUrl(options.target!) };
-      }
-      report(options, until, prepared, into, began);
-      return 0;
-    } finally {
-      await kv.close();
-    }
+      onResolved: (until) => out.note(describeInstant(until)),
+      onWrite: (read) =>
+        new Progress('restore', () => {
+          const p = read();
+          return { ...p, text: `${p.commands} commands, ${formatBytes(p.bytes)}` };
+        }).start(),
+    });
+    report(options, result, began);
+    return 0;
   } catch (err) {
     return reportError(err, options.json === true);
   }
 }
 
-async function latestStream(archive: Archive, name: string): Promise<number | undefined> {
-  const times = (await archive.timelines(name)).map((t) => t.lastTime);
-  const seen = await archive.seen(name);
-  if (seen !== undefined) times.push(seen.time);
-  return times.length === 0 ? undefined : Math.max(...times);
+function into(options: RestoreOptions): RestoreInto {
+  if (options.out !== undefined) return { kind: 'dir', dir: options.out };
+  const url = options.target!;
+  const { endpoint, tlsOptions } = redisConnection(url, options);
+  return {
+    kind: 'target',
+    url: redactUrl(url),
+    target: {
+      endpoint,
+      ...(tlsOptions ? { tlsOptions } : {}),
+      ...(options.serveHost !== undefined ? { serveHost: options.serveHost } : {}),
+      idleTimeoutMs: Number(options.targetTimeout),
+      log: silentLogger(),
+    },
+  };
 }
 
-async function latestAof(kv: KvReader, name: string): Promise<number | undefined> {
-  const stats = await new AofArchive(kv).stats(name);
-  return stats.lastChunkAt ?? undefined;
-}
-
-function report(
-  options: RestoreOptions,
-  until: ResolvedTime,
-  p: Prepared,
-  into: Record<string, unknown> | null,
-  began: number,
-): void {
-  const { stats } = p;
-  const dropped = p.dropped();
+function report(options: RestoreOptions, r: RestoreResult, began: number): void {
+  const { until, replay, dropped } = r;
+  const into =
+    r.into === null
+      ? null
+      : r.into.kind === 'dir'
+        ? {
+            kind: 'dir' as const,
+            dir: r.into.dir,
+            command: `redis-server --dir ${shellQuote(r.into.dir)} --appendonly yes`,
+          }
+        : r.into;
   const result = {
     ok: true,
-    dryRun: options.dryRun === true,
-    source: options.name,
-    from: p.from,
-    precision: p.precision,
+    dryRun: r.dryRun,
+    source: r.source,
+    from: r.from,
+    precision: r.precision,
     until: { input: until.input, utc: isoUtc(until.ms), zone: until.zone },
-    timeline: p.timeline,
+    timeline: r.timeline,
     base: {
-      file: p.base.file,
-      offset: p.base.offset,
-      takenAt: isoUtc(p.base.takenAt),
-      bytes: p.base.bytes,
+      file: r.base.file,
+      offset: r.base.offset,
+      takenAt: isoUtc(r.base.takenAt),
+      bytes: r.base.bytes,
     },
-    replay: {
-      ...p.replay,
-      commands: stats.commands,
-      writes: stats.writes,
-      bytes: stats.bytes,
-      segments: stats.segments,
-    },
+    replay,
     lastWrite:
-      stats.last === null
+      r.lastWrite === null
         ? null
-        : { offset: stats.last.offset, time: isoUtc(stats.last.time), command: stats.last.command },
+        : {
+            offset: r.lastWrite.offset,
+            time: isoUtc(r.lastWrite.time),
+            command: r.lastWrite.command,
+          },
     droppedTransaction:
       dropped === null
         ? null
@@ -296,18 +133,18 @@ function report(
     return;
   }
   const where =
-    p.from === 'stream' ? `timeline ${p.timeline}` : `the AOF chunks (${p.precision} precision)`;
+    r.from === 'stream' ? `timeline ${r.timeline}` : `the AOF chunks (${r.precision} precision)`;
   out.line(`${options.dryRun ? 'plan' : 'restored'}: source ${options.name}, ${where}`);
   out.line(
-    `  base         ${p.base.file === null ? '(none: the AOF starts empty)' : path.join(options.store, p.base.file)} (${p.base.offset === null ? '' : `offset ${p.base.offset}, `}taken ${isoUtc(p.base.takenAt)}, ${formatBytes(p.base.bytes)})`,
+    `  base         ${r.base.file === null ? '(none: the AOF starts empty)' : path.join(options.store, r.base.file)} (${r.base.offset === null ? '' : `offset ${r.base.offset}, `}taken ${isoUtc(r.base.takenAt)}, ${formatBytes(r.base.bytes)})`,
   );
   const range =
-    p.replay.fromOffset === null ? '' : `offsets ${p.replay.fromOffset}..${p.replay.cutOffset}: `;
+    replay.fromOffset === null ? '' : `offsets ${replay.fromOffset}..${replay.cutOffset}: `;
   out.line(
-    `  replay       ${range}${stats.writes} writes in ${stats.segments} ${p.from === 'stream' ? 'segments' : 'chunks'} (${formatBytes(stats.bytes)})`,
+    `  replay       ${range}${replay.writes} writes in ${replay.segments} ${r.from === 'stream' ? 'segments' : 'chunks'} (${formatBytes(replay.bytes)})`,
   );
   out.line(
-    `  last write   ${stats.last === null ? 'none after the base' : `${isoUtc(stats.last.time)}  ${p.from === 'stream' ? 'offset' : 'byte'} ${stats.last.offset}  ${stats.last.command.toUpperCase()}`}`,
+    `  last write   ${r.lastWrite === null ? 'none after the base' : `${isoUtc(r.lastWrite.time)}  ${r.from === 'stream' ? 'offset' : 'byte'} ${r.lastWrite.offset}  ${r.lastWrite.command.toUpperCase()}`}`,
   );
   if (dropped !== null) {
     const why =
@@ -315,17 +152,17 @@ function report(
         ? 'the archive ends inside it'
         : 'the target time falls inside it';
     out.line(
-      `  dropped      a transaction (MULTI at ${p.from === 'stream' ? 'offset' : 'byte'} ${dropped.multiAt}${dropped.time === null ? '' : `, ${isoUtc(dropped.time)}`}, ${dropped.commands} commands): ${why}`,
+      `  dropped      a transaction (MULTI at ${r.from === 'stream' ? 'offset' : 'byte'} ${dropped.multiAt}${dropped.time === null ? '' : `, ${isoUtc(dropped.time)}`}, ${dropped.commands} commands): ${why}`,
     );
   }
   if (into === null) {
     out.line('nothing written (--dry-run)');
   } else if (into.kind === 'dir') {
-    out.line(`wrote ${into.dir as string} in ${result.seconds.toFixed(1)} s; start it with:`);
-    out.line(`  ${into.command as string}`);
+    out.line(`wrote ${into.dir} in ${result.seconds.toFixed(1)} s; start it with:`);
+    out.line(`  ${into.command}`);
   } else {
     out.line(
-      `loaded ${into.url as string} in ${result.seconds.toFixed(1)} s; it is a standalone master again`,
+      `loaded ${into.url} in ${result.seconds.toFixed(1)} s; it is a standalone master again`,
     );
   }
 }

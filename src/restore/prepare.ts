@@ -1,0 +1,131 @@
+import type { Archive } from '../store/archive.js';
+import { AofArchive } from '../store/chunks.js';
+import type { KvReader } from '../store/store.js';
+import { type AofCut, aofReplay, planAofRestore, readAofBase } from './aof-source.js';
+import { checkBase, emptyRdb, readBase } from './base-file.js';
+import { planRestore } from './locate.js';
+import type { DroppedTransaction } from './plan.js';
+import { emptyStats, type ReplayStats, replayFrames } from './replay.js';
+
+export type RestoreFrom = 'stream' | 'aof';
+
+/** One restore, whichever record it reads: what to write and what to say about it. */
+export interface Prepared {
+  from: RestoreFrom;
+  precision: 'millisecond' | 'second' | 'chunk';
+  timeline: number | null;
+  base: { file: string | null; offset: number | null; takenAt: number; bytes: number };
+  /** The base as --out writes it (null: the incr file alone). */
+  dirBase: () => { format: 'rdb' | 'aof'; chunks: AsyncIterable<Buffer> } | null;
+  /** The base and commands as --target receives them: an RDB, then the stream. */
+  targetBase: () => { bytes: number; chunks: AsyncIterable<Buffer> };
+  commands: () => AsyncIterable<Buffer>;
+  check: () => Promise<void>;
+  replay: { fromOffset: number | null; cutOffset: number | null };
+  dropped: () => DroppedTransaction | null;
+  progress: () => { done: number; total: number };
+  stats: ReplayStats;
+}
+
+async function* concat(...parts: AsyncIterable<Buffer>[]): AsyncIterable<Buffer> {
+  for (const p of parts) yield* p;
+}
+
+async function* once(buf: Buffer): AsyncIterable<Buffer> {
+  yield buf;
+}
+
+export async function prepareStream(
+  kv: KvReader,
+  archive: Archive,
+  name: string,
+  target: number,
+): Promise<Prepared> {
+  const plan = await planRestore(archive, name, target);
+  const stats = emptyStats();
+  return {
+    from: 'stream',
+    precision: 'millisecond',
+    timeline: plan.timeline.id,
+    base: {
+      file: plan.base.file,
+      offset: plan.base.offset,
+      takenAt: plan.base.takenAt,
+      bytes: plan.base.bytes,
+    },
+    dirBase: () => ({ format: 'rdb', chunks: readBase(kv.dir, plan.base) }),
+    targetBase: () => ({ bytes: plan.base.bytes, chunks: readBase(kv.dir, plan.base) }),
+    commands: () => replayFrames(archive, plan, stats),
+    check: () => checkBase(kv.dir, plan.base),
+    replay: { fromOffset: plan.fromOffset, cutOffset: plan.cut.offset },
+    dropped: () => plan.cut.dropped,
+    progress: () => ({
+      done: Math.max(0, stats.offset - plan.fromOffset),
+      total: Math.max(1, plan.cut.offset - plan.fromOffset),
+    }),
+    stats,
+  };
+}
+
+export async function prepareAof(kv: KvReader, name: string, target: number): Promise<Prepared> {
+  const plan = await planAofRestore(kv, name, target);
+  const stats = emptyStats();
+  const cut: AofCut = { dropped: null };
+  const format = plan.base.format === 'aof' ? 'aof' : plan.base.format === 'empty' ? null : 'rdb';
+  const total = plan.files.reduce((n, f) => n + f.capturedEnd - f.chunkStart, 0);
+  return {
+    from: 'aof',
+    precision: plan.precision,
+    timeline: null,
+    base: { file: plan.base.file, offset: null, takenAt: plan.baseTime, bytes: plan.base.bytes },
+    dirBase: () => (format === null ? null : { format, chunks: readAofBase(kv, plan.base) }),
+    targetBase: () => {
+      if (format === 'rdb') return { bytes: plan.base.bytes, chunks: readAofBase(kv, plan.base) };
+      const empty = emptyRdb();
+      return { bytes: empty.length, chunks: once(empty) };
+    },
+    // A base made of commands goes to a target ahead of the incr commands, on an empty snapshot.
+    commands: () => {
+      const incr = aofReplay(kv, plan, stats, cut);
+      return format === 'aof' ? concat(readAofBase(kv, plan.base), incr) : incr;
+    },
+    check: async () => {
+      for await (const _ of readAofBase(kv, plan.base)) {
+        // reading is the check
+      }
+    },
+    replay: { fromOffset: null, cutOffset: null },
+    dropped: () => cut.dropped,
+    progress: () => ({ done: stats.offset, total: Math.max(1, total) }),
+    stats,
+  };
+}
+
+/** `auto`: the stream when the source has one, else the AOF chunks. */
+export async function chooseFrom(
+  from: RestoreFrom | 'auto',
+  archive: Archive,
+  kv: KvReader,
+  name: string,
+): Promise<RestoreFrom> {
+  if (from !== 'auto') return from;
+  if ((await archive.timelines(name)).length > 0) return 'stream';
+  return (await new AofArchive(kv).files(name)).length > 0 ? 'aof' : 'stream';
+}
+
+/** What `latest` means for the record a restore reads (undefined: it holds nothing yet). */
+export async function latestInstant(
+  from: RestoreFrom,
+  archive: Archive,
+  kv: KvReader,
+  name: string,
+): Promise<number | undefined> {
+  if (from === 'aof') {
+    const stats = await new AofArchive(kv).stats(name);
+    return stats.lastChunkAt ?? undefined;
+  }
+  const times = (await archive.timelines(name)).map((t) => t.lastTime);
+  const seen = await archive.seen(name);
+  if (seen !== undefined) times.push(seen.time);
+  return times.length === 0 ? undefined : Math.max(...times);
+}

@@ -1,0 +1,148 @@
+/**
+ * The one entry point of a restore: choose the record (stream or AOF chunks), resolve the target
+ * time against it, prepare the plan, and write it to a directory or a running Redis, or (no
+ * destination) only walk it as a dry run. The CLI parses for it and reports what it returns.
+ */
+import path from 'node:path';
+import { Archive } from '../store/archive.js';
+import type { KvReader } from '../store/store.js';
+import { type ResolvedTime, resolveTime } from '../time.js';
+import type { DroppedTransaction } from './plan.js';
+import {
+  chooseFrom,
+  latestInstant,
+  type Prepared,
+  prepareAof,
+  prepareStream,
+  type RestoreFrom,
+} from './prepare.js';
+import { checkOutDir, writeRestoreDir } from './write-dir.js';
+import { loadTarget, type TargetOptions } from './write-target.js';
+
+/** Where a restore writes; `null` in {@link RestoreOptions.into} is a dry run. */
+export type RestoreInto =
+  | { kind: 'dir'; dir: string }
+  /** `url` is what the report names the target by: redacted of any password. */
+  | { kind: 'target'; target: TargetOptions; url: string };
+
+export interface RestoreOptions {
+  /** Opens the archive; called once the destination is known to be usable, closed before return. */
+  open: () => Promise<KvReader>;
+  name: string;
+  /** The target time as the operator wrote it (time.ts forms, `latest` included). */
+  until: string;
+  tz: string;
+  now: number;
+  from: RestoreFrom | 'auto';
+  into: RestoreInto | null;
+  /** Told the instant `until` resolved to before anything is planned (DESIGN.md: echo it first). */
+  onResolved?: (until: ResolvedTime) => void;
+  /** Told when the write starts, with a reading of how far it is; `stop` is called when it ends. */
+  onWrite?: (read: () => RestoreProgress) => { stop: () => void };
+}
+
+export interface RestoreProgress {
+  done: number;
+  total: number;
+  commands: number;
+  bytes: number;
+}
+
+export interface RestoreResult {
+  dryRun: boolean;
+  source: string;
+  from: RestoreFrom;
+  precision: Prepared['precision'];
+  until: ResolvedTime;
+  timeline: number | null;
+  base: Prepared['base'];
+  replay: {
+    fromOffset: number | null;
+    cutOffset: number | null;
+    commands: number;
+    writes: number;
+    bytes: number;
+    segments: number;
+  };
+  lastWrite: { offset: number; time: number; command: string } | null;
+  dropped: DroppedTransaction | null;
+  into: { kind: 'dir'; dir: string } | { kind: 'target'; url: string } | null;
+}
+
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const { into, name } = options;
+  // Fail on a used --out before reading anything.
+  if (into?.kind === 'dir') await checkOutDir(into.dir);
+  const kv = await options.open();
+  try {
+    const archive = new Archive(kv);
+    const from = await chooseFrom(options.from, archive, kv, name);
+    const latest = await latestInstant(from, archive, kv, name);
+    const until = resolveTime(options.until, {
+      now: options.now,
+      tz: options.tz,
+      ...(latest === undefined ? {} : { latest }),
+    });
+    options.onResolved?.(until);
+    const prepared =
+      from === 'stream'
+        ? await prepareStream(kv, archive, name, until.ms)
+        : await prepareAof(kv, name, until.ms);
+    if (into === null) {
+      for await (const _ of prepared.commands()) {
+        // counting only
+      }
+      await prepared.check();
+    } else {
+      // The target must not receive a base that fails its checksum: check it before sending.
+      if (into.kind === 'target') await prepared.check();
+      const { stats } = prepared;
+      const watch = options.onWrite?.(() => ({
+        ...prepared.progress(),
+        commands: stats.commands,
+        bytes: stats.bytes,
+      }));
+      try {
+        if (into.kind === 'target') {
+          await loadTarget(into.target, prepared.targetBase(), prepared.commands());
+        } else {
+          await writeRestoreDir(path.resolve(into.dir), prepared.dirBase(), prepared.commands());
+        }
+      } finally {
+        watch?.stop();
+      }
+    }
+    return result(options, until, prepared);
+  } finally {
+    await kv.close();
+  }
+}
+
+function result(options: RestoreOptions, until: ResolvedTime, p: Prepared): RestoreResult {
+  const { stats } = p;
+  const { into } = options;
+  return {
+    dryRun: into === null,
+    source: options.name,
+    from: p.from,
+    precision: p.precision,
+    until,
+    timeline: p.timeline,
+    base: p.base,
+    replay: {
+      ...p.replay,
+      commands: stats.commands,
+      writes: stats.writes,
+      bytes: stats.bytes,
+      segments: stats.segments,
+    },
+    lastWrite: stats.last,
+    dropped: p.dropped(),
+    into:
+      into === null
+        ? null
+        : into.kind === 'target'
+          ? { kind: 'target', url: into.url }
+          : { kind: 'dir', dir: path.resolve(into.dir) },
+  };
+}
