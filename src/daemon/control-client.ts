@@ -158,10 +158,8 @@ export class RemoteKv implements KvReader {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    const { head, body } = await this.request({ op: 'get', key, binary: true });
+    const { head, body } = await this.request({ op: 'get', key });
     if ('found' in head) return head.found ? body : undefined;
-    // A daemon from before the binary replies.
-    if ('value' in head) return head.value === null ? undefined : Buffer.from(head.value, 'base64');
     throw new TypeError('control: get answered without a value');
   }
 
@@ -172,7 +170,6 @@ export class RemoteKv implements KvReader {
       this.request({
         op: 'entries',
         range: { ...page, limit: Number.isFinite(left) ? left : -1 },
-        binary: true,
       });
     let next: Promise<Received> | null = ask(range, remaining);
     while (next !== null) {
@@ -202,14 +199,8 @@ export class RemoteKv implements KvReader {
   }
 }
 
-/** The entries of a page, from a binary reply or from an older daemon's base64 one. */
+/** The entries of a page. */
 function entriesOf({ head, body }: Received): { entries: [string, Buffer][]; more: boolean } {
-  if ('entries' in head) {
-    return {
-      entries: head.entries.map(([k, v]): [string, Buffer] => [k, Buffer.from(v, 'base64')]),
-      more: head.more,
-    };
-  }
   if (!('count' in head)) throw new TypeError('control: entries answered without entries');
   const entries: [string, Buffer][] = new Array(head.count);
   let at = 0;

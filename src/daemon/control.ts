@@ -1,9 +1,15 @@
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import { createInterface } from 'node:readline';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { KvRange, KvReader } from '../store/store.js';
+import {
+  CONTROL_LIMITS,
+  type ControlLimits,
+  idOf,
+  parseRequest,
+  RequestLines,
+} from './control-request.js';
 
 /**
  * The daemon's local control socket. LevelDB admits one process, so while `rf listen` owns a
@@ -14,18 +20,19 @@ import type { KvRange, KvReader } from '../store/store.js';
  * than a page per client.
  *
  * An `entries` body is, per entry: u32le key length, key (UTF-8), u32le value length, value.
- * A request without `binary` (an older reader) gets the values in the JSON line as base64.
+ *
+ * The daemon holds the archive and the capture: nothing a client sends (garbage, a line with no
+ * end, a request left half sent, a reader that never reads, a crowd) may cost it more than a
+ * dropped connection. See control-request.ts for the bounds.
  */
 export type ControlRequest =
-  | { id: number; op: 'get'; key: string; binary?: boolean }
-  | { id: number; op: 'entries'; range: KvRange; maxBytes?: number; binary?: boolean }
+  | { id: number; op: 'get'; key: string }
+  | { id: number; op: 'entries'; range: KvRange; maxBytes?: number }
   | { id: number; op: 'status' };
 
 export type ControlReply =
   | { id: number; found: boolean; body?: number }
   | { id: number; count: number; more: boolean; body: number }
-  | { id: number; value: string | null }
-  | { id: number; entries: [string, string][]; more: boolean }
   | { id: number; status: unknown }
   | { id: number; error: { code: string; message: string } };
 
@@ -63,6 +70,7 @@ export async function startControlServer(
   kv: KvReader,
   status: () => unknown,
   log: Logger,
+  limits: ControlLimits = CONTROL_LIMITS,
 ): Promise<{ close(): Promise<void> }> {
   // A socket file left by a killed daemon: nothing answers on it (we hold the store lock).
   await fs.rm(socketPath, { force: true });
@@ -70,29 +78,63 @@ export async function startControlServer(
   const server = net.createServer((conn) => {
     clients.add(conn);
     conn.on('close', () => clients.delete(conn));
+    serveConnection(conn);
+  });
+  // Past the cap a connection is closed at once; the readers already connected go on.
+  server.maxConnections = limits.connections;
+
+  const serveConnection = (conn: net.Socket) => {
     conn.on('error', () => conn.destroy());
-    const lines = createInterface({ input: conn, crlfDelay: Number.POSITIVE_INFINITY });
-    // Requests are answered one at a time per connection, in order: a client may send the next
-    // before the answer to the last (a reader fetching its next page ahead), and it waits here.
-    // (Pausing the line reader would not do: lines already read are still emitted.)
-    let queue = Promise.resolve();
-    lines.on('line', (line) => {
-      queue = queue
-        .then(async () => {
+    const reader = new RequestLines(limits.requestBytes);
+    const queue: string[] = [];
+    let busy = false;
+    let partialTimer: NodeJS.Timeout | null = null;
+    const drop = (why: string) => {
+      log.warn({ why }, 'control connection dropped');
+      conn.destroy();
+    };
+    conn.on('close', () => {
+      if (partialTimer !== null) clearTimeout(partialTimer);
+      queue.length = 0;
+    });
+    conn.on('data', (chunk: Buffer) => {
+      const lines = reader.push(chunk);
+      if (lines === null) return drop(`a request longer than ${limits.requestBytes} bytes`);
+      queue.push(...lines);
+      if (partialTimer !== null) clearTimeout(partialTimer);
+      partialTimer = reader.pending
+        ? setTimeout(() => drop('a request left unfinished'), limits.partialRequestMs)
+        : null;
+      // Requests are answered one at a time, in order: a reader may send its next request
+      // before the answer to the last (fetching its next page ahead). One that sends many and
+      // reads nothing is no longer read, so it holds no more than its socket's buffers.
+      if (queue.length >= limits.pipelined) conn.pause();
+      void pump();
+    });
+    const pump = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        for (let line = queue.shift(); line !== undefined; line = queue.shift()) {
+          if (queue.length < limits.pipelined) conn.resume();
           const { head, body } = await answer(line);
           if (conn.destroyed) return;
           conn.cork();
-          conn.write(`${JSON.stringify(head)}\n`);
-          for (const part of body ?? []) conn.write(part);
+          let room = conn.write(`${JSON.stringify(head)}\n`);
+          for (const part of body ?? []) room = conn.write(part);
           conn.uncork();
-        })
-        .catch((err: unknown) => {
-          // A reply that could not be sent leaves the client waiting for it: drop the connection.
-          log.warn({ err }, 'control reply failed');
-          conn.destroy();
-        });
-    });
-  });
+          // A reader that does not read holds one reply here, not every reply it asked for.
+          if (!room) await drained(conn);
+        }
+      } catch (err) {
+        // A reply that could not be sent leaves the client waiting for it: drop the connection.
+        log.warn({ err }, 'control reply failed');
+        conn.destroy();
+      } finally {
+        busy = false;
+      }
+    };
+  };
 
   const page = async (req: Extract<ControlRequest, { op: 'entries' }>) => {
     const out: [string, Buffer][] = [];
@@ -117,22 +159,16 @@ export async function startControlServer(
   const answer = async (line: string): Promise<Answer> => {
     let id = -1;
     try {
-      const req = JSON.parse(line) as ControlRequest;
+      const req = parseRequest(line);
       id = req.id;
       switch (req.op) {
         case 'get': {
           const v = await kv.get(req.key);
-          if (!req.binary)
-            return { head: { id, value: v === undefined ? null : v.toString('base64') } };
           if (v === undefined) return { head: { id, found: false } };
           return { head: { id, found: true, body: v.length }, body: [v] };
         }
         case 'entries': {
           const { out, more } = await page(req);
-          if (!req.binary) {
-            const entries = out.map(([k, v]): [string, string] => [k, v.toString('base64')]);
-            return { head: { id, entries, more } };
-          }
           const body: Buffer[] = [];
           let length = 0;
           for (const [k, v] of out) {
@@ -149,9 +185,9 @@ export async function startControlServer(
         case 'status':
           return { head: { id, status: status() } };
       }
-      throw new TypeError(`unknown control request ${JSON.stringify(line.slice(0, 80))}`);
     } catch (err) {
       log.warn({ err }, 'control request failed');
+      if (id === -1) id = idOf(line);
       const code = (err as { code?: string }).code ?? 'RF_DAEMON';
       return { head: { id, error: { code, message: (err as Error).message } } };
     }
@@ -173,4 +209,17 @@ export async function startControlServer(
       await fs.rm(socketPath, { force: true });
     },
   };
+}
+
+/** Resolves when the socket can take more, or is gone. */
+function drained(conn: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      conn.off('drain', done);
+      conn.off('close', done);
+      resolve();
+    };
+    conn.on('drain', done);
+    conn.on('close', done);
+  });
 }

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startControlServer } from '../../src/daemon/control.js';
@@ -95,35 +94,5 @@ describe('the control socket', () => {
     expect(seen).toBe(10);
     expect((await remote.get('k/09999'))?.toString()).toBe('v9999\n\r\n{"json":9999}\u0000');
     expect((await all(remote, { gte: 'z/', lt: 'z0' })).length).toBe(6);
-  });
-
-  it('still answers a reader from before the binary replies in base64 JSON', async () => {
-    const conn = net.connect(socket());
-    let text = '';
-    conn.on('data', (c: Buffer) => {
-      text += c.toString('utf8');
-    });
-    await new Promise<void>((resolve) => conn.once('connect', () => resolve()));
-    conn.write(
-      `${JSON.stringify({ id: 1, op: 'entries', range: { gte: 'k/00007', limit: 2 } })}\n`,
-    );
-    conn.write(`${JSON.stringify({ id: 2, op: 'get', key: 'k/00009' })}\n`);
-    const deadline = Date.now() + 5_000;
-    while (text.split('\n').length < 3 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    conn.destroy();
-    const [entries, get] = text
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    expect(entries.id).toBe(1);
-    expect(
-      entries.entries.map(([k, v]: [string, string]) => [k, Buffer.from(v, 'base64').toString()]),
-    ).toEqual([
-      ['k/00007', 'v7\n\r\n{"json":7}\u0000'],
-      ['k/00008', 'v8\n\r\n{"json":8}\u0000'],
-    ]);
-    expect(Buffer.from(get.value, 'base64').toString()).toBe('v9\n\r\n{"json":9}\u0000');
   });
 });
