@@ -18,11 +18,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../dist/logger.js';
+import { crc64 } from '../dist/rdb/crc64.js';
 import { encodeCommand } from '../dist/resp/encode.js';
 import { Store } from '../dist/store/store.js';
 import { beginTimeline } from '../dist/store/timelines.js';
 import { StreamWriter } from '../dist/store/writer.js';
-import { crc64 } from '../dist/verify/rdb.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RF = path.join(ROOT, 'dist', 'cli', 'main.js');

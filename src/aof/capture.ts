@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoCode, isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { rdbLength, startsWithRdb } from '../rdb/length.js';
 import {
   type AofBaseFormat,
   type AofChunkMeta,
@@ -22,7 +23,6 @@ import { pacedBody, readExactly } from './file-read.js';
 import { type AofLayout, locateAof } from './layout.js';
 import { type Manifest, parseManifest } from './manifest.js';
 import { Pacer } from './pacer.js';
-import { rdbLength, startsWithRdb } from './rdb-length.js';
 import type { AofSink, HeldState } from './sink.js';
 
 export interface AofCaptureOptions {

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RfError } from '../errors.js';
+import { RdbChecker } from '../rdb/check.js';
 import { diskError } from '../store/store.js';
-import { RdbChecker } from '../verify/rdb.js';
 import type { SocketReader } from './reader.js';
 
 export interface ReceivedRdb {

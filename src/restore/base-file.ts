@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { errnoCode, RfError } from '../errors.js';
+import { Crc64 } from '../rdb/crc64.js';
 import type { BaseMeta } from '../store/types.js';
-import { Crc64 } from '../verify/rdb.js';
 
 export function basePath(storeDir: string, base: BaseMeta): string {
   return path.join(storeDir, base.file);

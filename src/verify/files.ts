@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { errnoCode, isRfError } from '../errors.js';
-import { RdbChecker } from './rdb.js';
+import { RdbChecker } from '../rdb/check.js';
 
 export interface FileCheck {
   /** 'missing' when the file is not there at all. */

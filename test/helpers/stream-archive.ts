@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { silentLogger } from '../../src/logger.js';
+import { crc64 } from '../../src/rdb/crc64.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import { Store } from '../../src/store/store.js';
 import { beginTimeline } from '../../src/store/timelines.js';
 import type { DurableState } from '../../src/store/types.js';
 import { StreamWriter } from '../../src/store/writer.js';
-import { crc64 } from '../../src/verify/rdb.js';
 
 /** An empty RDB as Redis 7.0 writes it: header, EOF opcode, CRC64 trailer. */
 export function emptyRdb(): Buffer {

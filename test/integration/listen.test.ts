@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRdbFile } from '../../src/verify/rdb.js';
+import { checkRdbFile } from '../../src/rdb/check.js';
 import { dumpArchive, writesOf } from '../helpers/archive.js';
 import { WriteLoad, waitFor } from '../helpers/load.js';
 import { startProxy } from '../helpers/proxy.js';

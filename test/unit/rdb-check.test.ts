@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRfError, type RfCode, type RfError } from '../../src/errors.js';
-import { Crc64, checkRdbFile, crc64, RdbChecker } from '../../src/verify/rdb.js';
+import { checkRdbFile, RdbChecker } from '../../src/rdb/check.js';
+import { Crc64, crc64 } from '../../src/rdb/crc64.js';
 import { hasFeature, redisBin } from '../helpers/redis-bin.js';
 
 const run = promisify(execFile);
