@@ -23,6 +23,7 @@ import { Backoff } from './backoff.js';
 import { checkControlSocketPath, startControlServer } from './control.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
+import { OffsetSamples } from './offset-samples.js';
 
 export interface ListenConfig {
   sourceUrl: string;
@@ -91,6 +92,7 @@ export class Listener {
   private readonly wake = new AbortController();
   private readonly info: ListenerStatus;
   private watch: MasterWatch | null = null;
+  private samples: OffsetSamples | null = null;
   private aof: AofHandle | null = null;
   private ingest: IngestServer | null = null;
   private rewrites = { count: 0, lastAt: 0 };
@@ -136,7 +138,12 @@ export class Listener {
       await this.preflight(store);
       const known = await new Archive(store).bases(config.name);
       this.info.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
-      this.watch = new MasterWatch(config.endpoint, config.tlsOptions, log);
+      const samples = new OffsetSamples(store, config.name, log);
+      await samples.load();
+      this.samples = samples;
+      this.watch = new MasterWatch(config.endpoint, config.tlsOptions, log, 100, (m) =>
+        samples.add(m),
+      );
       this.watch.start();
       if (config.metrics)
         metrics = await startMetricsServer(config.metrics, () => this.metricsSnapshot(), log);
@@ -158,6 +165,7 @@ export class Listener {
         this.scheduleBases(store),
         this.scheduleRetention(store),
         this.recordSeen(store),
+        samples.run(this.wake.signal),
       ];
       try {
         await this.loop(store);
@@ -208,6 +216,7 @@ export class Listener {
           this.info.totals.streamBytes += meta.end - meta.start + 1;
         },
         onBase: (base) => this.baseTaken(base.takenAt),
+        ...(this.samples ? { clock: this.samples.clock } : {}),
       });
       this.session = session;
       this.info.sessions++;

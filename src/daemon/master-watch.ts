@@ -9,12 +9,15 @@ export interface MasterSample {
   replid: string;
   /** When INFO was sent: the master's offset then was at most `offset`. */
   at: number;
+  /** When the answer arrived: the master's offset then was at least `offset`. */
+  answeredAt: number;
 }
 
 /**
- * Samples the master's own offset once a second (INFO replication, nothing heavier), so the
- * lag behind it can be shown in bytes and seconds. Failures are quiet: the sample goes stale
- * and the next tick reconnects.
+ * Samples the master's own offset every 100 ms (INFO replication, nothing heavier): the lag
+ * behind it in bytes and seconds, and the master's clock for its offsets that bounds when each
+ * write ran (bounds/clock.ts). Failures are quiet: the sample goes stale and the next tick
+ * reconnects; a stale clock only widens the bounds.
  */
 export class MasterWatch {
   private client: RedisClient | null = null;
@@ -26,7 +29,8 @@ export class MasterWatch {
     private readonly endpoint: RedisEndpoint,
     private readonly tlsOptions: tls.ConnectionOptions | undefined,
     private readonly log: Logger,
-    private readonly everyMs = 1000,
+    private readonly everyMs = 100,
+    private readonly onSample?: (sample: MasterSample) => void,
   ) {}
 
   start(): void {
@@ -66,8 +70,12 @@ export class MasterWatch {
       }
       const at = Date.now();
       const info = await this.client.info('replication');
+      const answeredAt = Date.now();
       const offset = Number(info.master_repl_offset);
-      if (Number.isFinite(offset)) this.sample = { offset, replid: info.master_replid ?? '', at };
+      if (Number.isFinite(offset)) {
+        this.sample = { offset, replid: info.master_replid ?? '', at, answeredAt };
+        this.onSample?.(this.sample);
+      }
     } catch (err) {
       this.log.debug({ error: (err as Error).message }, 'master offset sample failed');
       const c = this.client;

@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
+import type { OffsetClock } from '../bounds/clock.js';
+import type { ImpreciseWindow } from '../bounds/windows.js';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RedisEndpoint } from '../redis-url.js';
@@ -33,6 +35,8 @@ export interface SessionOptions {
   onCommit?: (meta: SegmentMeta) => void;
   /** Called once a new base is committed (a full resync). */
   onBase?: (base: { timeline: number; offset: number; takenAt: number }) => void;
+  /** The master's offset clock, fed by the daemon: bounds each entry's time (bounds/clock.ts). */
+  clock?: OffsetClock;
 }
 
 export type SessionPhase = 'connecting' | 'handshake' | 'snapshot' | 'streaming' | 'closed';
@@ -160,7 +164,8 @@ export class ReplicationSession {
             },
           );
         }
-        writer = new StreamWriter(store, src, timeline, previous, this.writerOptions());
+        const lastWindow = await archive.lastImprecise(src, timeline.id);
+        writer = new StreamWriter(store, src, timeline, previous, this.writerOptions(lastWindow));
         if (reply.replid !== null) writer.switchReplid(reply.replid);
         log.info(
           { timeline: timeline.id, replid: writer.replid, offset: previous.durableOffset + 1 },
@@ -272,9 +277,15 @@ export class ReplicationSession {
     }
   }
 
-  private writerOptions() {
-    const { maxSegmentBytes, log, onCommit } = this.options;
-    return { maxSegmentBytes, log, ...(onCommit ? { onCommit } : {}) };
+  private writerOptions(lastWindow?: ImpreciseWindow) {
+    const { maxSegmentBytes, log, onCommit, clock } = this.options;
+    return {
+      maxSegmentBytes,
+      log,
+      ...(onCommit ? { onCommit } : {}),
+      ...(clock ? { clock } : {}),
+      ...(lastWindow ? { lastWindow } : {}),
+    };
   }
 
   /** Commits everything buffered, waiting for a flush already under way. */

@@ -1,3 +1,4 @@
+import type { ImpreciseWindow } from '../bounds/windows.js';
 import { RfError } from '../errors.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
@@ -42,6 +43,24 @@ export class Archive {
 
   async seen(src: string): Promise<SeenRecord | undefined> {
     return this.getJson<SeenRecord>(keys.seen(src));
+  }
+
+  /** The imprecise windows (entries received late), by timeline and offset. */
+  async imprecise(src: string, timeline?: number): Promise<ImpreciseWindow[]> {
+    return this.collect<ImpreciseWindow>(keys.imprecisePrefix(src, timeline));
+  }
+
+  /** A timeline's last imprecise window: one reverse seek. */
+  async lastImprecise(src: string, timeline: number): Promise<ImpreciseWindow | undefined> {
+    const prefix = keys.imprecisePrefix(src, timeline);
+    for await (const [, v] of this.kv.entries({
+      gte: prefix,
+      lt: prefixEnd(prefix),
+      reverse: true,
+      limit: 1,
+    }))
+      return json.decode<ImpreciseWindow>(v);
+    return undefined;
   }
 
   /** Where retention has pruned a timeline to: its first segment starts right after this offset. */

@@ -12,6 +12,8 @@
  *   s/<source>/seg/<tl>/<start>                SegmentMeta (JSON)
  *   s/<source>/dat/<tl>/<start>                segment data (binary, see codec.ts)
  *   s/<source>/time/<tl>/<lastTime>/<start>    time index: first segment whose last write is >= T
+ *   s/<source>/ms/<replid>/<offset>            master offset sample (JSON [sentAt, answeredAt], see bounds/clock.ts)
+ *   s/<source>/imp/<tl>/<firstOffset>          ImpreciseWindow (JSON): entries received late
  */
 
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -54,7 +56,17 @@ export const keys = {
     `s/${src}/time/${tlHex(tl)}/${timeHex(lastTime)}/${off(start)}`,
   timeFrom: (src: string, tl: number, t: number) => `s/${src}/time/${tlHex(tl)}/${timeHex(t)}`,
   timePrefix: (src: string, tl: number) => `s/${src}/time/${tlHex(tl)}/`,
+  sample: (src: string, replid: string, offset: number) => `s/${src}/ms/${replid}/${off(offset)}`,
+  samplePrefix: (src: string, replid: string) => `s/${src}/ms/${replid}/`,
+  imprecise: (src: string, tl: number, first: number) => `s/${src}/imp/${tlHex(tl)}/${off(first)}`,
+  imprecisePrefix: (src: string, tl?: number) =>
+    tl === undefined ? `s/${src}/imp/` : `s/${src}/imp/${tlHex(tl)}/`,
 };
+
+/** A replid as the master reports it: 40 hex characters, safe as a key part. */
+export function isReplid(replid: string): boolean {
+  return /^[0-9a-f]{40}$/.test(replid);
+}
 
 /** Reads the trailing start offset out of a `time/` index key. */
 export function startFromTimeKey(key: string): number {

@@ -1,8 +1,11 @@
+import type { OffsetClock } from '../bounds/clock.js';
+import { type ImpreciseWindow, WindowTracker } from '../bounds/windows.js';
 import type { Logger } from '../logger.js';
 import type { ScannedFrame } from '../resp/frames.js';
 import { SegmentBuilder, segmentChecksum } from './codec.js';
 import { CommandState, Kind, kindOf } from './commands.js';
 import { keys } from './keys.js';
+import { windowOp } from './samples.js';
 import { type BatchOp, json, type Store } from './store.js';
 import type { DurableState, SegmentMeta, Timeline } from './types.js';
 
@@ -12,6 +15,10 @@ export interface WriterOptions {
   log: Logger;
   /** Called once a segment is durable, for metrics. */
   onCommit?: (meta: SegmentMeta) => void;
+  /** The master's offset clock: bounds each entry's time, and tells late entries from live ones. */
+  clock?: OffsetClock;
+  /** The timeline's last imprecise window, continued if the first entry is late too. */
+  lastWindow?: ImpreciseWindow;
 }
 
 /**
@@ -30,6 +37,7 @@ export class StreamWriter {
   private nextOffset: number;
   private lastTime: number;
   private flushing: Promise<void> = Promise.resolve();
+  private readonly windows: WindowTracker;
 
   constructor(
     private readonly store: Store,
@@ -43,6 +51,8 @@ export class StreamWriter {
     this.nextOffset = state.durableOffset + 1;
     this.pending = new SegmentBuilder(this.capacity());
     this.lastTime = state.lastTime;
+    this.windows = new WindowTracker(timeline.id, options.lastWindow);
+    this.followReplids();
   }
 
   get durableOffset(): number {
@@ -85,12 +95,10 @@ export class StreamWriter {
     if (offset !== this.nextOffset) {
       throw new TypeError(`stream offset ${offset} appended where ${this.nextOffset} was expected`);
     }
-    // Capture times never go back, so the time index stays ordered if the wall clock steps back.
-    const time = Math.max(now, this.lastTime);
-    this.lastTime = time;
     // The capture path passes the kind it read from the name's bytes, and args lazily: only a
     // SELECT needs them.
     const kind = known ?? kindOf(argsOf(args)[0]);
+    const time = this.stamp(offset, bytes.length, now, kind);
     this.note(kind, kind === Kind.select ? argsOf(args) : EMPTY, offset);
     this.pending.add(time, bytes, 0, bytes.length);
     this.pending.settle();
@@ -107,11 +115,36 @@ export class StreamWriter {
     if (offset !== this.nextOffset) {
       throw new TypeError(`stream offset ${offset} appended where ${this.nextOffset} was expected`);
     }
-    const time = Math.max(now, this.lastTime);
-    this.lastTime = time;
+    const time = this.stamp(offset, frame.length, now, kind);
     this.note(kind, kind === Kind.select ? frame.args() : EMPTY, offset);
     this.pending.add(time, frame.buf, frame.pos, frame.length);
     this.nextOffset = offset + frame.length;
+  }
+
+  /**
+   * An entry's stored time: when it arrived, or earlier when the master's offset clock shows it
+   * had run by then (a write buffered by the master, or by a stalled rf, arrives late). Never
+   * earlier than the entry before, so the time index stays ordered even if the wall clock steps
+   * back. An entry whose time is known only within more than a live capture's margin goes into
+   * an imprecise window.
+   */
+  private stamp(offset: number, length: number, now: number, kind: Kind): number {
+    const clock = this.options.clock;
+    let time = now;
+    let lower = Number.NEGATIVE_INFINITY;
+    if (clock !== undefined) {
+      const upper = clock.upperAt(offset);
+      if (upper < time) time = upper;
+      lower = clock.lowerAt(offset);
+    }
+    if (time < this.lastTime) time = this.lastTime;
+    this.lastTime = time;
+    this.windows.note(offset, length, time, lower, kind === Kind.write);
+    return time;
+  }
+
+  private followReplids(): void {
+    this.options.clock?.follow(this.timeline.replids.map((r) => r.replid));
   }
 
   /** Copies the bytes of the frames `appendFrame` took since the last call. */
@@ -144,6 +177,7 @@ export class StreamWriter {
       replid,
       replids: [...this.timeline.replids, { replid, from: this.nextOffset }],
     };
+    this.followReplids();
     this.options.log.info(
       { replid, offset: this.nextOffset },
       'master switched replid; timeline continues',
@@ -175,6 +209,7 @@ export class StreamWriter {
     // Everything up to the batch runs in this tick, so the builder is read and reset before any
     // other entry arrives.
     const data = seg.encode();
+    const windows = this.windows.take();
     const end = start + bytes - 1;
     const meta: SegmentMeta = {
       timeline: this.timeline.id,
@@ -212,6 +247,7 @@ export class StreamWriter {
       { type: 'put', key: keys.time(src, tl, meta.lastTime, meta.start), value: Buffer.alloc(0) },
       { type: 'put', key: keys.timeline(src, tl), value: json.encode(nextTimeline) },
       { type: 'put', key: keys.state(src), value: json.encode(nextState) },
+      ...windows.map((w) => windowOp(src, w)),
     ]);
     this.timeline = nextTimeline;
     this.state = nextState;

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OffsetClock, type OffsetSample } from '../../src/bounds/clock.js';
 import { silentLogger } from '../../src/logger.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import { FrameScanner } from '../../src/resp/frames.js';
@@ -9,11 +10,15 @@ import { Archive } from '../../src/store/archive.js';
 import { decodeSegment, encodeSegment, SegmentBuilder } from '../../src/store/codec.js';
 import { Kind, kindAt, parseArgs } from '../../src/store/commands.js';
 import { keys } from '../../src/store/keys.js';
+import { sampleOps, samplesFrom } from '../../src/store/samples.js';
 import { json, Store } from '../../src/store/store.js';
 import type { DurableState, SegmentMeta, Timeline } from '../../src/store/types.js';
 import { StreamWriter } from '../../src/store/writer.js';
 
 const cmd = (...args: string[]) => encodeCommand(args);
+const R = 'a'.repeat(40);
+const sample = (offset: number, sentAt: number, answeredAt = sentAt + 1, replid = R) =>
+  ({ replid, offset, sentAt, answeredAt }) satisfies OffsetSample;
 
 function timeline(): Timeline {
   return {
@@ -245,5 +250,62 @@ describe('StreamWriter', () => {
     const seg = await archive.segmentAtOffset('default', 1, 101);
     const { entries } = await archive.readSegment('default', seg!);
     expect(entries.map((e) => e.time)).toEqual([5_000, 5_000]);
+  });
+
+  it('loads the samples from the last one below an offset on, and skips a bad replid', async () => {
+    await store.batch(
+      sampleOps('default', [
+        sample(100, 1_000),
+        sample(200, 1_100),
+        sample(300, 1_200),
+        sample(400, 1_300, 1_301, 'not/a/replid'),
+      ]),
+    );
+    expect(await samplesFrom(store, 'default', R, 250)).toEqual([
+      sample(200, 1_100),
+      sample(300, 1_200),
+    ]);
+    expect(await samplesFrom(store, 'default', R, 50)).toHaveLength(3);
+    expect(await samplesFrom(store, 'default', 'not/a/replid', 0)).toEqual([]);
+  });
+
+  it('the writer stamps entries by the clock and commits their window with the segment', async () => {
+    const clock = new OffsetClock();
+    const frames = [1, 2, 3, 4].map((i) => cmd('SET', `k${i}`, 'v'));
+    const at: number[] = [];
+    let o = 101;
+    for (const f of frames) {
+      at.push(o);
+      o += f.length;
+    }
+    // The master ran k1 by 2_001 and k2 by 2_101 (a snapshot transfer held them back); nothing
+    // was sampled between 2_100 and 9_000 (rf stalled), when k3 and k4 had run.
+    clock.add(sample(100, 2_000 - 100));
+    clock.add(sample(at[0]!, 2_000));
+    clock.add(sample(at[1]!, 2_100));
+    clock.add(sample(o - 1, 9_000));
+    const w = new StreamWriter(store, 'default', timeline(), state(), {
+      maxSegmentBytes: 1 << 20,
+      log: silentLogger(),
+      clock,
+    });
+    for (const [i, f] of frames.entries()) w.append(at[i]!, f, [Buffer.from('SET')], 9_050 + i);
+    await w.flush();
+    const archive = new Archive(store);
+    const meta = (await archive.segmentAtOffset('default', 1, 101))!;
+    const { entries } = await archive.readSegment('default', meta);
+    expect(entries.map((e) => e.time)).toEqual([2_001, 2_101, 9_001, 9_001]);
+    expect(await archive.imprecise('default')).toEqual([
+      {
+        timeline: 1,
+        firstOffset: at[2]!,
+        lastOffset: o - 1,
+        from: 2_100,
+        until: 9_001,
+        entries: 2,
+        writes: 2,
+      },
+    ]);
+    expect(await archive.lastImprecise('default', 1)).toMatchObject({ firstOffset: at[2] });
   });
 });
