@@ -4,6 +4,7 @@ import { RemoteKv } from '../daemon/control-client.js';
 import { openReader } from '../daemon/open-reader.js';
 import { RfError } from '../errors.js';
 import { type Activity, activity } from '../log/activity.js';
+import { describeServer } from '../replication/server-info.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive, type AofSummary, aofSummary } from '../store/chunks.js';
 import { keys } from '../store/keys.js';
@@ -82,6 +83,17 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
   return {
     name: ix.source.name,
     url: ix.source.url,
+    /** The master's INFO server when rf listen last connected; null in stores from before it. */
+    server:
+      ix.source.server === undefined
+        ? null
+        : {
+            name: ix.source.server.name,
+            version: ix.source.server.version,
+            redisVersion: ix.source.server.redisVersion,
+            mode: ix.source.server.mode,
+            seenAt: iso(ix.source.server.seenAt),
+          },
     timelines: ix.timelines.map((t) => ({
       id: t.id,
       replid: t.replid,
@@ -110,6 +122,7 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
       bytes: b.bytes,
       file: b.file,
       via: b.via,
+      rdbVersion: b.rdbVersion,
     })),
     /** The last data write; `lastCapture` also counts the master's PINGs. */
     lastWrite:
@@ -328,6 +341,10 @@ function printText(
     const { ix } = info;
     out.line();
     out.line(`source ${ix.source.name}  ${ix.source.url}`);
+    if (ix.source.server !== undefined)
+      out.line(
+        `  server      ${describeServer(ix.source.server)} (seen ${iso(ix.source.server.seenAt)})`,
+      );
     if (ix.restorable.length === 0) out.line('  restorable  nothing yet (no base)');
     const utc = zone === 'UTC' || zone === 'Etc/UTC';
     for (const r of ix.restorable) {

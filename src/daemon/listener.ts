@@ -12,13 +12,14 @@ import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
+import { describeServer, parseServerInfo } from '../replication/server-info.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import { RedisClient } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
 import { pruneArchive } from '../store/retention.js';
 import { json, Store, storePaths } from '../store/store.js';
-import type { SeenRecord, SourceRecord } from '../store/types.js';
+import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
 import { Backoff } from './backoff.js';
 import { checkControlSocketPath, startControlServer } from './control.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
@@ -96,6 +97,8 @@ export class Listener {
   private aof: AofHandle | null = null;
   private ingest: IngestServer | null = null;
   private rewrites = { count: 0, lastAt: 0 };
+  /** INFO server of the master, read at start. */
+  private server: ServerInfo | null = null;
 
   constructor(
     private readonly config: ListenConfig,
@@ -438,6 +441,16 @@ export class Listener {
       throw err;
     }
     try {
+      // Which server and version this is goes into the source record, so a restore can write
+      // the layout that version loads (Redis 6 has no appendonlydir) and rf info can say so.
+      const server = await client
+        .info('server')
+        .then((info) => parseServerInfo(info, Date.now()))
+        .catch(() => null);
+      if (server !== null) {
+        this.server = server;
+        log.info({ peer: where, server }, `archiving ${describeServer(server)}`);
+      }
       const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
       if (Array.isArray(role) && String(role[0]) === 'slave') {
         throw new RfError(
@@ -456,13 +469,12 @@ export class Listener {
 
   private async sourceRecord(store: Store): Promise<SourceRecord> {
     const existing = await new Archive(store).source(this.config.name);
-    return (
-      existing ?? {
-        name: this.config.name,
-        url: redactUrl(this.config.sourceUrl),
-        createdAt: Date.now(),
-      }
-    );
+    const record = existing ?? {
+      name: this.config.name,
+      url: redactUrl(this.config.sourceUrl),
+      createdAt: Date.now(),
+    };
+    return this.server === null ? record : { ...record, server: this.server };
   }
 }
 

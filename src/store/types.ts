@@ -81,11 +81,27 @@ export interface Entry {
   bytes: Buffer;
 }
 
+/** What the master said it is (INFO server), recorded at capture: a restore's layout follows it. */
+export interface ServerInfo {
+  /** `server_name` (Valkey 8 says valkey), else redis. */
+  name: string;
+  /** Its own version: `valkey_version` for Valkey, `redis_version` for Redis. */
+  version: string;
+  /** `redis_version` as reported: Valkey 8 keeps 7.2.4 there for clients that read it. */
+  redisVersion: string;
+  /** `redis_mode`: standalone, cluster or sentinel. */
+  mode: string;
+  /** When rf last read it. */
+  seenAt: number;
+}
+
 export interface SourceRecord {
   name: string;
   /** The source URL with any password removed. */
   url: string;
   createdAt: number;
+  /** The master's INFO server as of the last time rf listen connected (absent in older stores). */
+  server?: ServerInfo;
 }
 
 /** What retention last did, for `rf info`. */
