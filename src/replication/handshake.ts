@@ -16,8 +16,21 @@ export interface HandshakeOptions {
   resume: { replid: string; offset: number } | null;
   /** Ask for a snapshot only (REPLCONF rdb-only 1, Redis 7.0+): used for fresh bases. */
   rdbOnly?: boolean;
+  /** Sent as REPLCONF version (Valkey masters only: see VALKEY_REPLICA_VERSION). */
+  replicaVersion?: string;
   timeoutMs: number;
 }
+
+/**
+ * What rf tells a Valkey master it is. Valkey keys behaviour on the replica's version: 8.0
+ * force-propagates CLUSTER SETSLOT to, and blocks on the ACK of, replicas newer than 7.2.255
+ * (valkey src/cluster_legacy.c clusterCommandSetSlot), and newer releases pick the snapshot's
+ * RDB format from it, falling back to an older one for a replica that says nothing. 7.2.4, the
+ * Redis release Valkey forked from, asks for RDB 11, which rf reads, and for no SETSLOT in the
+ * stream, which a restore into a standalone server could not apply. Redis has no such option
+ * (it answers -ERR Unrecognized REPLCONF option), so it is only sent to Valkey.
+ */
+export const VALKEY_REPLICA_VERSION = '7.2.4';
 
 /** Replies that mean "not now": the master is loading or has lost its own master. */
 const RETRY_LATER = /^-(LOADING|NOMASTERLINK|MASTERDOWN|BUSY)\b/;
@@ -35,7 +48,8 @@ export class MasterRetryLater extends RfError {
  * The replica side of the handshake, in the order src/replication.c (syncWithMaster) uses:
  * PING, AUTH, REPLCONF listening-port, REPLCONF capa, PSYNC. Only `eof` and `psync2` are
  * advertised: rf implements both and nothing else (Redis 8's rdb-channel-repl would change
- * the reply to +RDBCHANNELSYNC).
+ * the reply to +RDBCHANNELSYNC, Valkey 8's dual-channel would move the snapshot to a second
+ * connection; both are opt-in, so a replica that does not ask gets a normal sync).
  */
 export async function handshake(
   socket: Socket,
@@ -91,6 +105,11 @@ export async function handshake(
     'REPLCONF listening-port',
   );
   await ask(['REPLCONF', 'capa', 'eof', 'capa', 'psync2'], 'REPLCONF capa');
+  // Like listening-port, an error here is not fatal: the master then treats rf as it would
+  // any replica that did not say.
+  if (options.replicaVersion !== undefined) {
+    await ask(['REPLCONF', 'version', options.replicaVersion], 'REPLCONF version');
+  }
 
   if (options.rdbOnly) {
     const reply = await ask(['REPLCONF', 'rdb-only', '1'], 'REPLCONF rdb-only');

@@ -15,7 +15,7 @@ import type { Store } from '../store/store.js';
 import { beginTimeline, tmpFile } from '../store/timelines.js';
 import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
 import { StreamWriter } from '../store/writer.js';
-import { handshake } from './handshake.js';
+import { handshake, VALKEY_REPLICA_VERSION } from './handshake.js';
 import { receiveRdb } from './rdb-transfer.js';
 import { SocketReader } from './reader.js';
 
@@ -140,6 +140,9 @@ export class ReplicationSession {
         endpoint: options.endpoint,
         listeningPort: options.listeningPort,
         resume,
+        ...(options.source.server?.name === 'valkey'
+          ? { replicaVersion: VALKEY_REPLICA_VERSION }
+          : {}),
         timeoutMs: options.readTimeoutMs,
       });
 
