@@ -134,7 +134,13 @@ program
   )
   .option(
     '--out <dir>',
-    'write an appendonlydir that `redis-server --dir DIR --appendonly yes` boots from',
+    'write a directory that `redis-server --dir DIR --appendonly yes` boots from (the layout of the archived version)',
+  )
+  .addOption(
+    new Option(
+      '--layout <layout>',
+      'for --out: redis7 (appendonlydir) or redis6 (one appendonly.aof); default: from the archive',
+    ).choices(['redis6', 'redis7']),
   )
   .option('--target <redis-url>', 'load a running, empty Redis instead')
   .option('--name <source>', 'the source to restore', 'default')
@@ -161,7 +167,8 @@ program
 Examples:
   rf restore --store /var/lib/rf --until "2026-11-24T15:12:01+01:00" --out /srv/restored
   rf restore --store /var/lib/rf --until "2026-11-24 15:12:01" --tz Europe/Paris --dry-run
-  rf restore --store /var/lib/rf --until -15m --target redis://10.0.0.7:6379`,
+  rf restore --store /var/lib/rf --until -15m --target redis://10.0.0.7:6379
+  rf restore --store /var/lib/rf --until latest --out /srv/for-6.2 --layout redis6`,
   )
   .action(async (opts) => {
     const { run } = await import('./restore.js');

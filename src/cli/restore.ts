@@ -3,6 +3,7 @@ import { redisConnection } from '../config.js';
 import { openReader } from '../daemon/open-reader.js';
 import { silentLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
+import { type OutLayout, parseLayout } from '../restore/layout.js';
 import { type RestoreInto, type RestoreResult, restore } from '../restore/restore.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes } from './info.js';
@@ -24,6 +25,8 @@ export interface RestoreOptions {
   tlsKey?: string;
   serveHost?: string;
   targetTimeout: string;
+  /** redis6 | redis7: the --out layout, instead of the one the archive implies. */
+  layout?: string;
   json?: boolean;
 }
 
@@ -39,6 +42,12 @@ export async function run(options: RestoreOptions): Promise<number> {
       throw usageError(
         'say where to restore: --out <dir> or --target <redis-url> (or --dry-run to see the plan)',
         'rf restore --store DIR --until "2026-11-24T15:12:01Z" --out /tmp/restored',
+      );
+    }
+    if (options.layout !== undefined && options.out === undefined) {
+      throw usageError(
+        '--layout says how --out writes its directory; give it with --out',
+        'rf restore --store DIR --until latest --out /tmp/restored --layout redis6',
       );
     }
     const result = await restore({
@@ -65,7 +74,13 @@ export async function run(options: RestoreOptions): Promise<number> {
 }
 
 function into(options: RestoreOptions): RestoreInto {
-  if (options.out !== undefined) return { kind: 'dir', dir: options.out };
+  if (options.out !== undefined) {
+    return {
+      kind: 'dir',
+      dir: options.out,
+      ...(options.layout === undefined ? {} : { layout: parseLayout(options.layout) }),
+    };
+  }
   const url = options.target!;
   const { endpoint, tlsOptions } = redisConnection(url, options);
   return {
@@ -87,11 +102,7 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
     r.into === null
       ? null
       : r.into.kind === 'dir'
-        ? {
-            kind: 'dir' as const,
-            dir: r.into.dir,
-            command: `redis-server --dir ${shellQuote(r.into.dir)} --appendonly yes`,
-          }
+        ? { ...r.into, command: bootCommand(r.into.dir, r.into.layout) }
         : r.into;
   const result = {
     ok: true,
@@ -158,13 +169,26 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
   if (into === null) {
     out.line('nothing written (--dry-run)');
   } else if (into.kind === 'dir') {
-    out.line(`wrote ${into.dir} in ${result.seconds.toFixed(1)} s; start it with:`);
+    const form = into.layout === 'redis6' ? 'a Redis 6 appendonly.aof' : 'a Redis 7 appendonlydir';
+    out.line(
+      `wrote ${into.dir} (${form}: ${into.layoutReason}) in ${result.seconds.toFixed(1)} s; start it with:`,
+    );
     out.line(`  ${into.command}`);
   } else {
     out.line(
       `loaded ${into.url} in ${result.seconds.toFixed(1)} s; it is a standalone master again`,
     );
   }
+}
+
+/**
+ * Both layouts boot with --appendonly yes. A Redis 6 appendonly.aof starting with an RDB
+ * preamble loads whatever aof-use-rdb-preamble says; it is named so that the rewrites the
+ * restored server makes keep the same form.
+ */
+function bootCommand(dir: string, layout: OutLayout): string {
+  const command = `redis-server --dir ${shellQuote(dir)} --appendonly yes`;
+  return layout === 'redis6' ? `${command} --aof-use-rdb-preamble yes` : command;
 }
 
 function shellQuote(s: string): string {

@@ -3,6 +3,7 @@ import { AofArchive } from '../store/chunks.js';
 import type { KvReader } from '../store/store.js';
 import { type AofCut, aofReplay, planAofRestore, readAofBase } from './aof-source.js';
 import { checkBase, emptyRdb, readBase } from './base-file.js';
+import type { LayoutEvidence } from './layout.js';
 import { planRestore } from './locate.js';
 import type { DroppedTransaction } from './plan.js';
 import { emptyStats, type ReplayStats, replayFrames } from './replay.js';
@@ -25,6 +26,8 @@ export interface Prepared {
   dropped: () => DroppedTransaction | null;
   progress: () => { done: number; total: number };
   stats: ReplayStats;
+  /** What the record says about the server it came from, for the --out layout. */
+  layout: Omit<LayoutEvidence, 'server'>;
 }
 
 async function* concat(...parts: AsyncIterable<Buffer>[]): AsyncIterable<Buffer> {
@@ -64,6 +67,7 @@ export async function prepareStream(
       total: Math.max(1, plan.cut.offset - plan.fromOffset),
     }),
     stats,
+    layout: { rdbVersion: plan.base.rdbVersion, aofFiles: null },
   };
 }
 
@@ -98,6 +102,14 @@ export async function prepareAof(kv: KvReader, name: string, target: number): Pr
     dropped: () => cut.dropped,
     progress: () => ({ done: stats.offset, total: Math.max(1, total) }),
     stats,
+    // Redis 6 writes one appendonly.aof, an RDB preamble in front of its commands.
+    layout: {
+      rdbVersion: null,
+      aofFiles:
+        plan.base.format === 'rdb-preamble' || plan.files.some((f) => f.kind === 'single')
+          ? 'single'
+          : 'multi-part',
+    },
   };
 }
 

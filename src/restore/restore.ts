@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Archive } from '../store/archive.js';
 import type { KvReader } from '../store/store.js';
 import { type ResolvedTime, resolveTime } from '../time.js';
+import { chooseLayout, type OutLayout } from './layout.js';
 import type { DroppedTransaction } from './plan.js';
 import {
   chooseFrom,
@@ -21,7 +22,8 @@ import { loadTarget, type TargetOptions } from './write-target.js';
 
 /** Where a restore writes; `null` in {@link RestoreOptions.into} is a dry run. */
 export type RestoreInto =
-  | { kind: 'dir'; dir: string }
+  /** `layout` overrides the one the archive implies (--layout). */
+  | { kind: 'dir'; dir: string; layout?: OutLayout }
   /** `url` is what the report names the target by: redacted of any password. */
   | { kind: 'target'; target: TargetOptions; url: string };
 
@@ -66,7 +68,10 @@ export interface RestoreResult {
   };
   lastWrite: { offset: number; time: number; command: string } | null;
   dropped: DroppedTransaction | null;
-  into: { kind: 'dir'; dir: string } | { kind: 'target'; url: string } | null;
+  into:
+    | { kind: 'dir'; dir: string; layout: OutLayout; layoutReason: string }
+    | { kind: 'target'; url: string }
+    | null;
 }
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
@@ -84,6 +89,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       ...(latest === undefined ? {} : { latest }),
     });
     options.onResolved?.(until);
+    let written: { layout: OutLayout; reason: string } | null = null;
     const prepared =
       from === 'stream'
         ? await prepareStream(kv, archive, name, until.ms)
@@ -106,19 +112,41 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         if (into.kind === 'target') {
           await loadTarget(into.target, prepared.targetBase(), prepared.commands());
         } else {
-          await writeRestoreDir(path.resolve(into.dir), prepared.dirBase(), prepared.commands());
+          written = await outLayout(archive, name, prepared, into.layout);
+          await writeRestoreDir(
+            path.resolve(into.dir),
+            prepared.dirBase(),
+            prepared.commands(),
+            written.layout,
+          );
         }
       } finally {
         watch?.stop();
       }
     }
-    return result(options, until, prepared);
+    return result(options, until, prepared, written);
   } finally {
     await kv.close();
   }
 }
 
-function result(options: RestoreOptions, until: ResolvedTime, p: Prepared): RestoreResult {
+/** The layout the restored server loads: the record's base, else the server recorded at capture. */
+async function outLayout(
+  archive: Archive,
+  name: string,
+  prepared: Prepared,
+  override: OutLayout | undefined,
+): Promise<{ layout: OutLayout; reason: string }> {
+  const server = (await archive.source(name))?.server ?? null;
+  return chooseLayout({ ...prepared.layout, server }, override);
+}
+
+function result(
+  options: RestoreOptions,
+  until: ResolvedTime,
+  p: Prepared,
+  written: { layout: OutLayout; reason: string } | null,
+): RestoreResult {
   const { stats } = p;
   const { into } = options;
   return {
@@ -143,6 +171,11 @@ function result(options: RestoreOptions, until: ResolvedTime, p: Prepared): Rest
         ? null
         : into.kind === 'target'
           ? { kind: 'target', url: into.url }
-          : { kind: 'dir', dir: path.resolve(into.dir) },
+          : {
+              kind: 'dir',
+              dir: path.resolve(into.dir),
+              layout: written?.layout ?? 'redis7',
+              layoutReason: written?.reason ?? '',
+            },
   };
 }
