@@ -501,12 +501,6 @@ export class FrameScanner {
   }
 }
 
-/** The command name of a frame, lower-cased, as Redis compares it (case-insensitively, ASCII). */
-export function commandName(frame: CommandFrame): string {
-  const first = frame.args[0];
-  return first === undefined ? '' : first.toString('latin1').toLowerCase();
-}
-
 function describeByte(byte: number | undefined): string {
   if (byte === undefined) return 'end of input';
   const hex = `0x${byte.toString(16).padStart(2, '0')}`;

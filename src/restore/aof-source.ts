@@ -8,7 +8,7 @@ import {
   type AofChunkMeta,
   type AofFileRecord,
 } from '../store/chunks.js';
-import { nameOf } from '../store/commands.js';
+import { CommandState, Kind, kindOf, nameOf } from '../store/commands.js';
 import type { KvReader } from '../store/store.js';
 import { isoUtc } from '../time.js';
 import type { DroppedTransaction } from './plan.js';
@@ -159,7 +159,8 @@ export interface AofCut {
 
 /**
  * The commands after the base up to the target time, annotations left out, as RESP bytes. A
- * MULTI is held back until its EXEC: one the cut would split is dropped and reported in `cut`.
+ * MULTI is held back until its EXEC: one the cut would split, or the archive ends inside, is
+ * dropped and reported in `cut`.
  */
 export async function* aofReplay(
   kv: KvReader,
@@ -170,10 +171,13 @@ export async function* aofReplay(
   const archive = new AofArchive(kv);
   const limitTs = Math.floor(plan.target / 1000);
   let ts: number | null = null;
+  // The same transaction tracking as the stream's cut (plan.ts), on the AOF's byte positions.
+  const state = new CommandState(0, null);
   let held: Buffer[] | null = null;
-  let heldCommands = 0;
+  let queued = 0;
   let multiTime: number | null = null;
-  let multiAt = 0;
+  // Set when the target time stops the replay; otherwise it ran to the end of what is archived.
+  let stoppedByTarget = false;
   files: for (const f of plan.files) {
     const scanner = new FrameScanner({ annotations: true, startAt: f.chunkStart });
     // Chunks of a file join up and reach what its record says was captured: a hole is damage.
@@ -193,7 +197,10 @@ export async function* aofReplay(
       if (chunk.start >= f.capturedEnd) break;
       if (chunk.start !== at) throw hole(chunk.start);
       at = chunk.end;
-      if (plan.precision === 'chunk' && chunk.capturedAt > plan.target) break files;
+      if (plan.precision === 'chunk' && chunk.capturedAt > plan.target) {
+        stoppedByTarget = true;
+        break files;
+      }
       const bytes = await archive.readChunk(plan.source, chunk);
       const out: Buffer[] = [];
       for (const frame of scanner.push(bytes)) {
@@ -202,37 +209,38 @@ export async function* aofReplay(
           if (m) ts = Number(m[1]);
           if (plan.precision === 'second' && ts !== null && ts > limitTs) {
             if (out.length > 0) yield flush(out, stats);
+            stoppedByTarget = true;
             break files;
           }
           continue;
         }
-        const name = nameOf(frame.args[0]);
+        const kind = kindOf(frame.args[0]);
         const time = ts === null ? chunk.capturedAt : ts * 1000;
-        if (name === 'multi') {
+        state.applyKind(kind, frame.args, frame.start);
+        if (kind === Kind.multi) {
           held = [frame.bytes];
-          heldCommands = 0;
+          queued = 0;
           multiTime = time;
-          multiAt = frame.start;
           continue;
         }
         if (held !== null) {
           held.push(frame.bytes);
-          if (name !== 'exec') {
-            heldCommands++;
+          if (kind !== Kind.exec) {
+            if (kind === Kind.write) queued++;
             continue;
           }
           out.push(...held);
           stats.commands += held.length;
-          stats.writes += heldCommands;
+          stats.writes += queued;
           stats.last = { offset: frame.start, time, command: 'exec' };
           held = null;
           continue;
         }
         out.push(frame.bytes);
         stats.commands++;
-        if (name !== 'select') {
+        if (kind === Kind.write) {
           stats.writes++;
-          stats.last = { offset: frame.start, time, command: name };
+          stats.last = { offset: frame.start, time, command: nameOf(frame.args[0]) };
         }
       }
       stats.segments++;
@@ -241,12 +249,12 @@ export async function* aofReplay(
     }
     if (at < f.capturedEnd) throw hole(f.capturedEnd);
   }
-  if (held !== null) {
+  if (held !== null && state.multiAt !== null) {
     cut.dropped = {
-      multiAt,
+      multiAt: state.multiAt,
       time: multiTime,
-      commands: heldCommands,
-      reason: 'target-inside-transaction',
+      commands: queued,
+      reason: stoppedByTarget ? 'target-inside-transaction' : 'open-at-archive-end',
     };
   }
   if (stats.commands === 0)

@@ -1,11 +1,8 @@
-/** What the archive needs to know about a stream command, from its name. */
-
-/** Entries that move the offset but change no data: heartbeats and replication chatter. */
-const NOT_WRITES = new Set(['ping', 'replconf', 'publish', 'spublish', 'select', 'multi', 'exec']);
-
-export function isWrite(name: string): boolean {
-  return !NOT_WRITES.has(name);
-}
+/**
+ * The one classification of commands rf makes, from the bytes of their names: what changes data,
+ * what is stream chatter, and the SELECT/MULTI/EXEC state a cut must respect. Capture, stream
+ * and AOF restore, verify and log all use it.
+ */
 
 /** Lower-cases an ASCII command name. */
 export function nameOf(arg: Buffer | undefined): string {
@@ -100,18 +97,6 @@ export class CommandState {
     public db: number,
     public multiAt: number | null,
   ) {}
-
-  apply(name: string, args: readonly Buffer[], offset: number): void {
-    const kind =
-      name === 'select'
-        ? Kind.select
-        : name === 'multi'
-          ? Kind.multi
-          : name === 'exec'
-            ? Kind.exec
-            : Kind.write;
-    this.applyKind(kind, args, offset);
-  }
 
   /** `args` is needed for SELECT only (its db); other kinds never read it. */
   applyKind(kind: Kind, args: readonly Buffer[] | (() => readonly Buffer[]), offset: number): void {

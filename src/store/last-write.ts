@@ -1,5 +1,5 @@
 import type { Archive } from './archive.js';
-import { isWrite, nameOf, parseArgs } from './commands.js';
+import { frameKind, Kind } from './commands.js';
 import type { Timeline } from './types.js';
 
 /** How far back from the end `lastWrite` looks for a segment holding a write (not a PING). */
@@ -23,7 +23,7 @@ export async function lastDataWrite(
         const { entries } = await archive.readSegment(source, seg);
         for (let i = entries.length - 1; i >= 0; i--) {
           const e = entries[i]!;
-          if (isWrite(nameOf(parseArgs(e.bytes)[0]))) return e.time;
+          if (frameKind(e.bytes) === Kind.write) return e.time;
         }
       }
       if (seg.firstTime <= t.startedAt) break;

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { isRfError } from '../../src/errors.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import {
-  commandName,
   type Frame,
   FrameScanner,
   type FrameScannerOptions,
   type ScannedFrame,
 } from '../../src/resp/frames.js';
+import { commandName } from '../../src/store/commands.js';
 
 /** Deterministic PRNG (mulberry32) so a failing random split can be replayed from its seed. */
 function prng(seed: number): () => number {
@@ -361,13 +361,13 @@ describe('commandName', () => {
     const { frames } = scan([Buffer.from('*2\r\n$6\r\nSeLeCt\r\n$1\r\n0\r\n')]);
     const frame = frames[0]!;
     if (frame.kind !== 'command') throw new Error('expected a command');
-    expect(commandName(frame)).toBe('select');
+    expect(commandName(frame.bytes)).toBe('select');
   });
 
   it('is empty for a frame without args', () => {
     const { frames } = scan([Buffer.from('*0\r\n')]);
     const frame = frames[0]!;
     if (frame.kind !== 'command') throw new Error('expected a command');
-    expect(commandName(frame)).toBe('');
+    expect(commandName(frame.bytes)).toBe('');
   });
 });
