@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
 import type tls from 'node:tls';
-import { RfError } from '../errors.js';
+import { errnoCode, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
-import { encodeCommand } from '../resp/encode.js';
-import { type Frame, FrameScanner } from '../resp/frames.js';
+import { type Served, serveTarget } from './serve-target.js';
 
 export interface TargetOptions {
   endpoint: RedisEndpoint;
@@ -24,7 +23,7 @@ export async function checkTarget(client: RedisClient): Promise<void> {
   const keyspace = await client.info('keyspace');
   const dbs = Object.entries(keyspace).filter(([k]) => /^db\d+$/.test(k));
   if (dbs.length > 0) {
-    const keys = dbs.reduce((n, [, v]) => n + Number(/keys=(\d+)/.exec(v)?.[1] ?? 0), 0);
+    const keys = keyCount(keyspace);
     throw new RfError('RF_TARGET_NOT_EMPTY', `the target ${where} already holds ${keys} keys`, {
       details: { target: where, keyspace: Object.fromEntries(dbs) },
       hint: 'restore into an empty instance (a new redis-server), or use --out DIR and boot from it',
@@ -48,12 +47,18 @@ export async function checkTarget(client: RedisClient): Promise<void> {
  * serves them as a master would (+FULLRESYNC, the RDB, then the commands), waits until the
  * target acknowledges the last byte, and detaches it with REPLICAOF NO ONE. The target keeps
  * exactly the data it was sent, with no load of its own to slow it down.
+ *
+ * Only the target is served: rf sets a one-time `masterauth` on it (and clears `masteruser`,
+ * so it sends AUTH <password>), and serves nothing to a connection that does not present it.
+ * Success is what the target itself reports (its link to rf up, its offset at the last byte),
+ * never what a peer on the port claims. Whatever fails, the target is put back (REPLICAOF NO
+ * ONE, its own masterauth and masteruser) and the error says so.
  */
 export async function loadTarget(
   options: TargetOptions,
   base: { bytes: number; chunks: AsyncIterable<Buffer> },
   incr: AsyncIterable<Buffer>,
-): Promise<{ streamBytes: number }> {
+): Promise<{ streamBytes: number; keys: number }> {
   const { endpoint, log } = options;
   const where = describeEndpoint(endpoint);
   const client = await RedisClient.connect(endpoint, {
@@ -61,154 +66,228 @@ export async function loadTarget(
     timeoutMs: Math.min(10_000, options.idleTimeoutMs),
     ...(options.tlsOptions ? { tlsOptions: options.tlsOptions } : {}),
   });
-  let server: net.Server | null = null;
+  let served: Served | null = null;
   let attached = false;
+  let saved: SavedAuth | null = null;
   try {
     await checkTarget(client);
     const host = options.serveHost ?? client.localAddress ?? '127.0.0.1';
-    const served = serveOnce(base, incr, options.idleTimeoutMs, where, log);
-    server = served.server;
-    await new Promise<void>((resolve, reject) => {
-      served.server.once('error', reject);
-      served.server.listen(0, host, () => resolve());
+    const password = randomBytes(32).toString('hex');
+    served = serveTarget(base, incr, {
+      password,
+      idleTimeoutMs: options.idleTimeoutMs,
+      where,
+      log,
     });
+    await listen(served.server, host, options.serveHost !== undefined);
     const { port } = served.server.address() as net.AddressInfo;
+    saved = await setMasterAuth(client, password, where);
     log.info({ target: where, serve: `${host}:${port}` }, 'target attaching as a replica of rf');
     await client.call('REPLICAOF', host, String(port));
     attached = true;
+    await connectedBack(served, options.idleTimeoutMs, where, `${host}:${port}`, client);
     const result = await served.done;
+    await checkLoaded(client, where, host, port, result.streamBytes);
     await client.call('REPLICAOF', 'NO', 'ONE');
     attached = false;
-    return result;
+    served.close();
+    const keys = keyCount(await client.info('keyspace'));
+    if (served.refused() > 0) {
+      log.warn(
+        { refused: served.refused() },
+        'the restore port refused connections that were not the target',
+      );
+    }
+    return { ...result, keys };
+  } catch (err) {
+    if (attached || saved !== null) {
+      const back = await putBack(client, attached, saved);
+      attached = false;
+      saved = null;
+      log.warn({ target: where, putBack: back }, 'restore failed: target put back');
+      throw withPutBack(err, where, back);
+    }
+    throw err;
   } finally {
     if (attached) await client.call('REPLICAOF', 'NO', 'ONE').catch(() => undefined);
-    server?.close();
+    if (saved !== null) await restoreMasterAuth(client, saved).catch(() => undefined);
+    served?.close();
     await client.close().catch(() => undefined);
   }
 }
 
-function serveOnce(
-  base: { bytes: number; chunks: AsyncIterable<Buffer> },
-  incr: AsyncIterable<Buffer>,
-  idleTimeoutMs: number,
+/** The target's own masterauth and masteruser, put back when the restore ends. */
+interface SavedAuth {
+  masterauth: string;
+  masteruser: string;
+}
+
+async function configGet(client: RedisClient, name: string): Promise<string> {
+  const reply = await client.call('CONFIG', 'GET', name);
+  const value = Array.isArray(reply) ? reply[1] : undefined;
+  return value === undefined || value === null ? '' : String(value);
+}
+
+/** Sets the one-time password the target must present to rf's port; its own values first. */
+async function setMasterAuth(
+  client: RedisClient,
+  password: string,
   where: string,
-  log: Logger,
-): { server: net.Server; done: Promise<{ streamBytes: number }> } {
-  let resolveDone!: (v: { streamBytes: number }) => void;
-  let rejectDone!: (e: unknown) => void;
-  const done = new Promise<{ streamBytes: number }>((res, rej) => {
-    resolveDone = res;
-    rejectDone = rej;
-  });
-  let taken = false;
-  const server = net.createServer((socket) => {
-    if (taken) {
-      socket.destroy();
-      return;
-    }
-    taken = true;
-    void converse(socket).then(resolveDone, (err: unknown) => {
-      socket.destroy();
-      rejectDone(err);
-    });
-  });
-
-  const converse = async (socket: net.Socket): Promise<{ streamBytes: number }> => {
-    // A replica sends bare newlines to its master while it loads the snapshot.
-    const scanner = new FrameScanner({ keepalives: true });
-    let acked = -1;
-    let lastProgress = Date.now();
-    let onAck: (() => void) | null = null;
-    let psync: (() => void) | null = null;
-    const psyncSeen = new Promise<void>((r) => {
-      psync = r;
-    });
-    let failure: unknown = null;
-    socket.on('error', (err) => {
-      failure ??= err;
-    });
-    socket.on('data', (chunk: Buffer) => {
-      lastProgress = Date.now();
-      let frames: Frame[];
-      try {
-        frames = scanner.push(chunk);
-      } catch (err) {
-        failure = err;
-        socket.destroy();
-        return;
-      }
-      for (const f of frames) {
-        if (f.kind !== 'command') continue;
-        const name = f.args[0]?.toString('latin1').toLowerCase();
-        const sub = f.args[1]?.toString('latin1').toLowerCase();
-        if (name === 'ping') socket.write('+PONG\r\n');
-        else if (name === 'replconf' && sub === 'ack') {
-          acked = Number(f.args[2]?.toString('latin1'));
-          onAck?.();
-        } else if (name === 'psync' || name === 'sync') psync?.();
-        else socket.write('+OK\r\n');
-      }
-    });
-    const closed = new Promise<never>((_, reject) => {
-      socket.once('close', () =>
-        reject(
-          new RfError(
-            'RF_TARGET',
-            `the target ${where} dropped the replication link during the restore${failure === null ? '' : `: ${(failure as Error).message}`}`,
-            {
-              details: { target: where },
-              hint: "check the target's log: a dataset too large for its maxmemory, or a base from a newer Redis",
-              ...(failure === null ? {} : { cause: failure }),
-            },
-          ),
-        ),
-      );
-    });
-    closed.catch(() => undefined);
-    await Promise.race([psyncSeen, closed]);
-
-    const write = async (buf: Buffer | string) => {
-      if (!socket.write(buf))
-        await Promise.race([new Promise((r) => socket.once('drain', r)), closed]);
+): Promise<SavedAuth> {
+  try {
+    const saved = {
+      masterauth: await configGet(client, 'masterauth'),
+      masteruser: await configGet(client, 'masteruser'),
     };
-    await write(`+FULLRESYNC ${randomBytes(20).toString('hex')} 0\r\n$${base.bytes}\r\n`);
-    for await (const chunk of base.chunks) await write(chunk);
-    let streamBytes = 0;
-    for await (const chunk of incr) {
-      await write(chunk);
-      streamBytes += chunk.length;
+    // An empty masteruser is none (EMPTY_STRING_IS_NULL in redis/src/config.c): plain AUTH.
+    await client.call('CONFIG', 'SET', 'masterauth', password, 'masteruser', '');
+    return saved;
+  } catch (err) {
+    throw new RfError(
+      'RF_TARGET',
+      `rf could not set a one-time masterauth on the target ${where}: ${(err as Error).message}`,
+      {
+        details: { target: where },
+        hint: 'rf restore --target authenticates the target with CONFIG SET masterauth: connect as a user allowed +config|get and +config|set, or restore with --out DIR and boot from it',
+        cause: err,
+      },
+    );
+  }
+}
+
+async function restoreMasterAuth(client: RedisClient, saved: SavedAuth): Promise<void> {
+  await client.call(
+    'CONFIG',
+    'SET',
+    'masterauth',
+    saved.masterauth,
+    'masteruser',
+    saved.masteruser,
+  );
+}
+
+/** Binds the restore port; an address that is not this host's is the operator's to fix. */
+async function listen(server: net.Server, host: string, explicit: boolean): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    const code = errnoCode(err);
+    throw new RfError(
+      explicit ? 'RF_USAGE' : 'RF_TARGET',
+      `rf cannot listen for the target on ${host}${explicit ? ' (--serve-host)' : ''}: ${code === 'EADDRNOTAVAIL' ? 'not an address of this host' : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'the name does not resolve' : (err as Error).message}`,
+      {
+        details: { serveHost: host, errno: code },
+        hint: 'give --serve-host an address of this host that the target can reach (`ip -brief address` lists them)',
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Waits for the target to authenticate and ask for PSYNC, at most `ms`. */
+async function connectedBack(
+  served: Served,
+  ms: number,
+  where: string,
+  serve: string,
+  client: RedisClient,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    const first = await Promise.race([served.attached, served.done, timedOut]);
+    if (first !== 'timeout') return;
+  } finally {
+    clearTimeout(timer);
+  }
+  const replication = await client.info('replication').catch(() => ({}) as Record<string, string>);
+  throw new RfError(
+    'RF_TIMEOUT',
+    `the target ${where} did not connect back to rf at ${serve} within ${ms} ms`,
+    {
+      details: {
+        target: where,
+        serve,
+        masterLinkStatus: replication.master_link_status,
+        refusedConnections: served.refused(),
+      },
+      hint: `the target must reach ${serve}: check the firewall and routing from the target to this host, or give --serve-host an address of this host it can reach; the target's log says what it tried`,
+    },
+  );
+}
+
+/** Success as the target reports it: linked to rf's port, at the last byte served. */
+async function checkLoaded(
+  client: RedisClient,
+  where: string,
+  host: string,
+  port: number,
+  streamBytes: number,
+): Promise<void> {
+  const r = await client.info('replication');
+  const offset = Number(r.slave_repl_offset);
+  const linked =
+    r.role === 'slave' &&
+    r.master_host === host &&
+    r.master_port === String(port) &&
+    r.master_link_status === 'up';
+  if (linked && offset >= streamBytes) return;
+  throw new RfError(
+    'RF_TARGET',
+    `the target ${where} does not report the restore loaded (role ${r.role}, master ${r.master_host}:${r.master_port}, link ${r.master_link_status}, offset ${r.slave_repl_offset} of ${streamBytes})`,
+    {
+      details: {
+        target: where,
+        serve: `${host}:${port}`,
+        offset: r.slave_repl_offset,
+        expected: streamBytes,
+      },
+      hint: "check the target's log, then restore again into an empty instance",
+    },
+  );
+}
+
+function keyCount(keyspace: Record<string, string>): number {
+  return Object.entries(keyspace)
+    .filter(([k]) => /^db\d+$/.test(k))
+    .reduce((n, [, v]) => n + Number(/keys=(\d+)/.exec(v)?.[1] ?? 0), 0);
+}
+
+/** Detaches the target and gives it back its own settings; says what was done. */
+async function putBack(
+  client: RedisClient,
+  attached: boolean,
+  saved: SavedAuth | null,
+): Promise<string> {
+  const done: string[] = [];
+  try {
+    if (attached) {
+      await client.call('REPLICAOF', 'NO', 'ONE');
+      done.push('REPLICAOF NO ONE');
     }
-    // Ask for an ACK now rather than at the target's next second.
-    await write(encodeCommand(['REPLCONF', 'GETACK', '*']));
-    const target = streamBytes;
-    await Promise.race([
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (acked >= target) {
-            clearInterval(timer);
-            resolve();
-          } else if (Date.now() - lastProgress > idleTimeoutMs) {
-            clearInterval(timer);
-            reject(
-              new RfError(
-                'RF_TIMEOUT',
-                `the target ${where} made no progress for ${idleTimeoutMs} ms (acknowledged ${acked} of ${target} bytes)`,
-                {
-                  details: { target: where, acked, expected: target },
-                  hint: "check the target's log; a very large base may need a longer --target-timeout",
-                },
-              ),
-            );
-          }
-        };
-        onAck = check;
-        const timer = setInterval(check, 200);
-      }),
-      closed,
-    ]);
-    log.debug({ acked, streamBytes }, 'target acknowledged every byte');
-    socket.end();
-    return { streamBytes };
-  };
-  return { server, done };
+    if (saved !== null) {
+      await restoreMasterAuth(client, saved);
+      done.push('its masterauth and masteruser restored');
+    }
+    return done.join(', ');
+  } catch (err) {
+    return `${done.length > 0 ? `${done.join(', ')}, then ` : ''}failed: ${(err as Error).message}; run REPLICAOF NO ONE on it`;
+  }
+}
+
+function withPutBack(err: unknown, where: string, back: string): unknown {
+  if (!(err instanceof RfError)) return err;
+  return new RfError(err.code, err.message, {
+    details: { ...err.details, targetPutBack: back },
+    hint: `${err.hint === undefined ? '' : `${err.hint}; `}the target ${where} was put back (${back})`,
+    cause: err.cause ?? err,
+  });
 }
