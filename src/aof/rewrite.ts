@@ -7,6 +7,7 @@ import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient, RedisReplyError } from '../resp/client.js';
 import { type ClockTime, nextOccurrence } from '../time.js';
 import type { AofCapture } from './capture.js';
+import { DEFAULT_REWRITE_TIMEOUT } from './defaults.js';
 
 export interface RedisTarget {
   endpoint: RedisEndpoint;
@@ -31,7 +32,6 @@ export interface RewriteResult {
   base: { name: string; bytes: number; fileNo: number };
 }
 
-const DEFAULT_TIMEOUT = 30 * 60_000;
 const doctorHint = (where: string) =>
   `run \`rf doctor --source redis://${where}\` to see the AOF settings`;
 
@@ -44,7 +44,7 @@ const doctorHint = (where: string) =>
  */
 export async function runRewriteCycle(options: RewriteOptions): Promise<RewriteResult> {
   const { capture, log } = options;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_REWRITE_TIMEOUT;
   const pollMs = options.pollMs ?? 200;
   const where = describeEndpoint(options.redis.endpoint);
   const startedAt = Date.now();

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Command, Option } from 'commander';
+import { type Command, CommanderError, type Option } from 'commander';
 import { errnoCode, RfError } from '../errors.js';
 import { redactUrl } from '../redis-url.js';
 
@@ -76,6 +76,24 @@ async function readConfig(file: string): Promise<Record<string, unknown>> {
   return doc as Record<string, unknown>;
 }
 
+/**
+ * A value from RF_* or the file goes through the option's own parser, as a flag would
+ * (options.ts): a bad one is RF_USAGE naming where it came from.
+ */
+function parsed(option: Option, text: string, from: string): unknown {
+  if (option.parseArg === undefined) return text;
+  try {
+    return option.parseArg(text, undefined);
+  } catch (err) {
+    const message = err instanceof CommanderError ? err.message : (err as Error).message;
+    throw new RfError('RF_USAGE', `${from}: ${message}`, {
+      details: { option: option.long, value: text, from },
+      hint: `correct ${from}, or give ${option.long} on the command line`,
+      cause: err,
+    });
+  }
+}
+
 /** Whether an option's value names a standing setting (so RF_* and the file may set it). */
 function standing(option: Option): boolean {
   const long = option.long?.slice(2);
@@ -102,7 +120,9 @@ export async function applyConfig(
     if (value === undefined || !unset(option.attributeName())) continue;
     cmd.setOptionValueWithSource(
       option.attributeName(),
-      option.isBoolean() ? value === '1' || value === 'true' : value,
+      option.isBoolean()
+        ? value === '1' || value === 'true'
+        : parsed(option, value, envName(option)),
       'env',
     );
   }
@@ -156,7 +176,7 @@ export async function applyConfig(
       }
       cmd.setOptionValueWithSource(
         attr,
-        option.isBoolean() ? value === true : String(value),
+        option.isBoolean() ? value === true : parsed(option, String(value), `${key} in ${file}`),
         'config',
       );
     }

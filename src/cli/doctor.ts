@@ -1,16 +1,15 @@
-import { type Command, Option } from 'commander';
 import type { Check, FixOutcome } from '../aof/settings.js';
 import { redisConnection } from '../config.js';
 import { describeEndpoint, redactUrl } from '../redis-url.js';
 import type { RedisClient } from '../resp/client.js';
-import { parseDuration } from '../time.js';
 import { out, reportError } from './output.js';
 
 export interface DoctorOptions {
   source: string;
   fix?: boolean;
   rfUser: string;
-  reconnectWindow: string;
+  /** In ms, as options.ts parsed it. */
+  reconnectWindow: number;
   passwordFile?: string;
   tlsCa?: string;
   tlsCert?: string;
@@ -42,7 +41,7 @@ export async function run(options: DoctorOptions): Promise<number> {
   let client: RedisClient | null = null;
   try {
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
-    const reconnectWindowMs = parseDuration(options.reconnectWindow, { bareUnit: 's' });
+    const reconnectWindowMs = options.reconnectWindow;
     client = await RedisClient.connect(endpoint, {
       timeoutMs: 10_000,
       name: 'rf-doctor',
@@ -111,50 +110,4 @@ export async function run(options: DoctorOptions): Promise<number> {
   } finally {
     await client?.close().catch(() => undefined);
   }
-}
-
-/** Adds `rf doctor` to the program (main.ts calls this). */
-export function registerDoctor(program: Command): Command {
-  return program
-    .command('doctor')
-    .description(
-      'check and explain the Redis settings rf relies on; --fix applies what CONFIG SET can',
-    )
-    .addOption(
-      new Option(
-        '--source <redis-url>',
-        'the Redis to check, redis://[user[:password]@]host:port (also RF_SOURCE, REDIS_URL); log in as an admin',
-      ).default('redis://127.0.0.1:6379'),
-    )
-    .option(
-      '--fix',
-      'apply the fixes with CONFIG SET, then CONFIG REWRITE if the server has a config file',
-    )
-    .option('--rf-user <name>', 'the ACL user rf logs in as', 'rf')
-    .option(
-      '--reconnect-window <duration>',
-      'how long a disconnect rf listen should resume from without a full sync (sizes repl-backlog-size)',
-      '60s',
-    )
-    .option('--password-file <file>', 'the password, from the first line of this file')
-    .option('--tls-ca <file>', 'CA certificate for rediss://')
-    .option('--tls-cert <file>', 'client certificate for rediss://')
-    .option('--tls-key <file>', 'client key for rediss://')
-    .addOption(new Option('--json', 'machine-readable output'))
-    .addHelpText(
-      'after',
-      `
-Checks: appendonly yes; auto-aof-rewrite-percentage 0 (only rf rewrites); aof-timestamp-enabled yes;
-repl-backlog-size for the reconnect window at the write rate measured now; client-output-buffer-limit
-replica; an ACL user with only what rf needs (the exact ACL SETUSER line is printed).
-Exit 0 when all is well, 1 when something needs attention, 3 when the Redis cannot be reached.
-
-Examples:
-  rf doctor --source redis://127.0.0.1:6379
-  RF_PASSWORD=secret rf doctor --source redis://admin@redis-1:6379 --fix
-  rf doctor --source redis://127.0.0.1:6379 --reconnect-window 5m --json | jq '.checks[] | select(.status != "ok")'`,
-    )
-    .action(async (opts: DoctorOptions) => {
-      process.exitCode = await run(opts);
-    });
 }

@@ -1,16 +1,9 @@
 import { parseListen } from '../aof/index.js';
-import {
-  parseBytes,
-  parseWholeNumber,
-  readOptionFile,
-  readSecretFile,
-  redisConnection,
-} from '../config.js';
+import { readOptionFile, readSecretFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
-import { parseDuration } from '../time.js';
 import { reportError } from './output.js';
 
 export interface ListenOptions {
@@ -21,19 +14,20 @@ export interface ListenOptions {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
-  segmentSize: string;
-  flushInterval: string;
-  replTimeout: string;
-  connectTimeout: string;
+  /** Sizes in bytes and durations in ms, as options.ts parsed them; null turns a feature off. */
+  segmentSize: number;
+  flushInterval: number;
+  replTimeout: number;
+  connectTimeout: number;
   logLevel: string;
-  baseEvery: string;
+  baseEvery: number | null;
   metrics?: string;
-  retain: string;
+  retain: number | null;
   aofDir?: string;
-  chunkSize: string;
-  chunkPause: string;
+  chunkSize: number;
+  chunkPause: number;
   rewriteAt: string;
-  rewriteTimeout: string;
+  rewriteTimeout: number;
   tz?: string;
   ingest?: string;
   ingestTokenFile?: string;
@@ -59,26 +53,26 @@ export async function run(options: ListenOptions): Promise<number> {
         ...(tlsOptions ? { tlsOptions } : {}),
         store: options.store,
         name: options.name,
-        connectTimeoutMs: parseWholeNumber('--connect-timeout', options.connectTimeout, 1),
-        readTimeoutMs: parseWholeNumber('--repl-timeout', options.replTimeout, 1),
-        maxSegmentBytes: parseBytes('--segment-size', options.segmentSize),
-        flushIntervalMs: parseWholeNumber('--flush-interval', options.flushInterval, 1),
+        connectTimeoutMs: options.connectTimeout,
+        readTimeoutMs: options.replTimeout,
+        maxSegmentBytes: options.segmentSize,
+        flushIntervalMs: options.flushInterval,
         ackIntervalMs: 1000,
         listeningPort: 0,
-        baseEveryMs: options.baseEvery === 'off' ? null : parseDuration(options.baseEvery),
+        baseEveryMs: options.baseEvery,
         ...(options.metrics === undefined
           ? {}
           : { metrics: parseListen('--metrics', options.metrics) }),
-        retainMs: options.retain === 'forever' ? null : parseDuration(options.retain),
+        retainMs: options.retain,
         ...(options.aofDir === undefined
           ? {}
           : {
               aof: {
                 dir: options.aofDir,
-                chunkSize: parseBytes('--chunk-size', options.chunkSize),
-                chunkPauseMs: parseDuration(options.chunkPause, { bareUnit: 'ms' }),
+                chunkSize: options.chunkSize,
+                chunkPauseMs: options.chunkPause,
                 rewriteAt: options.rewriteAt,
-                rewriteTimeoutMs: parseDuration(options.rewriteTimeout),
+                rewriteTimeoutMs: options.rewriteTimeout,
                 ...(options.tz === undefined ? {} : { tz: options.tz }),
               },
             }),

@@ -11,7 +11,7 @@ import {
   type ResolvedTime,
   resolveTime,
 } from '../time.js';
-import { out, reportError, usageError } from './output.js';
+import { out, reportError } from './output.js';
 
 export interface LogOptions {
   store: string;
@@ -19,7 +19,7 @@ export interface LogOptions {
   since?: string;
   until?: string;
   key?: string;
-  db?: string;
+  db?: number;
   command?: string;
   tz?: string;
   json?: boolean;
@@ -121,16 +121,7 @@ export async function run(options: LogOptions): Promise<number> {
 function parseFilter(options: LogOptions): LogFilter {
   const filter: LogFilter = {};
   if (options.key !== undefined) filter.key = Buffer.from(options.key, 'utf8');
-  if (options.db !== undefined) {
-    const db = Number(options.db);
-    if (!/^\d+$/.test(options.db) || !Number.isSafeInteger(db)) {
-      throw usageError(
-        `--db takes a database number, got ${JSON.stringify(options.db)}`,
-        'for example --db 0',
-      );
-    }
-    filter.db = db;
-  }
+  if (options.db !== undefined) filter.db = options.db;
   if (options.command !== undefined) filter.command = options.command.toLowerCase();
   return filter;
 }

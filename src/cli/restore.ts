@@ -24,7 +24,8 @@ export interface RestoreOptions {
   tlsCert?: string;
   tlsKey?: string;
   serveHost?: string;
-  targetTimeout: string;
+  /** In ms, as options.ts parsed it. */
+  targetTimeout: number;
   /** redis6 | redis7: the --out layout, instead of the one the archive implies. */
   layout?: string;
   json?: boolean;
@@ -90,7 +91,7 @@ function into(options: RestoreOptions): RestoreInto {
       endpoint,
       ...(tlsOptions ? { tlsOptions } : {}),
       ...(options.serveHost !== undefined ? { serveHost: options.serveHost } : {}),
-      idleTimeoutMs: Number(options.targetTimeout),
+      idleTimeoutMs: options.targetTimeout,
       log: silentLogger(),
     },
   };

@@ -1,11 +1,8 @@
-import { type Command, Option } from 'commander';
 import { DEFAULT_REWRITE_AT } from '../aof/defaults.js';
 import type { AofHandle } from '../aof/index.js';
-import { parseBytes, readOptionFile, readSecretFile, redisConnection } from '../config.js';
+import { readOptionFile, readSecretFile, redisConnection } from '../config.js';
 import { isRfError, RfError } from '../errors.js';
 import { redactUrl } from '../redis-url.js';
-import { isValidSourceName } from '../store/keys.js';
-import { parseDuration } from '../time.js';
 import { out, reportError } from './output.js';
 
 export interface ShipOptions {
@@ -14,8 +11,9 @@ export interface ShipOptions {
   name: string;
   token?: string;
   tokenFile?: string;
-  chunkSize: string;
-  chunkPause: string;
+  /** Bytes and ms, as options.ts parsed them. */
+  chunkSize: number;
+  chunkPause: number;
   /** The Redis whose AOF this is: checked for appendonly, and sent BGREWRITEAOF at --rewrite-at. */
   source?: string;
   passwordFile?: string;
@@ -25,7 +23,7 @@ export interface ShipOptions {
   /** CA of an https receiver. */
   toCa?: string;
   rewriteAt?: string;
-  rewriteTimeout: string;
+  rewriteTimeout: number;
   tz?: string;
   logLevel: string;
   json?: boolean;
@@ -52,20 +50,10 @@ export async function run(options: ShipOptions): Promise<number> {
   const began = Date.now();
   let handle: AofHandle;
   try {
-    if (!isValidSourceName(options.name)) {
-      throw new RfError(
-        'RF_USAGE',
-        `--name ${JSON.stringify(options.name)} is not a valid source name`,
-        {
-          details: { name: options.name },
-          hint: 'letters, digits, dot, dash and underscore, up to 64, starting with a letter or digit',
-        },
-      );
-    }
     const token = readToken(options, env);
-    const chunkSize = parseBytes('--chunk-size', options.chunkSize);
-    const chunkPauseMs = parseDuration(options.chunkPause, { bareUnit: 'ms' });
-    const rewriteTimeoutMs = parseDuration(options.rewriteTimeout, { bareUnit: 'ms' });
+    const chunkSize = options.chunkSize;
+    const chunkPauseMs = options.chunkPause;
+    const rewriteTimeoutMs = options.rewriteTimeout;
     const redis = options.source === undefined ? undefined : redisTarget(options);
     const sink = new HttpSink({
       url: options.to,
@@ -167,69 +155,4 @@ function readToken(options: ShipOptions, env: NodeJS.ProcessEnv): string {
 
 function redisTarget(options: ShipOptions) {
   return { ...redisConnection(options.source!, options), url: options.source! };
-}
-
-/** Adds `rf ship` to the program (main.ts calls this). */
-export function registerShip(program: Command): Command {
-  return program
-    .command('ship')
-    .description(
-      'follow a Redis’s append-only files on its host and push them, in checksummed chunks, to rf listen --ingest',
-    )
-    .requiredOption(
-      '--aof-dir <dir>',
-      'the Redis `dir` (CONFIG GET dir) or its appendonlydir; a Redis 6 appendonly.aof works too',
-    )
-    .requiredOption(
-      '--to <url>',
-      'the receiver: http(s)://host:port of an `rf listen --ingest host:port`',
-    )
-    .option('--name <source>', 'name of this source in the receiver’s store', 'default')
-    .option(
-      '--token <t>',
-      'bearer token of the receiver (prefer --token-file or RF_TOKEN: argv is visible to other users)',
-    )
-    .option('--token-file <file>', 'read the bearer token from the first line of this file')
-    .option(
-      '--chunk-size <bytes>',
-      'largest chunk, cut on command boundaries (k, m, g suffixes)',
-      '1m',
-    )
-    .option(
-      '--chunk-pause <ms>',
-      'pause between two sends, to spread disk and network load (250ms, 1s)',
-      '0',
-    )
-    .option(
-      '--source <redis-url>',
-      'the Redis itself: checks appendonly and runs the rewrite cycle (BGREWRITEAOF)',
-    )
-    .option('--password-file <file>', 'the Redis password, from the first line of this file')
-    .option('--tls-ca <file>', 'CA certificate for a rediss:// source')
-    .option('--tls-cert <file>', 'client certificate for a rediss:// source')
-    .option('--tls-key <file>', 'client key for a rediss:// source')
-    .option('--to-ca <file>', 'CA certificate of an https receiver')
-    .option(
-      '--rewrite-at <HH:MM|off>',
-      `daily AOF rewrite cycle, local time (default ${DEFAULT_REWRITE_AT} with --source, else off)`,
-    )
-    .option('--rewrite-timeout <duration>', 'longest a rewrite cycle step may take', '30m')
-    .option('--tz <zone>', 'IANA time zone of --rewrite-at (default: this machine)')
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .addOption(new Option('--json', 'machine-readable summary on stdout; logs go to stderr'))
-    .addHelpText(
-      'after',
-      `
-Examples:
-  RF_TOKEN=$(cat /etc/rf/token) rf ship --aof-dir /var/lib/redis --to http://backup-1:7379 --name cache
-  rf ship --aof-dir /var/lib/redis/appendonlydir --to https://backup-1:7379 --to-ca /etc/rf/ca.pem \\
-      --token-file /etc/rf/token --name cache --chunk-size 256k --chunk-pause 100ms \\
-      --source redis://127.0.0.1:6379 --rewrite-at 03:30
-
-With --chunk-size S and --chunk-pause P, rf ship reads and sends at most S bytes every P.
-The receiver runs: rf listen ... --ingest 0.0.0.0:7379 --ingest-token-file /etc/rf/token`,
-    )
-    .action(async (opts: ShipOptions) => {
-      process.exitCode = await run(opts);
-    });
 }

@@ -52,11 +52,12 @@ describe('configuration', () => {
       RF_NAME: 'from-env',
       RF_STORE: undefined,
     });
-    expect(config['segment-size']).toEqual({ value: '8m', source: 'cli' });
+    // Values are shown as rf reads them: bytes and milliseconds, from whichever source.
+    expect(config['segment-size']).toEqual({ value: 8 * 1024 * 1024, source: 'cli' });
     expect(config.name).toEqual({ value: 'from-env', source: 'env' });
     expect(config.store).toEqual({ value: '/srv/rf-from-file', source: 'config' });
-    expect(config['base-every']).toEqual({ value: '6h', source: 'config' });
-    expect(config['flush-interval']).toEqual({ value: '100', source: 'default' });
+    expect(config['base-every']).toEqual({ value: 6 * 3600_000, source: 'config' });
+    expect(config['flush-interval']).toEqual({ value: 100, source: 'default' });
     expect(config.source).toEqual({ value: 'redis://rf:***@10.0.0.1:6379', source: 'config' });
     expect(raw).not.toContain('file-secret');
   });
@@ -79,6 +80,17 @@ describe('configuration', () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('RF_USAGE');
     expect(res.stderr).toContain('segmnet-size');
+  });
+
+  it('a bad value from the environment or the file is RF_USAGE naming where it came from', async () => {
+    const env = await rf(['listen', '--print-config'], { env: { RF_CHUNK_SIZE: 'lots' } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain('RF_USAGE: RF_CHUNK_SIZE: --chunk-size takes a positive size');
+    const bad = path.join(dir, 'bad-value.yaml');
+    await writeFile(bad, 'listen:\n  flush-interval: soon\n');
+    const res = await rf(['listen', '--print-config', '--config', bad]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`RF_USAGE: flush-interval in ${bad}: --flush-interval "soon"`);
   });
 
   it('a file that is not YAML is refused', async () => {

@@ -36,7 +36,7 @@ async function runDoctor(source: string, fix = false): Promise<{ exit: number; r
       source,
       fix,
       rfUser: 'rf',
-      reconnectWindow: '60s',
+      reconnectWindow: 60_000,
       json: true,
       sampleMs: 100,
     });
@@ -155,7 +155,7 @@ describe('rf doctor', () => {
     const exit = await doctor({
       source: `redis://127.0.0.1:${port}`,
       rfUser: 'rf',
-      reconnectWindow: '60s',
+      reconnectWindow: 60_000,
       sampleMs: 100,
     });
     expect(exit).toBe(3);
