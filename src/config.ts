@@ -37,8 +37,13 @@ export function redisConnection(
   url: string,
   flags: ConnectionFlags,
 ): { endpoint: RedisEndpoint; tlsOptions?: tls.ConnectionOptions } {
-  const endpoint = parseRedisUrl(url);
-  if (flags.passwordFile !== undefined) endpoint.password = readPasswordFile(flags.passwordFile);
+  // The file is read first: `redis://rf@host` with --password-file names the user, the file
+  // its password (rf.example.yaml and the systemd unit start rf this way).
+  const endpoint = parseRedisUrl(
+    url,
+    process.env,
+    flags.passwordFile === undefined ? {} : { password: readPasswordFile(flags.passwordFile) },
+  );
   const tlsOptions: tls.ConnectionOptions = {};
   if (flags.tlsCa) tlsOptions.ca = readOptionFile('--tls-ca', flags.tlsCa);
   if (flags.tlsCert) tlsOptions.cert = readOptionFile('--tls-cert', flags.tlsCert);

@@ -21,7 +21,12 @@ const DEFAULT_PORT = 6379;
  * wins. User and password are percent-decoded, so a password holding `@` or `:` is written `%40`,
  * `%3A`.
  */
-export function parseRedisUrl(url: string, env: NodeJS.ProcessEnv = process.env): RedisEndpoint {
+export function parseRedisUrl(
+  url: string,
+  env: NodeJS.ProcessEnv = process.env,
+  /** A password from elsewhere (`--password-file`): it is the one used, whatever the URL holds. */
+  given: { password?: string } = {},
+): RedisEndpoint {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -67,7 +72,8 @@ export function parseRedisUrl(url: string, env: NodeJS.ProcessEnv = process.env)
 
   const username = decodeSafely(parsed.username);
   let password = decodeSafely(parsed.password);
-  if (password === '' && env.RF_PASSWORD !== undefined && env.RF_PASSWORD !== '') {
+  if (given.password !== undefined) password = given.password;
+  else if (password === '' && env.RF_PASSWORD !== undefined && env.RF_PASSWORD !== '') {
     password = env.RF_PASSWORD;
   }
   if (username !== '' && password === '') {
@@ -79,7 +85,7 @@ export function parseRedisUrl(url: string, env: NodeJS.ProcessEnv = process.env)
       `the Redis URL ${JSON.stringify(shown)} names a user but no password`,
       {
         details: { url: shown },
-        hint: 'give the password as redis://user:password@host:port, or set RF_PASSWORD',
+        hint: 'give the password with --password-file FILE, or set RF_PASSWORD, or write redis://user:password@host:port',
       },
     );
   }
