@@ -26,6 +26,7 @@ const codes = {
   RF_OUT_DIR_NOT_EMPTY: Exit.usage,
   RF_UNKNOWN_SOURCE: Exit.usage,
   RF_AOF_OFF: Exit.usage,
+  RF_RDB_UNSUPPORTED: Exit.usage,
   RF_AOF_MANIFEST: Exit.integrity,
   RF_AOF_REWRITE: Exit.unreachable,
   RF_AOF_DIVERGED: Exit.integrity,

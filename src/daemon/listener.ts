@@ -81,6 +81,8 @@ const FATAL = new Set([
   'RF_CORRUPT',
   'RF_CHECKSUM',
   'RF_STORE_LOCKED',
+  // A snapshot format rf cannot read: asking the master again brings the same one.
+  'RF_RDB_UNSUPPORTED',
 ]);
 
 /**

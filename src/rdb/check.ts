@@ -14,9 +14,10 @@
 import { createReadStream } from 'node:fs';
 import { RfError } from '../errors.js';
 import { Crc64 } from './crc64.js';
+import { RDB_HEADER_LEN, readRdbHeader } from './versions.js';
 
 /** "REDIS" + 4 digits (rdbSaveRio: snprintf(magic, sizeof(magic), "REDIS%04d", RDB_VERSION)). */
-const HEADER_LEN = 9;
+const HEADER_LEN = RDB_HEADER_LEN;
 /** RDB_OPCODE_EOF in src/rdb.h. */
 const OPCODE_EOF = 0xff;
 const CHECKSUM_LEN = 8;
@@ -144,10 +145,8 @@ export class RdbChecker {
   }
 
   #parseHeader(): number {
-    const magic = this.#header.toString('latin1', 0, 5);
-    const digits = this.#header.toString('latin1', 5, HEADER_LEN);
-    // rdbLoad rejects a version below 1 as well ("Can't handle RDB format version").
-    if (magic !== 'REDIS' || !/^\d{4}$/.test(digits) || Number(digits) < 1) {
+    const header = readRdbHeader(this.#header, this.#source);
+    if (header.kind === 'not-rdb') {
       throw new RfError(
         'RF_CORRUPT',
         `${this.#source} is not an RDB file: it starts with ${JSON.stringify(
@@ -159,7 +158,7 @@ export class RdbChecker {
         },
       );
     }
-    return Number(digits);
+    return header.version;
   }
 
   #missingEof(last: number): RfError {
