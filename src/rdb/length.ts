@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { RfError } from '../errors.js';
+import { RDB_HEADER_LEN, readRdbHeader, unknownType } from './versions.js';
 
 /**
  * Finds where an RDB that starts a file ends: the Redis 6 `appendonly.aof` with
@@ -73,6 +74,38 @@ class Cursor {
     this.pos += n;
   }
 
+  /**
+   * Skips a plain string when its length prefix is already in the buffer; false (nothing read)
+   * otherwise, or for an encoded one. Most of an RDB is such strings, and skipping them without
+   * an await per value makes the walk several times faster.
+   */
+  skipStringNow(): boolean {
+    const at = this.pos - this.bufStart;
+    if (this.pos < this.bufStart || at + 5 > this.bufEnd - this.bufStart) return false;
+    const b = this.buf[at]!;
+    const kind = b >> 6;
+    let n: number;
+    let prefix: number;
+    if (kind === 0) {
+      n = b & 0x3f;
+      prefix = 1;
+    } else if (kind === 1) {
+      n = ((b & 0x3f) << 8) | this.buf[at + 1]!;
+      prefix = 2;
+    } else if (b === 0x80) {
+      n = this.buf.readUInt32BE(at + 1);
+      prefix = 5;
+    } else return false;
+    this.skip(prefix + n);
+    return true;
+  }
+
+  /** The next byte when it is buffered, else -1 (nothing read). */
+  u8Now(): number {
+    if (this.pos < this.bufStart || this.pos >= this.bufEnd) return -1;
+    return this.buf[this.pos++ - this.bufStart]!;
+  }
+
   corrupt(why: string): RfError {
     return new RfError(
       'RF_CORRUPT',
@@ -108,13 +141,18 @@ export function startsWithRdb(head: Buffer): boolean {
  */
 export async function rdbLength(fh: FileHandle, size: number, where: string): Promise<number> {
   const c = new Cursor(fh, size, 0, where);
-  const header = (await c.bytes(9)).toString('latin1');
-  if (!header.startsWith('REDIS')) throw c.corrupt('no REDIS signature');
-  const version = Number(header.slice(5));
-  if (!Number.isInteger(version) || version < 1)
-    throw c.corrupt(`bad RDB version ${JSON.stringify(header.slice(5))}`);
+  const raw = await c.bytes(RDB_HEADER_LEN);
+  const header = readRdbHeader(raw, where);
+  if (header.kind === 'not-rdb') {
+    throw c.corrupt(
+      `no REDIS signature and RDB version: ${JSON.stringify(raw.toString('latin1'))}`,
+    );
+  }
+  const { version } = header;
   for (;;) {
-    const type = await c.u8();
+    const at = c.pos;
+    const buffered = c.u8Now();
+    const type = buffered === -1 ? await c.u8() : buffered;
     switch (type) {
       case OP_EOF:
         if (version >= 5) c.skip(8);
@@ -157,8 +195,9 @@ export async function rdbLength(fh: FileHandle, size: number, where: string): Pr
       case OP_FUNCTION_PRE_GA:
         throw c.corrupt('functions in the 7.0 release-candidate format are not supported');
       default:
-        await skipString(c); // the key
-        await skipValue(c, type);
+        if (!VALUE_TYPES.has(type)) throw unknownType(where, version, type, at);
+        if (!c.skipStringNow()) await skipString(c); // the key
+        if (type !== 0 || !c.skipStringNow()) await skipValue(c, type);
     }
   }
 }
@@ -187,6 +226,7 @@ async function length(c: Cursor): Promise<number> {
 
 /** rdbGenericLoadStringObject: raw, integer (1, 2 or 4 bytes) or LZF (clen, len, clen bytes). */
 async function skipString(c: Cursor): Promise<void> {
+  if (c.skipStringNow()) return;
   const n = await lengthOrEncoding(c);
   if (n >= 0) return c.skip(n);
   const enc = -n - 1;
@@ -222,6 +262,15 @@ async function skipModuleValue(c: Cursor): Promise<void> {
 async function times(n: number, f: () => Promise<void>): Promise<void> {
   for (let i = 0; i < n; i++) await f();
 }
+
+/**
+ * Every value type of RDB 9 to 12 (rdb.h RDB_TYPE_*; 8 has never been used). Hash-field expiry
+ * (Redis 7.4, rdb.c rdbLoadObject) brought 22 to 25; a Valkey 9 file, whose type 22 differs,
+ * never gets here: its VALKEY magic is refused first.
+ */
+const VALUE_TYPES = new Set([
+  0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+]);
 
 /** rdbLoadObject, by rdb.h RDB_TYPE_*. */
 async function skipValue(c: Cursor, type: number): Promise<void> {
@@ -263,6 +312,24 @@ async function skipValue(c: Cursor, type: number): Promise<void> {
     case 7: // MODULE_2
       await length(c);
       return skipModuleValue(c);
+    case 22: // HASH_METADATA_PRE_GA (7.4 release candidates): [absolute ttl] field value
+      return times(await length(c), async () => {
+        await length(c);
+        await skipString(c);
+        await skipString(c);
+      });
+    case 24: // HASH_METADATA: the hash's next field expiry (8 bytes), then [ttl] field value
+      c.skip(8);
+      return times(await length(c), async () => {
+        await length(c); // 0, or the field's expiry relative to the one above, plus 1
+        await skipString(c);
+        await skipString(c);
+      });
+    case 23: // HASH_LISTPACK_EX_PRE_GA: a listpack of field, value, ttl triplets
+      return skipString(c);
+    case 25: // HASH_LISTPACK_EX: the next field expiry (8 bytes), then that listpack
+      c.skip(8);
+      return skipString(c);
     case 15: // STREAM_LISTPACKS
     case 19: // STREAM_LISTPACKS_2
     case 21: // STREAM_LISTPACKS_3
@@ -270,7 +337,7 @@ async function skipValue(c: Cursor, type: number): Promise<void> {
     case 6:
       throw c.corrupt('a module value in the pre-GA format cannot be skipped without its module');
     default:
-      throw c.corrupt(`unknown value type ${type}`);
+      throw c.corrupt(`value type ${type} cannot be skipped`);
   }
 }
 

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RfError } from '../errors.js';
 import { RdbChecker } from '../rdb/check.js';
+import { rdbLength } from '../rdb/length.js';
 import { diskError } from '../store/store.js';
 import type { SocketReader } from './reader.js';
 
@@ -112,7 +113,34 @@ export async function receiveRdb(
     await fh.sync().catch((err: unknown) => {
       throw diskError(store, err, file);
     });
+    await walkSnapshot(file, total);
     return { bytes: total, sha256: hash.digest('hex'), transfer, rdbVersion: checked.version };
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Walks every value of the received snapshot (src/rdb/length.ts), so a type rf cannot read (a
+ * module's, a newer server's) is refused now, while the master can still be asked again,
+ * rather than found at restore time. The checksum has already passed: a walk that ends
+ * anywhere but at the file's end is a format rf misreads.
+ */
+async function walkSnapshot(file: string, total: number): Promise<void> {
+  const where = `the snapshot from the master (${file})`;
+  const fh = await fs.open(file, 'r');
+  try {
+    const end = await rdbLength(fh, total, where);
+    if (end !== total) {
+      throw new RfError(
+        'RF_RDB_UNSUPPORTED',
+        `${where} ends at byte ${end} by rf's reading of it, but holds ${total} bytes`,
+        {
+          details: { file, end, bytes: total },
+          hint: 'the master writes a format this rf misreads; archive it with an rf release that reads its RDB version',
+        },
+      );
+    }
   } finally {
     await fh.close();
   }
