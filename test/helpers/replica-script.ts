@@ -16,7 +16,12 @@ export const cmd = (...a: string[]) => encodeCommand(a);
  * and INFO) as a master would, until they close. Returns false for a replication connection,
  * whose first command is PING.
  */
-export async function answerPreflight(conn: FakeConn, first: string[]): Promise<boolean> {
+export async function answerPreflight(
+  conn: FakeConn,
+  first: string[],
+  /** INFO lines the fake master adds, e.g. 'redis_version:6.2.16\r\n' for INFO server. */
+  extraInfo = '',
+): Promise<boolean> {
   if (first[0]?.toUpperCase() === 'PING') return false;
   let command: string[] | null = first;
   while (command !== null) {
@@ -25,7 +30,8 @@ export async function answerPreflight(conn: FakeConn, first: string[]): Promise<
     else if (name === 'INFO') {
       // A replid no timeline has: the sampler's figures never count as proof of completeness.
       const text =
-        'role:master\r\nmaster_replid:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\n';
+        'role:master\r\nmaster_replid:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\n' +
+        extraInfo;
       await conn.write(`$${text.length}\r\n${text}\r\n`);
     } else await conn.write('+OK\r\n');
     command = await conn.readCommand(60_000).catch(() => null);
@@ -41,5 +47,10 @@ export async function handshake(conn: FakeConn, first: string[]): Promise<string
   const capa = await conn.expect('REPLCONF');
   expect(capa).toEqual(['capa', 'eof', 'capa', 'psync2']);
   await conn.write('+OK\r\n');
-  return conn.expect('PSYNC');
+  // Anything else before PSYNC (REPLCONF version, for Valkey) is answered as a master would.
+  for (;;) {
+    const next = await conn.readCommand();
+    if (next[0]?.toUpperCase() === 'PSYNC') return next.slice(1);
+    await conn.write('+OK\r\n');
+  }
 }
