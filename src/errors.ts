@@ -45,6 +45,12 @@ const codes = {
   RF_AOF_DIR: Exit.unreachable,
   RF_TARGET: Exit.unreachable,
   RF_OUT_UNWRITABLE: Exit.unreachable,
+  RF_REDIS_SERVER: Exit.unreachable,
+  RF_INTO_CONFLICT: Exit.usage,
+  RF_INTO_INTERRUPTED: Exit.unreachable,
+  RF_INTO_REFUSED: Exit.unreachable,
+  RF_VALUE_TOO_LARGE: Exit.usage,
+  RF_CLUSTER: Exit.unreachable,
   RF_CHECKSUM: Exit.integrity,
   RF_CORRUPT: Exit.integrity,
 } as const satisfies Record<string, ExitCode>;
