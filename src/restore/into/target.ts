@@ -1,0 +1,136 @@
+import type tls from 'node:tls';
+import { RfError } from '../../errors.js';
+import { describeEndpoint, type RedisEndpoint } from '../../redis-url.js';
+import { RedisClient, RedisReplyError } from '../../resp/client.js';
+import type { CommandArg } from '../../resp/encode.js';
+import { ClusterTarget } from './cluster.js';
+
+/** The commands about one key, sent in order to the node that holds it. */
+export interface KeyCommands {
+  key: Buffer;
+  commands: CommandArg[][];
+}
+
+/**
+ * Where --into writes: a standalone Redis (any db) or a Redis Cluster (db 0, routed by slot).
+ * Only ordinary commands are used, so a managed Redis or a user without REPLICAOF, PSYNC, SYNC,
+ * CONFIG or DEBUG will do.
+ */
+export interface IntoTarget {
+  readonly where: string;
+  readonly kind: 'standalone' | 'cluster';
+  /** Refuses a db the target does not have, naming it. */
+  checkDb(db: number): Promise<void>;
+  /** Keys the target holds in db (all masters of a cluster). */
+  dbSize(db: number): Promise<number>;
+  /** The replies, in order, per key; a Redis error reply is returned, not thrown. */
+  send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]>;
+  /** Every connection the target uses now: where FUNCTION commands go (each master). */
+  masters(): Promise<RedisClient[]>;
+  close(): Promise<void>;
+}
+
+export interface TargetConnection {
+  endpoint: RedisEndpoint;
+  tlsOptions?: tls.ConnectionOptions;
+  timeoutMs: number;
+}
+
+export function connectOptions(c: TargetConnection) {
+  return {
+    timeoutMs: c.timeoutMs,
+    returnBuffers: true,
+    name: 'rf-restore-into',
+    ...(c.tlsOptions === undefined ? {} : { tlsOptions: c.tlsOptions }),
+  };
+}
+
+/** A Redis error reply kept as a value: the run decides what each one means. */
+export function keepReplyError(err: unknown): unknown {
+  if (err instanceof RedisReplyError) return err;
+  throw err;
+}
+
+/** Connects and tells a cluster node (cluster_enabled:1) from a standalone instance. */
+export async function openTarget(c: TargetConnection): Promise<IntoTarget> {
+  const client = await RedisClient.connect(c.endpoint, connectOptions(c));
+  try {
+    let enabled = false;
+    try {
+      enabled = (await client.info('cluster')).cluster_enabled === '1';
+    } catch (err) {
+      // A user that may not run INFO: a managed standalone Redis is the likely case.
+      if (!(err instanceof RedisReplyError)) throw err;
+    }
+    if (enabled) {
+      client.destroy();
+      return await ClusterTarget.open(c);
+    }
+    return new StandaloneTarget(client, describeEndpoint(c.endpoint), c.endpoint.db);
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+}
+
+class StandaloneTarget implements IntoTarget {
+  readonly kind = 'standalone';
+  private db: number;
+
+  constructor(
+    private readonly client: RedisClient,
+    readonly where: string,
+    db: number,
+  ) {
+    this.db = db;
+  }
+
+  async checkDb(db: number): Promise<void> {
+    await this.select(db);
+  }
+
+  async dbSize(db: number): Promise<number> {
+    await this.select(db);
+    return Number(await this.client.call('DBSIZE'));
+  }
+
+  async send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]> {
+    const select = this.select(db);
+    const replies = items.map((item) =>
+      Promise.all(item.commands.map((args) => this.client.command(args).catch(keepReplyError))),
+    );
+    await select;
+    return Promise.all(replies);
+  }
+
+  async masters(): Promise<RedisClient[]> {
+    return [this.client];
+  }
+
+  async close(): Promise<void> {
+    await this.client.close().catch(() => undefined);
+  }
+
+  private async select(db: number): Promise<void> {
+    if (db === this.db) return;
+    // Pipelined ahead of the commands that follow it on the connection.
+    const reply = this.client.call('SELECT', String(db));
+    this.db = db;
+    try {
+      await reply;
+    } catch (err) {
+      this.db = -1;
+      if (err instanceof RedisReplyError) {
+        throw new RfError(
+          'RF_USAGE',
+          `the target ${this.where} has no database ${db}: ${err.message}`,
+          {
+            details: { target: this.where, db },
+            hint: 'leave that --db out, or restore into an instance with that many databases',
+          },
+        );
+      }
+      throw err;
+    }
+  }
+}
