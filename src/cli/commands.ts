@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { DEFAULT_REWRITE_AT } from '../aof/defaults.js';
 import { effectiveConfig } from './config-file.js';
-import { options as o, parse, valueOption } from './options.js';
+import { options as o, parse, repeatable, valueOption } from './options.js';
 import { out } from './output.js';
 
 /**
@@ -154,6 +154,36 @@ export function registerCommands(program: Command): void {
         'for --out: redis7 (appendonlydir) or redis6 (one appendonly.aof); default: from the archive',
       ).choices(['redis6', 'redis7']),
       new Option('--target <redis-url>', 'load a running, empty Redis instead'),
+      new Option(
+        '--into <redis-url>',
+        'copy selected keys into a running Redis or Redis Cluster that may hold data (RESTORE; never deletes a key)',
+      ),
+      repeatable(
+        '--key <glob>',
+        '--into: only keys matching this Redis glob (repeatable; default every key)',
+        parse.nonEmpty('--key', 'a Redis glob such as user:* or *'),
+      ),
+      repeatable(
+        '--db <n>',
+        '--into: only this database (repeatable; default every one)',
+        parse.whole('--db'),
+      ),
+      new Option(
+        '--conflict <mode>',
+        '--into: what to do with a selected key the target already holds',
+      )
+        .choices(['fail', 'skip', 'replace'])
+        .default('fail'),
+      new Option(
+        '--ttl <mode>',
+        '--into: the absolute expiry at T (keep), or the time left at T counted from now (shift)',
+      )
+        .choices(['keep', 'shift'])
+        .default('keep'),
+      new Option(
+        '--redis-server <path>',
+        '--into: the redis-server that rebuilds the state at T (default: the one on PATH)',
+      ),
       o.name('the source to restore'),
       new Option('--from <what>', 'where the writes come from')
         .choices(['stream', 'aof', 'auto'])
@@ -178,7 +208,9 @@ export function registerCommands(program: Command): void {
   rf restore --store /var/lib/rf --until "2026-11-24T15:12:01+01:00" --out /srv/restored
   rf restore --store /var/lib/rf --until "2026-11-24 15:12:01" --tz Europe/Paris --dry-run
   rf restore --store /var/lib/rf --until -15m --target redis://10.0.0.7:6379
-  rf restore --store /var/lib/rf --until latest --out /srv/for-6.2 --layout redis6`,
+  rf restore --store /var/lib/rf --until latest --out /srv/for-6.2 --layout redis6
+  rf restore --store /var/lib/rf --until "2026-11-24T15:12:00Z" --into redis://10.0.0.7:6379 \\
+     --key 'user:*' --conflict skip --dry-run`,
     run: lazy(() => import('./restore.js')),
   });
 

@@ -131,6 +131,13 @@ export function valueOption<T>(
     : option.default(defaultValue.value, defaultValue.shown);
 }
 
+/** `--flag <value>` that may be given again: every value, parsed, in order (default none). */
+export function repeatable<T>(flags: string, description: string, parseArg: Parse<T>): Option {
+  return new Option(flags, description)
+    .argParser((v: string, previous: T[] | undefined) => [...(previous ?? []), parseArg(v)])
+    .default([]);
+}
+
 export const options = {
   json: (description = 'machine-readable output') => new Option('--json', description),
   store: () => new Option('--store <dir>', 'the archive directory').default(DEFAULTS.store),

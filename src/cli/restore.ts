@@ -3,18 +3,26 @@ import { redisConnection } from '../config.js';
 import { openReader } from '../daemon/open-reader.js';
 import { silentLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
+import type { ConflictMode, TtlMode } from '../restore/into/decide.js';
 import { type OutLayout, parseLayout } from '../restore/layout.js';
 import { type RestoreInto, type RestoreResult, restore } from '../restore/restore.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes } from './info.js';
 import { out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
+import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
 export interface RestoreOptions {
   store: string;
   until: string;
   out?: string;
   target?: string;
+  into?: string;
+  key: string[];
+  db: number[];
+  conflict: ConflictMode;
+  ttl: TtlMode;
+  redisServer?: string;
   name: string;
   from: 'stream' | 'aof' | 'auto';
   tz?: string;
@@ -36,10 +44,14 @@ export async function run(options: RestoreOptions): Promise<number> {
   process.title = 'rf restore';
   const began = Date.now();
   try {
-    if (options.out !== undefined && options.target !== undefined) {
-      throw usageError('give either --out or --target, not both');
+    const given = (['out', 'target', 'into'] as const).filter((k) => options[k] !== undefined);
+    if (given.length > 1) {
+      throw usageError(
+        `give one of --out, --target and --into, not ${given.map((k) => `--${k}`).join(' and ')}`,
+      );
     }
-    if (options.out === undefined && options.target === undefined && !options.dryRun) {
+    checkIntoFlags(options);
+    if (given.length === 0 && !options.dryRun) {
       throw usageError(
         'say where to restore: --out <dir> or --target <redis-url> (or --dry-run to see the plan)',
         'rf restore --store DIR --until "2026-11-24T15:12:01Z" --out /tmp/restored',
@@ -58,7 +70,7 @@ export async function run(options: RestoreOptions): Promise<number> {
       tz: options.tz ?? machineZone(),
       now: Date.now(),
       from: options.from,
-      into: options.dryRun ? null : into(options),
+      into: options.dryRun && options.into === undefined ? null : into(options),
       // Every command that takes a time says what it understood, before it acts.
       onResolved: (until) => out.note(describeInstant(until)),
       onWrite: (read) =>
@@ -71,6 +83,8 @@ export async function run(options: RestoreOptions): Promise<number> {
     return 0;
   } catch (err) {
     return reportError(err, options.json === true);
+  } finally {
+    stopIntoProgress();
   }
 }
 
@@ -82,6 +96,7 @@ function into(options: RestoreOptions): RestoreInto {
       ...(options.layout === undefined ? {} : { layout: parseLayout(options.layout) }),
     };
   }
+  if (options.into !== undefined) return intoRunning(options, options.into);
   const url = options.target!;
   const { endpoint, tlsOptions } = redisConnection(url, options);
   return {
@@ -141,7 +156,17 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
     seconds: (Date.now() - began) / 1000,
   };
   if (options.json) {
-    out.json(result);
+    out.json(
+      r.into?.kind === 'into'
+        ? {
+            ...result,
+            written: r.into.written,
+            skipped: r.into.skipped,
+            expired: r.into.expired,
+            conflicts: r.into.conflicts,
+          }
+        : result,
+    );
     return;
   }
   const where =
@@ -167,7 +192,9 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
       `  dropped      a transaction (MULTI at ${r.from === 'stream' ? 'offset' : 'byte'} ${dropped.multiAt}${dropped.time === null ? '' : `, ${isoUtc(dropped.time)}`}, ${dropped.commands} commands): ${why}`,
     );
   }
-  if (into === null) {
+  if (into?.kind === 'into') {
+    reportInto(into, r.dryRun, result.seconds);
+  } else if (into === null) {
     out.line('nothing written (--dry-run)');
   } else if (into.kind === 'dir') {
     const form = into.layout === 'redis6' ? 'a Redis 6 appendonly.aof' : 'a Redis 7 appendonlydir';

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Archive } from '../store/archive.js';
 import type { KvReader } from '../store/store.js';
 import { type ResolvedTime, resolveTime } from '../time.js';
+import { type IntoOptions, type IntoResult, restoreInto } from './into/into.js';
 import { chooseLayout, type OutLayout } from './layout.js';
 import type { DroppedTransaction } from './plan.js';
 import {
@@ -25,7 +26,12 @@ export type RestoreInto =
   /** `layout` overrides the one the archive implies (--layout). */
   | { kind: 'dir'; dir: string; layout?: OutLayout }
   /** `url` is what the report names the target by: redacted of any password. */
-  | { kind: 'target'; target: TargetOptions; url: string };
+  | { kind: 'target'; target: TargetOptions; url: string }
+  /** Selected keys into a running Redis or cluster, through a scratch server (into/into.ts). */
+  | { kind: 'into'; options: IntoSettings; url: string };
+
+/** What `--into` takes besides the state at T, which the restore prepares. */
+export type IntoSettings = Omit<IntoOptions, 'base' | 'commands' | 'until'>;
 
 export interface RestoreOptions {
   /** Opens the archive; called once the destination is known to be usable, closed before return. */
@@ -71,6 +77,7 @@ export interface RestoreResult {
   into:
     | { kind: 'dir'; dir: string; layout: OutLayout; layoutReason: string }
     | { kind: 'target'; url: string }
+    | ({ kind: 'into'; url: string } & IntoResult)
     | null;
 }
 
@@ -101,7 +108,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       await prepared.check();
     } else {
       // The target must not receive a base that fails its checksum: check it before sending.
-      if (into.kind === 'target') await prepared.check();
+      if (into.kind !== 'dir') await prepared.check();
       const { stats } = prepared;
       const watch = options.onWrite?.(() => ({
         ...prepared.progress(),
@@ -109,6 +116,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         bytes: stats.bytes,
       }));
       try {
+        if (into.kind === 'into') {
+          const copied = await restoreInto({
+            ...into.options,
+            base: prepared.targetBase(),
+            commands: prepared.commands(),
+            until: until.ms,
+            onLoaded: () => {
+              watch?.stop();
+              into.options.onLoaded?.();
+            },
+          });
+          return {
+            ...result(options, until, prepared, null),
+            into: { ...copied, kind: 'into', url: into.url },
+          };
+        }
         if (into.kind === 'target') {
           await loadTarget(into.target, prepared.targetBase(), prepared.commands());
         } else {
@@ -150,7 +173,7 @@ function result(
   const { stats } = p;
   const { into } = options;
   return {
-    dryRun: into === null,
+    dryRun: into === null || (into.kind === 'into' && into.options.dryRun),
     source: options.name,
     from: p.from,
     precision: p.precision,
@@ -169,7 +192,7 @@ function result(
     into:
       into === null
         ? null
-        : into.kind === 'target'
+        : into.kind !== 'dir'
           ? { kind: 'target', url: into.url }
           : {
               kind: 'dir',

@@ -11,9 +11,14 @@ export interface TcpProxy {
 
 /**
  * A TCP proxy on 127.0.0.1 in front of `host:targetPort`, so a test can cut the link between rf
- * and Redis without stopping either. `pipe` carries backpressure both ways.
+ * and Redis without stopping either. `pipe` carries backpressure both ways. With
+ * `cutAfterBytes`, each connection is cut once the client has sent that many bytes.
  */
-export async function startProxy(targetPort: number, host = '127.0.0.1'): Promise<TcpProxy> {
+export async function startProxy(
+  targetPort: number,
+  host = '127.0.0.1',
+  options: { cutAfterBytes?: number } = {},
+): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let accepted = 0;
 
@@ -32,7 +37,19 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     upstream.on('error', teardown);
     downstream.on('close', teardown);
     upstream.on('close', teardown);
-    downstream.pipe(upstream);
+    const limit = options.cutAfterBytes;
+    if (limit === undefined) {
+      downstream.pipe(upstream);
+    } else {
+      // A link that fails mid-transfer: the first `limit` bytes the client sends get through.
+      let sent = 0;
+      downstream.on('data', (chunk: Buffer) => {
+        const room = limit - sent;
+        sent += chunk.length;
+        if (room > 0) upstream.write(chunk.subarray(0, room));
+        if (sent >= limit) upstream.end(() => cut());
+      });
+    }
     upstream.pipe(downstream);
   });
 

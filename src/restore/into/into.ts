@@ -36,6 +36,14 @@ export interface IntoOptions {
   redisServer?: string;
   idleTimeoutMs: number;
   log: Logger;
+  /** Counters the run keeps up to date, for a progress display. */
+  progress?: IntoProgress;
+  /** Told when the scratch server holds the state at T, before the keys are copied. */
+  onLoaded?: () => void;
+}
+
+export function emptyIntoProgress(): IntoProgress {
+  return { scanned: 0, total: 0, written: 0, skipped: 0, expired: 0 };
 }
 
 export interface IntoProgress extends ReadCounters {
@@ -48,7 +56,7 @@ export interface IntoProgress extends ReadCounters {
 
 export interface IntoResult {
   target: string;
-  kind: 'standalone' | 'cluster';
+  targetKind: 'standalone' | 'cluster';
   dbs: number[];
   /** Keys of the state at T that the selection matched. */
   matched: number;
@@ -70,10 +78,8 @@ export interface IntoResult {
  * the selected keys to a running target with DUMP and RESTORE, batch by batch. Nothing else on
  * the target changes, and no target key is ever deleted.
  */
-export async function restoreInto(
-  options: IntoOptions,
-  progress: IntoProgress,
-): Promise<IntoResult> {
+export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
+  const progress = options.progress ?? emptyIntoProgress();
   const target = await openTarget(options.target);
   let scratch: ScratchServer | null = null;
   try {
@@ -83,6 +89,7 @@ export async function restoreInto(
       log: options.log,
     });
     await scratch.load(options.base, withFreeze(options.commands), options.idleTimeoutMs);
+    options.onLoaded?.();
     const client = await scratch.connect({ returnBuffers: true, timeoutMs: options.idleTimeoutMs });
     try {
       const keyspace = await scratchKeyspace(client);
@@ -240,7 +247,7 @@ class IntoRun {
       : p.written + p.skipped + p.expired;
     return {
       target: this.target.where,
-      kind: this.target.kind,
+      targetKind: this.target.kind,
       dbs,
       matched: this.matched,
       written: p.written,

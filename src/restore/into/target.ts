@@ -99,8 +99,11 @@ class StandaloneTarget implements IntoTarget {
     const replies = items.map((item) =>
       Promise.all(item.commands.map((args) => this.client.command(args).catch(keepReplyError))),
     );
+    const all = Promise.all(replies);
+    // A connection lost under the SELECT rejects both: report it once.
+    all.catch(() => undefined);
     await select;
-    return Promise.all(replies);
+    return all;
   }
 
   async masters(): Promise<RedisClient[]> {

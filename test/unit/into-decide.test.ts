@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { uncoveredSlots } from '../../src/restore/into/cluster.js';
+import {
+  EXPIRY_MARGIN_MS,
+  expiryFor,
+  keyName,
+  restoreCommand,
+} from '../../src/restore/into/decide.js';
+import { tableSettled } from '../../src/restore/into/read.js';
+
+describe('--into decisions', () => {
+  const until = 1_000_000;
+  const now = 2_000_000;
+
+  it('keeps an absolute expiry that is still ahead, and counts one that has passed', () => {
+    expect(expiryFor(-1, 'keep', until, now)).toEqual({ kind: 'ttl', ttl: 0, absolute: false });
+    expect(expiryFor(now + 60_000, 'keep', until, now)).toEqual({
+      kind: 'ttl',
+      ttl: now + 60_000,
+      absolute: true,
+    });
+    expect(expiryFor(now - 1, 'keep', until, now).kind).toBe('expired');
+    expect(expiryFor(now + EXPIRY_MARGIN_MS, 'keep', until, now).kind).toBe('expired');
+  });
+
+  it('shifts the time left at T to start now, and counts a key already expired at T', () => {
+    expect(expiryFor(until + 5_000, 'shift', until, now)).toEqual({
+      kind: 'ttl',
+      ttl: 5_000,
+      absolute: false,
+    });
+    expect(expiryFor(until, 'shift', until, now).kind).toBe('expired');
+    expect(expiryFor(-1, 'shift', until, now)).toEqual({ kind: 'ttl', ttl: 0, absolute: false });
+  });
+
+  it('builds RESTORE with ABSTTL and REPLACE only when asked', () => {
+    const k = Buffer.from('k');
+    const v = Buffer.from('v');
+    expect(restoreCommand(k, v, { ttl: 0, absolute: false }, false)).toEqual([
+      'RESTORE',
+      k,
+      '0',
+      v,
+    ]);
+    expect(restoreCommand(k, v, { ttl: 9, absolute: true }, true)).toEqual([
+      'RESTORE',
+      k,
+      '9',
+      v,
+      'ABSTTL',
+      'REPLACE',
+    ]);
+  });
+
+  it('names binary keys with escapes', () => {
+    expect(keyName(Buffer.from('user:1'))).toBe('user:1');
+    expect(keyName(Buffer.from([0x61, 0xff, 0x00]))).toBe('a\\xff\\x00');
+  });
+
+  it('reads DEBUG HTSTATS: rehashing or under 10% full is not settled', () => {
+    const stats = (size: number, used: number, rehashing = false) =>
+      `[Dictionary HT]\nHash table 0 stats (main hash table):\n table size: ${size}\n number of elements: ${used}\n${rehashing ? 'Hash table 1 stats (rehashing target):\n' : ''}[Expires HT]\n table size: 4\n`;
+    expect(tableSettled(stats(131072, 100000))).toBe(true);
+    expect(tableSettled(stats(131072, 100000, true))).toBe(false);
+    expect(tableSettled(stats(131072, 5000))).toBe(false);
+    expect(tableSettled(stats(4, 0))).toBe(true);
+    expect(tableSettled('[Dictionary HT]\nNo stats available for empty dictionaries\n')).toBe(true);
+  });
+
+  it('lists the slot ranges nobody serves', () => {
+    const owner: Array<string | undefined> = new Array(16384).fill('a');
+    expect(uncoveredSlots(owner)).toEqual([]);
+    owner[0] = undefined;
+    for (let s = 100; s <= 200; s++) owner[s] = undefined;
+    owner[16383] = undefined;
+    expect(uncoveredSlots(owner)).toEqual([
+      [0, 0],
+      [100, 200],
+      [16383, 16383],
+    ]);
+  });
+});
