@@ -104,8 +104,9 @@ interface PendingBase {
 }
 
 interface DrainWaiter {
+  /** The file followed when the loop took the waiter up, and its size then; null until it has. */
   fileNo: number | null;
-  size: number;
+  size: number | null;
   resolve: () => void;
 }
 
@@ -214,14 +215,14 @@ export class AofCapture extends EventEmitter<AofCaptureEvents> {
    * BGREWRITEAOF so the history before the rewrite is all stored first.
    */
   async drain(): Promise<void> {
-    const current = this.files.at(-1);
-    const size = current === undefined ? 0 : (await current.fh.stat()).size;
+    if (this.loop === null || this.stopping) return;
     this.draining++;
     try {
       await new Promise<void>((resolve, reject) => {
-        this.drainWaiters.push({ fileNo: current?.record.fileNo ?? null, size, resolve });
+        // Sized by the loop on its next turn (sizeDrains), not here: the loop alone stats and
+        // closes the files it follows, so a drain never reads a handle finishStep is closing.
+        this.drainWaiters.push({ fileNo: null, size: null, resolve });
         this.loop?.catch(reject);
-        this.checkDrains();
       });
     } finally {
       this.draining--;
@@ -610,8 +611,10 @@ export class AofCapture extends EventEmitter<AofCaptureEvents> {
     if (this.lastIncrSeq === 0 || seq <= this.lastIncrSeq + 1) return;
     for (let missed = this.lastIncrSeq + 1; missed < seq; missed++) {
       const name = `${this.manifest?.incrs[0]?.name.replace(/\.\d+\.incr\.aof$/, '') ?? 'appendonly.aof'}.${missed}.incr.aof`;
+      // A number of its own, as the file would have had: under the next file's number the gaps
+      // of two missed files would share one key, and one would be lost.
       const gap: AofGap = {
-        fileNo: this.nextFileNo,
+        fileNo: this.nextFileNo++,
         file: name,
         start: 0,
         end: null,
@@ -651,6 +654,7 @@ export class AofCapture extends EventEmitter<AofCaptureEvents> {
       while (!this.stopping) {
         try {
           await this.refresh();
+          await this.sizeDrains();
           const worked = await this.step();
           this.checkDrains();
           if (worked) {
@@ -968,10 +972,21 @@ export class AofCapture extends EventEmitter<AofCaptureEvents> {
     return total;
   }
 
+  /** Gives new drain waiters the current file and its size now; run by the loop between steps. */
+  private async sizeDrains(): Promise<void> {
+    for (const w of this.drainWaiters) {
+      if (w.size !== null) continue;
+      const current = this.files.at(-1);
+      w.fileNo = current?.record.fileNo ?? null;
+      w.size = current === undefined ? 0 : (await current.fh.stat()).size;
+    }
+  }
+
   private checkDrains(): void {
     if (this.drainWaiters.length === 0) return;
     if (this.files.some((f) => f.done) || this.pendingBases.length > 0) return;
     this.drainWaiters = this.drainWaiters.filter((w) => {
+      if (w.size === null) return true;
       const f = this.files.find((x) => x.record.fileNo === w.fileNo);
       if (w.fileNo === null || f === undefined || f.pos >= w.size) {
         w.resolve();

@@ -111,8 +111,11 @@ export async function planAofRestore(
       },
     );
   }
-  const used = new Set(chosen.files.map((f) => f.fileNo));
-  const gap = gaps.find((g) => used.has(g.fileNo) && g.at <= target);
+  // A gap is filed under its file's number: one of the files replayed, or one missed between
+  // them (an incr Redis deleted before the capture saw it), numbered in the order rf met them.
+  const first = chosen.files[0]?.fileNo ?? Number.POSITIVE_INFINITY;
+  const last = chosen.files.at(-1)?.fileNo ?? Number.NEGATIVE_INFINITY;
+  const gap = gaps.find((g) => g.fileNo >= first && g.fileNo <= last && g.at <= target);
   if (gap !== undefined) {
     throw new RfError(
       'RF_TIME_IN_GAP',

@@ -77,7 +77,8 @@ export async function checkAof(check: SourceCheck): Promise<AofCheckResult> {
       f.chunkStart === 0 &&
       previous.ended !== null &&
       previous.capturedEnd === previous.ended.size &&
-      !gaps.some((g) => g.fileNo === previous!.fileNo || g.fileNo === f.fileNo);
+      // A gap of either file, or of a file missed between them (filed under its own number).
+      !gaps.some((g) => g.fileNo >= previous!.fileNo && g.fileNo <= f.fileNo);
     for (const [i, p] of pieces.entries()) {
       // Within a file, pieces are separated by damage: only a file's first piece can continue.
       const continues =
