@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RF_ACL_RULES } from '../replication/handshake.js';
+import { parseServerInfo, redisMajor } from '../replication/server-info.js';
 import type { RedisClient } from '../resp/client.js';
 import { RedisReplyError } from '../resp/client.js';
+import type { ServerInfo } from '../store/types.js';
 
 /**
  * What `rf doctor` checks on a source Redis: the settings rf relies on, each with what it is, what
@@ -39,6 +41,7 @@ export interface Diagnosis {
   aclLine: string;
   configFile: string | null;
   version: string | null;
+  server: ServerInfo;
 }
 
 const MiB = 1024 * 1024;
@@ -71,6 +74,9 @@ export async function diagnose(client: RedisClient, options: DiagnoseOptions): P
     return reply.length >= 2 ? String(reply[1]) : null;
   };
   const server = await client.info('server');
+  const about = parseServerInfo(server, Date.now());
+  // Redis 6 has one appendonly.aof, no AOF timestamps and no ACL DRYRUN (all three came in 7.0).
+  const redis6 = redisMajor(about) > 0 && redisMajor(about) < 7;
   const rate = await writeRate(client, options.sampleMs);
   const checks: Check[] = [];
 
@@ -94,15 +100,8 @@ export async function diagnose(client: RedisClient, options: DiagnoseOptions): P
     fix: ['CONFIG', 'SET', 'auto-aof-rewrite-percentage', '0'],
   });
 
-  const timestamps = await config('aof-timestamp-enabled');
-  checks.push({
-    name: 'aof-timestamp-enabled',
-    status: timestamps === 'yes' ? 'ok' : 'warn',
-    current: timestamps,
-    recommended: 'yes (recommended)',
-    why: 'Redis then writes #TS:<unix seconds> before the first command of each second, which dates the AOF chunks by the server’s own clock.',
-    fix: ['CONFIG', 'SET', 'aof-timestamp-enabled', 'yes'],
-  });
+  checks.push(await timestampCheck(config, redis6));
+  checks.push(await layoutCheck(config, redis6));
 
   const backlog = Number(await config('repl-backlog-size'));
   const wantBacklog = Math.max(MiB, roundUpMiB(rate * (options.reconnectWindowMs / 1000)));
@@ -133,7 +132,7 @@ export async function diagnose(client: RedisClient, options: DiagnoseOptions): P
     ],
   });
 
-  checks.push(await aclCheck(client, options.rfUser));
+  checks.push(await aclCheck(client, options.rfUser, redis6));
 
   return {
     checks,
@@ -142,10 +141,51 @@ export async function diagnose(client: RedisClient, options: DiagnoseOptions): P
     configFile:
       server.config_file === undefined || server.config_file === '' ? null : server.config_file,
     version: server.redis_version ?? null,
+    server: about,
   };
 }
 
-async function aclCheck(client: RedisClient, user: string): Promise<Check> {
+type ConfigGet = (name: string) => Promise<string | null>;
+
+async function timestampCheck(config: ConfigGet, redis6: boolean): Promise<Check> {
+  const base = { name: 'aof-timestamp-enabled', recommended: 'yes (recommended)' };
+  if (redis6) {
+    return {
+      ...base,
+      status: 'ok',
+      current: null,
+      recommended: 'not in Redis 6 (it came with 7.0)',
+      why: 'so the AOF record is dated by when rf read each chunk (chunk precision, rf restore --from aof says so); the stream stays precise to the millisecond.',
+      fix: null,
+    };
+  }
+  const timestamps = await config('aof-timestamp-enabled');
+  return {
+    ...base,
+    status: timestamps === 'yes' ? 'ok' : 'warn',
+    current: timestamps,
+    why: 'Redis then writes #TS:<unix seconds> before the first command of each second, which dates the AOF chunks by the server’s own clock.',
+    fix: ['CONFIG', 'SET', 'aof-timestamp-enabled', 'yes'],
+  };
+}
+
+/** Where the append-only files are: what --aof-dir follows and what rf restore --out writes. */
+async function layoutCheck(config: ConfigGet, redis6: boolean): Promise<Check> {
+  const file = (await config('appendfilename')) ?? 'appendonly.aof';
+  const current = redis6
+    ? `${file} (one file, Redis 6)`
+    : `${(await config('appenddirname')) ?? 'appendonlydir'}/ with ${file}.manifest (multi-part, Redis 7)`;
+  return {
+    name: 'aof layout',
+    status: 'ok',
+    current,
+    recommended: 'either: rf follows both',
+    why: `rf listen --aof-dir and rf ship follow ${redis6 ? 'the single file' : 'the manifest'}, and rf restore --out writes the same layout for this server (--layout redis6|redis7 overrides it).`,
+    fix: null,
+  };
+}
+
+async function aclCheck(client: RedisClient, user: string, redis6: boolean): Promise<Check> {
   const base = {
     name: `ACL user ${user}`,
     recommended: `only ${NEEDED.map((c) => c[0]!.toLowerCase() + (c[0] === 'CONFIG' ? '|get' : '')).join(', ')}`,
@@ -171,6 +211,15 @@ async function aclCheck(client: RedisClient, user: string): Promise<Check> {
   const flags = ((fields.get('flags') as unknown[] | undefined) ?? []).map(String);
   const commands = String(fields.get('commands') ?? '');
   if (!flags.includes('on')) return { ...base, status: 'fail', current: 'the user is off' };
+  if (redis6) {
+    // ACL DRYRUN, which asks the server itself, came with Redis 7.0.
+    return {
+      ...base,
+      status: 'unknown',
+      current: String(fields.get('commands') ?? ''),
+      why: `${base.why} Redis 6 cannot test a user's rights (ACL DRYRUN came with 7.0): compare its rules with the line below.`,
+    };
+  }
   const missing: string[] = [];
   for (const cmd of NEEDED) {
     // ACL DRYRUN answers OK, or a bulk string saying why the user may not (acl.c aclCommand).

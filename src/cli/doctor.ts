@@ -1,6 +1,7 @@
 import type { Check, FixOutcome } from '../aof/settings.js';
 import { redisConnection } from '../config.js';
 import { describeEndpoint, redactUrl } from '../redis-url.js';
+import { describeServer } from '../replication/server-info.js';
 import type { RedisClient } from '../resp/client.js';
 import { out, reportError } from './output.js';
 
@@ -61,6 +62,7 @@ export async function run(options: DoctorOptions): Promise<number> {
         ok: attention.length === 0,
         source,
         version: diagnosis.version,
+        server: { name: diagnosis.server.name, version: diagnosis.server.version },
         writeRate: Math.round(diagnosis.writeRate),
         checks: diagnosis.checks,
         aclLine: diagnosis.aclLine,
@@ -69,7 +71,7 @@ export async function run(options: DoctorOptions): Promise<number> {
       });
     } else {
       out.line(
-        `rf doctor: ${source} (${describeEndpoint(endpoint)}, Redis ${diagnosis.version ?? 'unknown'})`,
+        `rf doctor: ${source} (${describeEndpoint(endpoint)}, ${describeServer(diagnosis.server)})`,
       );
       for (const c of diagnosis.checks) {
         const fixedNote =

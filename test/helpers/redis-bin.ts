@@ -77,6 +77,8 @@ const FEATURES = {
   functions: { redis: '7.0.0', valkey: '7.2.4' },
   /** The enable-debug-command setting; 6.x always allows DEBUG and refuses the option. */
   'enable-debug-command': { redis: '7.0.0', valkey: '7.2.4' },
+  /** ACL DRYRUN, which rf doctor uses to test the rf user's rights (Redis 7.0). */
+  'ACL DRYRUN': { redis: '7.0.0', valkey: '7.2.4' },
   /** REPLCONF rdb-only (Redis 7.0). */
   'REPLCONF rdb-only': { redis: '7.0.0', valkey: '7.2.4' },
   /** HEXPIRE, HPEXPIREAT … FIELDS, and RDB types 22-25 (Redis 7.4). */
