@@ -22,6 +22,8 @@ export interface StartRedisOptions {
    * --dir and --logfile are then given on the command line, which would override the file.
    */
   configFile?: string;
+  /** Pick a port whose cluster bus port (port + 10000) is free too, for --cluster-enabled yes. */
+  clusterBus?: boolean;
 }
 
 export interface TestClientOptions extends RedisClientOptions {
@@ -90,6 +92,20 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** A free port whose cluster bus port, port + 10000 (cluster.c), is free as well. */
+export async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10_000 > 65_535) continue;
+    const busFree = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port + 10_000, HOST, () => probe.close(() => resolve(true)));
+    });
+    if (busFree) return port;
+  }
+}
+
 /** Starts a real redis-server on a free port in its own temp dir and waits until it answers. */
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   const version = redisServerVersion();
@@ -111,6 +127,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     version,
     options.readyTimeoutMs ?? 10_000,
     options.configFile,
+    options.clusterBus === true,
   );
   try {
     await server.startOnFreePort();
@@ -142,6 +159,7 @@ class Server implements RedisServer {
     readonly version: string,
     private readonly readyTimeoutMs: number,
     private readonly configFile?: string,
+    private readonly clusterBus = false,
   ) {
     servers.add(this);
   }
@@ -156,7 +174,7 @@ class Server implements RedisServer {
 
   async startOnFreePort(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      this.port = await freePort();
+      this.port = this.clusterBus ? await freeClusterPort() : await freePort();
       const outcome = await this.launch();
       if (outcome === 'ready') return;
       // Another process took the port between freePort() and redis-server's bind: try another.
