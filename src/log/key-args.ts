@@ -157,7 +157,7 @@ const SPECS = new Map<string, KeySpec>([
 
 export type KeyArgs =
   /** These argument indices are keys. */
-  | { kind: 'keys'; indices: number[] }
+  | { kind: 'keys'; indices: readonly number[] }
   /** The command changes every key of a db (or of all of them). */
   | { kind: 'every-key' }
   /** A command not in the table: every argument counts. */
@@ -168,8 +168,26 @@ export function changesEveryKey(name: string): boolean {
   return SPECS.get(name)?.kind === 'every-key';
 }
 
+/**
+ * The arguments of a write as key extraction reads them: how many there are, and the text of
+ * one (read only for a count or a keyword such as STORE). The capture path implements it over
+ * the scanner's argument table, so a write's keys are found without a Buffer per argument.
+ */
+export interface ArgList {
+  readonly length: number;
+  latin1(i: number): string;
+}
+
 /** The key arguments of a write, by its lower-cased name and its arguments (args[0] is the name). */
 export function keyArgs(name: string, args: readonly Buffer[]): KeyArgs {
+  return keyArgsOf(name, {
+    length: args.length,
+    latin1: (i) => args[i]?.toString('latin1') ?? '',
+  });
+}
+
+/** keyArgs over any argument list. */
+export function keyArgsOf(name: string, args: ArgList): KeyArgs {
   const spec = SPECS.get(name);
   if (spec === undefined) return { kind: 'unknown' };
   const n = args.length;
@@ -180,7 +198,7 @@ export function keyArgs(name: string, args: readonly Buffer[]): KeyArgs {
   };
   switch (spec.kind) {
     case 'first':
-      return { kind: 'keys', indices: upTo(1, 2) };
+      return n > 1 ? FIRST_KEY : NO_KEYS;
     case 'second':
       return { kind: 'keys', indices: upTo(2, 3) };
     case 'two':
@@ -193,7 +211,7 @@ export function keyArgs(name: string, args: readonly Buffer[]): KeyArgs {
       return { kind: 'keys', indices: out };
     }
     case 'counted': {
-      const count = Number.parseInt(args[spec.at]?.toString('latin1') ?? '', 10);
+      const count = Number.parseInt(spec.at < n ? args.latin1(spec.at) : '', 10);
       if (!Number.isInteger(count) || count < 0) return { kind: 'unknown' };
       return {
         kind: 'keys',
@@ -203,13 +221,17 @@ export function keyArgs(name: string, args: readonly Buffer[]): KeyArgs {
     case 'first-and-after': {
       const out = upTo(1, 2);
       for (let i = 2; i < n - 1; i++) {
-        if (spec.after.includes(args[i]!.toString('latin1').toLowerCase())) out.push(i + 1);
+        if (spec.after.includes(args.latin1(i).toLowerCase())) out.push(i + 1);
       }
       return { kind: 'keys', indices: out };
     }
     case 'every-key':
       return { kind: 'every-key' };
     case 'none':
-      return { kind: 'keys', indices: [] };
+      return NO_KEYS;
   }
 }
+
+/** Shared answers for the commonest shapes: every write captured asks for one. Never mutated. */
+const FIRST_KEY: KeyArgs = { kind: 'keys', indices: [1] };
+const NO_KEYS: KeyArgs = { kind: 'keys', indices: [] };
