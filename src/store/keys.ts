@@ -14,6 +14,7 @@
  *   s/<source>/time/<tl>/<lastTime>/<start>    time index: first segment whose last write is >= T
  *   s/<source>/ms/<replid>/<offset>            master offset sample (JSON [sentAt, answeredAt], see bounds/clock.ts)
  *   s/<source>/imp/<tl>/<firstOffset>          ImpreciseWindow (JSON): entries received late
+ *   s/<source>/kix/<tl>/<start>                key index of the segment (binary, see key-index.ts)
  */
 
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -52,6 +53,8 @@ export const keys = {
   segment: (src: string, tl: number, start: number) => `s/${src}/seg/${tlHex(tl)}/${off(start)}`,
   segmentPrefix: (src: string, tl: number) => `s/${src}/seg/${tlHex(tl)}/`,
   data: (src: string, tl: number, start: number) => `s/${src}/dat/${tlHex(tl)}/${off(start)}`,
+  keyIndex: (src: string, tl: number, start: number) => `s/${src}/kix/${tlHex(tl)}/${off(start)}`,
+  keyIndexPrefix: (src: string, tl: number) => `s/${src}/kix/${tlHex(tl)}/`,
   time: (src: string, tl: number, lastTime: number, start: number) =>
     `s/${src}/time/${tlHex(tl)}/${timeHex(lastTime)}/${off(start)}`,
   timeFrom: (src: string, tl: number, t: number) => `s/${src}/time/${tlHex(tl)}/${timeHex(t)}`,

@@ -123,6 +123,7 @@ async function dropSegments(
       ops.push({ type: 'del', key: keys.segment(source, t.id, seg.start) });
       ops.push({ type: 'del', key: keys.data(source, t.id, seg.start) });
       ops.push({ type: 'del', key: keys.time(source, t.id, seg.lastTime, seg.start) });
+      ops.push({ type: 'del', key: keys.keyIndex(source, t.id, seg.start) });
       result.bytesFreed += seg.end - seg.start + 1;
     }
     // Its own key, not a field of the timeline record, which the writer rewrites on every commit.

@@ -3,7 +3,8 @@ import { type ImpreciseWindow, WindowTracker } from '../bounds/windows.js';
 import type { Logger } from '../logger.js';
 import type { ScannedFrame } from '../resp/frames.js';
 import { SegmentBuilder, segmentChecksum } from './codec.js';
-import { CommandState, Kind, kindOf } from './commands.js';
+import { CommandState, Kind, kindOf, parseArgs } from './commands.js';
+import { KeyIndexBuilder } from './key-index.js';
 import { keys } from './keys.js';
 import { windowOp } from './samples.js';
 import { type BatchOp, json, type Store } from './store.js';
@@ -19,6 +20,11 @@ export interface WriterOptions {
   clock?: OffsetClock;
   /** The timeline's last imprecise window, continued if the first entry is late too. */
   lastWindow?: ImpreciseWindow;
+  /**
+   * Write each segment's key index (key-index.ts) in its batch; on unless false, which makes a
+   * store as rf wrote it before it kept the index.
+   */
+  keyIndex?: boolean;
 }
 
 /**
@@ -28,6 +34,8 @@ export interface WriterOptions {
  */
 export class StreamWriter {
   private readonly pending: SegmentBuilder;
+  /** The key index of the pending entries, or null when the store keeps none. */
+  private readonly index: KeyIndexBuilder | null;
   private pendingWrites = 0;
   private pendingChatter = 0;
   /** Command state after every appended entry (committed or not). */
@@ -50,6 +58,7 @@ export class StreamWriter {
     this.committed = { db: state.db, multiAt: state.multiAt };
     this.nextOffset = state.durableOffset + 1;
     this.pending = new SegmentBuilder(this.capacity());
+    this.index = options.keyIndex === false ? null : new KeyIndexBuilder();
     this.lastTime = state.lastTime;
     this.windows = new WindowTracker(timeline.id, options.lastWindow);
     this.followReplids();
@@ -100,6 +109,8 @@ export class StreamWriter {
     const kind = known ?? kindOf(argsOf(args)[0]);
     const time = this.stamp(offset, bytes.length, now, kind);
     this.note(kind, kind === Kind.select ? argsOf(args) : EMPTY, offset);
+    // The keys come from the frame itself, not from `args`, which callers may abridge.
+    if (kind === Kind.write) this.index?.addArgs(this.live.db, parseArgs(bytes));
     this.pending.add(time, bytes, 0, bytes.length);
     this.pending.settle();
     this.nextOffset = offset + bytes.length;
@@ -117,6 +128,7 @@ export class StreamWriter {
     }
     const time = this.stamp(offset, frame.length, now, kind);
     this.note(kind, kind === Kind.select ? frame.args() : EMPTY, offset);
+    if (kind === Kind.write) this.index?.addFrame(this.live.db, frame);
     this.pending.add(time, frame.buf, frame.pos, frame.length);
     this.nextOffset = offset + frame.length;
   }
@@ -210,6 +222,7 @@ export class StreamWriter {
     // other entry arrives.
     const data = seg.encode();
     const windows = this.windows.take();
+    const index = this.index?.seal();
     const end = start + bytes - 1;
     const meta: SegmentMeta = {
       timeline: this.timeline.id,
@@ -241,14 +254,18 @@ export class StreamWriter {
       lastTime: seg.lastTime,
     };
     seg.reset();
-    await this.store.batch([
+    const ops: BatchOp[] = [
       { type: 'put', key: keys.segment(src, tl, meta.start), value: json.encode(meta) },
       { type: 'put', key: keys.data(src, tl, meta.start), value: data },
       { type: 'put', key: keys.time(src, tl, meta.lastTime, meta.start), value: Buffer.alloc(0) },
       { type: 'put', key: keys.timeline(src, tl), value: json.encode(nextTimeline) },
       { type: 'put', key: keys.state(src), value: json.encode(nextState) },
       ...windows.map((w) => windowOp(src, w)),
-    ]);
+    ];
+    if (index !== undefined) {
+      ops.push({ type: 'put', key: keys.keyIndex(src, tl, meta.start), value: index });
+    }
+    await this.store.batch(ops);
     this.timeline = nextTimeline;
     this.state = nextState;
     this.committed = { db: after.db, multiAt: after.multiAt };
