@@ -163,5 +163,6 @@ function summary(
   seconds: number,
 ): string {
   const window = since === null && until === null ? 'in the whole archive' : 'in the window';
-  return `${stats.matched} of ${stats.writes} writes ${window} matched (${stats.segments} segments read in ${seconds.toFixed(2)} s)`;
+  const skipped = stats.skipped === 0 ? '' : `, ${stats.skipped} passed over by the key index`;
+  return `${stats.matched} of ${stats.writes} writes ${window} matched (${stats.segments} segments read${skipped} in ${seconds.toFixed(2)} s)`;
 }

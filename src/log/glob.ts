@@ -178,3 +178,18 @@ export function literalKey(pattern: Uint8Array): Buffer | null {
   }
   return Buffer.from(out);
 }
+
+/**
+ * The bytes every subject matching the pattern starts with (escapes removed): the pattern up to
+ * its first `*`, `?` or `[`. The whole pattern's literal when it has none.
+ */
+export function literalPrefix(pattern: Uint8Array): Buffer {
+  const out: number[] = [];
+  for (let p = 0; p < pattern.length; p++) {
+    const c = pattern[p]!;
+    if (c === STAR || c === QUESTION || c === OPEN) break;
+    if (c === BACKSLASH && pattern.length - p >= 2) p++;
+    out.push(pattern[p]!);
+  }
+  return Buffer.from(out);
+}

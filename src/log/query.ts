@@ -8,8 +8,10 @@ import {
   nameOf,
   parseArgs,
 } from '../store/commands.js';
+import { indexedPrefixLength, keyHash, prefixHash } from '../store/key-hash.js';
+import { KeyIndex, type KeyProbe } from '../store/key-index.js';
 import type { Entry, SegmentMeta } from '../store/types.js';
-import { globMatch, literalKey, literalRuns } from './glob.js';
+import { globMatch, literalKey, literalPrefix, literalRuns } from './glob.js';
 import { changesEveryKey, keyArgs } from './key-args.js';
 
 /**
@@ -56,7 +58,10 @@ export interface DamagedSegment {
 }
 
 export interface LogStats {
+  /** Segments read. */
   segments: number;
+  /** Segments of the window the key index showed hold no match: not read. */
+  skipped: number;
   entries: number;
   writes: number;
   matched: number;
@@ -64,7 +69,7 @@ export interface LogStats {
 }
 
 export function emptyLogStats(): LogStats {
-  return { segments: 0, entries: 0, writes: 0, matched: 0, damaged: [] };
+  return { segments: 0, skipped: 0, entries: 0, writes: 0, matched: 0, damaged: [] };
 }
 
 /** Decides whether a write touches a key matching the pattern. */
@@ -97,6 +102,32 @@ export class KeyMatcher {
   }
 }
 
+/**
+ * What to ask the key index for a pattern: the key itself when it has no wildcard, else the
+ * longest indexed prefix every match starts with; null when there is none (`*foo`, `ab*`), and
+ * every segment of the window is read.
+ */
+export function keyProbe(pattern: Buffer): KeyProbe | null {
+  const literal = literalKey(pattern);
+  if (literal !== null) return { kind: 'key', hash: keyHash(literal, 0, literal.length) };
+  const prefix = literalPrefix(pattern);
+  const end = indexedPrefixLength(prefix);
+  return end === 0 ? null : { kind: 'prefix', hash: prefixHash(prefix, 0, end) };
+}
+
+/** Whether the segment's key index rules it out; a missing or damaged index rules nothing out. */
+async function indexRulesOut(
+  archive: Archive,
+  source: string,
+  meta: SegmentMeta,
+  probe: KeyProbe,
+  db: number | undefined,
+): Promise<boolean> {
+  const stored = await archive.keyIndex(source, meta);
+  const index = stored === undefined ? null : KeyIndex.decode(stored);
+  return index !== null && !index.mayMatch(probe, db);
+}
+
 function dbMatches(want: number, db: number, name: string, args: readonly Buffer[]): boolean {
   if (name === 'flushall') return true;
   if (name === 'swapdb') return args.slice(1, 3).some((a) => Number(a.toString('latin1')) === want);
@@ -114,6 +145,7 @@ export async function* queryLog(
   const until = window.until ?? Number.POSITIVE_INFINITY;
   const matcher = filter.key === undefined ? null : new KeyMatcher(filter.key);
   const needle = matcher?.needle ?? null;
+  const probe = filter.key === undefined ? null : keyProbe(filter.key);
   for (const tl of await archive.timelines(source)) {
     if (tl.lastTime < since || tl.startedAt > until) continue;
     const first =
@@ -125,6 +157,10 @@ export async function* queryLog(
       if (meta.firstTime > until) break;
       // Segments committed after the timeline record was read belong to a later query.
       if (meta.start > tl.durableOffset) break;
+      if (probe !== null && (await indexRulesOut(archive, source, meta, probe, filter.db))) {
+        stats.skipped++;
+        continue;
+      }
       stats.segments++;
       let entries: Entry[];
       let payloadBytes: number;

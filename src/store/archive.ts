@@ -140,6 +140,11 @@ export class Archive {
     return segmentPayload(data, meta, where);
   }
 
+  /** A segment's stored key index (key-index.ts), unchecked; undefined in an older store. */
+  async keyIndex(src: string, meta: SegmentMeta): Promise<Buffer | undefined> {
+    return this.kv.get(keys.keyIndex(src, meta.timeline, meta.start));
+  }
+
   /** A segment's stored value, unchecked, and how to name it in an error: see forEachEntry. */
   async segmentData(src: string, meta: SegmentMeta): Promise<{ data: Buffer; where: string }> {
     const where = `${src}/timeline ${meta.timeline}/offset ${meta.start}`;
