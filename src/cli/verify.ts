@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { RemoteKv } from '../daemon/control-client.js';
 import { openReader } from '../daemon/open-reader.js';
 import { Exit, hasCode, isRfError, RfError } from '../errors.js';
-import { type KvReader, storePaths } from '../store/store.js';
+import { reindexSegments } from '../store/reindex.js';
+import { type KvReader, Store, storePaths } from '../store/store.js';
 import { isoUtc } from '../time.js';
 import { emptyCounters, type VerifyCounters, type VerifyProgress } from '../verify/context.js';
+import type { KeyIndexRepair } from '../verify/key-index.js';
 import { describeLocation, type Location, type Problem } from '../verify/problems.js';
 import {
   plannedBytes,
@@ -48,6 +51,8 @@ export async function run(options: VerifyCliOptions): Promise<number> {
       } finally {
         bar.stop();
       }
+      const keyIndex: KeyIndexFix[] = [];
+      for (const r of reports) keyIndex.push(await repairKeyIndex(kv, r));
       const seconds = (Date.now() - began) / 1000;
       const problems = reports.reduce((n, r) => n + r.problems.length, 0);
       if (options.json) {
@@ -56,12 +61,12 @@ export async function run(options: VerifyCliOptions): Promise<number> {
           clean: problems === 0,
           store: options.store,
           problems,
-          sources: reports.map(sourceJson),
+          sources: reports.map((r, i) => ({ ...sourceJson(r), keyIndex: keyIndex[i] })),
           checked: counters,
           seconds,
         });
       } else {
-        printText(options.store, reports, counters, seconds);
+        printText(options.store, reports, keyIndex, counters, seconds);
       }
       return problems === 0 ? Exit.ok : Exit.problems;
     } finally {
@@ -111,6 +116,28 @@ function unreadable(err: unknown, dir: string): unknown {
       cause: err,
     },
   );
+}
+
+/** What verify did to a source's key index. */
+interface KeyIndexFix {
+  added: number;
+  rebuilt: number;
+  removed: number;
+}
+
+/**
+ * Has the store's owner add, rebuild or remove the key indexes verify found missing, damaged
+ * or stray: this process when it holds the store, else the running `rf listen`.
+ */
+async function repairKeyIndex(kv: KvReader, report: SourceReport): Promise<KeyIndexFix> {
+  const repairs = report.keyIndexRepairs;
+  const count = (why: KeyIndexRepair['why']) => repairs.filter((r) => r.why === why).length;
+  const fix = { added: count('missing'), rebuilt: count('damaged'), removed: count('stray') };
+  if (repairs.length === 0) return fix;
+  if (kv instanceof Store) await reindexSegments(kv, report.name, repairs);
+  else if (kv instanceof RemoteKv) await kv.reindex(report.name, repairs);
+  else throw new TypeError('verify: the store is held by neither this process nor a daemon');
+  return fix;
 }
 
 async function selectSources(kv: KvReader, options: VerifyCliOptions): Promise<SourceToVerify[]> {
@@ -180,14 +207,24 @@ function sourceJson(r: SourceReport) {
 function printText(
   store: string,
   reports: SourceReport[],
+  keyIndex: KeyIndexFix[],
   counters: VerifyCounters,
   seconds: number,
 ): void {
   out.line(`verify ${store}`);
   if (reports.length === 0) out.line('  no source archived yet');
-  for (const r of reports) {
+  for (const [i, r] of reports.entries()) {
     out.line();
     out.line(`source ${r.name}`);
+    const fix = keyIndex[i];
+    if (fix !== undefined && fix.added + fix.rebuilt + fix.removed > 0) {
+      const parts = [
+        fix.added > 0 ? `added to ${fix.added} segments that had none` : '',
+        fix.rebuilt > 0 ? `rebuilt for ${fix.rebuilt} damaged` : '',
+        fix.removed > 0 ? `${fix.removed} stray removed` : '',
+      ].filter((p) => p !== '');
+      out.line(`  key index   ${parts.join(', ')}`);
+    }
     for (const t of r.timelines) {
       out.line(`  timeline ${t.id}  ${isoUtc(t.from)} .. ${isoUtc(t.until)}`);
       out.line(

@@ -1,7 +1,9 @@
 import net from 'node:net';
 import { RfError } from '../errors.js';
+import type { SegmentRef } from '../store/reindex.js';
 import type { KvRange, KvReader } from '../store/store.js';
 import type { ControlReply, ControlRequest } from './control.js';
+import { REINDEX_MAX } from './control-request.js';
 
 /** A reply line and the raw bytes that followed it (empty when it announced none). */
 interface Received {
@@ -187,6 +189,25 @@ export class RemoteKv implements KvReader {
       for (const entry of page.entries) yield entry;
       remaining = left;
     }
+  }
+
+  /** Has the daemon rebuild (or remove) these segments' key indexes: see store/reindex.ts. */
+  async reindex(
+    source: string,
+    segments: readonly SegmentRef[],
+  ): Promise<{ written: number; removed: number }> {
+    const total = { written: 0, removed: 0 };
+    for (let i = 0; i < segments.length; i += REINDEX_MAX) {
+      const { head } = await this.request({
+        op: 'reindex',
+        source,
+        segments: segments.slice(i, i + REINDEX_MAX),
+      });
+      if (!('reindexed' in head)) throw new TypeError('control: reindex answered without a count');
+      total.written += head.reindexed.written;
+      total.removed += head.reindexed.removed;
+    }
+    return total;
   }
 
   async status(): Promise<unknown> {

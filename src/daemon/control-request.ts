@@ -1,4 +1,5 @@
 import { RfError } from '../errors.js';
+import { isValidSourceName } from '../store/keys.js';
 import type { KvRange } from '../store/store.js';
 import type { ControlRequest } from './control.js';
 
@@ -18,6 +19,9 @@ export const CONTROL_LIMITS = {
   connections: 64,
 };
 export type ControlLimits = typeof CONTROL_LIMITS;
+
+/** Segments one reindex request may name: its line stays well within requestBytes. */
+export const REINDEX_MAX = 512;
 
 const RANGE_BOUNDS = ['gt', 'gte', 'lt', 'lte'] as const;
 
@@ -73,6 +77,24 @@ export function parseRequest(line: string): ControlRequest {
     }
     case 'status':
       return { id: n, op };
+    case 'reindex': {
+      const { source, segments } = v;
+      if (typeof source !== 'string' || !isValidSourceName(source))
+        throw refuse('source is not a source name');
+      if (!Array.isArray(segments) || segments.length > REINDEX_MAX)
+        throw refuse(`segments is not a list of at most ${REINDEX_MAX}`);
+      const refs = segments.map((g: unknown) => {
+        const ok =
+          isObject(g) &&
+          Number.isSafeInteger(g.timeline) &&
+          Number.isSafeInteger(g.start) &&
+          (g.timeline as number) >= 0 &&
+          (g.start as number) >= 0;
+        if (!ok) throw refuse('a segment is not {timeline, start}');
+        return { timeline: g.timeline as number, start: g.start as number };
+      });
+      return { id: n, op, source, segments: refs };
+    }
     default:
       throw refuse(`unknown op ${JSON.stringify(String(op)).slice(0, 40)}`);
   }

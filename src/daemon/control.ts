@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { SegmentRef } from '../store/reindex.js';
 import type { KvRange, KvReader } from '../store/store.js';
 import {
   CONTROL_LIMITS,
@@ -28,12 +29,15 @@ import {
 export type ControlRequest =
   | { id: number; op: 'get'; key: string }
   | { id: number; op: 'entries'; range: KvRange; maxBytes?: number }
-  | { id: number; op: 'status' };
+  | { id: number; op: 'status' }
+  /** `rf verify` asks the owner to rebuild (or remove) these segments' key indexes. */
+  | { id: number; op: 'reindex'; source: string; segments: SegmentRef[] };
 
 export type ControlReply =
   | { id: number; found: boolean; body?: number }
   | { id: number; count: number; more: boolean; body: number }
   | { id: number; status: unknown }
+  | { id: number; reindexed: { written: number; removed: number } }
   | { id: number; error: { code: string; message: string } };
 
 /** A reply line and the raw bytes that follow it. */
@@ -65,12 +69,18 @@ export function checkControlSocketPath(store: string, socketPath: string): void 
 const PAGE_ENTRIES = 4096;
 const PAGE_BYTES = 4 * 1024 * 1024;
 
+export type Reindex = (
+  source: string,
+  segments: readonly SegmentRef[],
+) => Promise<{ written: number; removed: number }>;
+
 export async function startControlServer(
   socketPath: string,
   kv: KvReader,
   status: () => unknown,
   log: Logger,
   limits: ControlLimits = CONTROL_LIMITS,
+  reindex?: Reindex,
 ): Promise<{ close(): Promise<void> }> {
   // A socket file left by a killed daemon: nothing answers on it (we hold the store lock).
   await fs.rm(socketPath, { force: true });
@@ -184,6 +194,11 @@ export async function startControlServer(
         }
         case 'status':
           return { head: { id, status: status() } };
+        case 'reindex': {
+          if (reindex === undefined)
+            throw new TypeError('this daemon does not rebuild key indexes');
+          return { head: { id, reindexed: await reindex(req.source, req.segments) } };
+        }
       }
     } catch (err) {
       log.warn({ err }, 'control request failed');

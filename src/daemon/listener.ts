@@ -17,6 +17,7 @@ import { ReplicationSession, type SessionStatus } from '../replication/session.j
 import { RedisClient } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
+import { reindexSegments } from '../store/reindex.js';
 import { pruneArchive } from '../store/retention.js';
 import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
@@ -165,6 +166,8 @@ export class Listener {
         store,
         () => this.status(),
         log,
+        undefined,
+        (source, segments) => reindexSegments(store, source, segments),
       );
       const background = [
         this.scheduleBases(store),

@@ -1,5 +1,6 @@
 import { prefixEnd } from '../store/keys.js';
 import { json, type KvRange, type KvReader } from '../store/store.js';
+import type { KeyIndexRepair } from './key-index.js';
 import type { Location, Problem, ProblemCode } from './problems.js';
 
 /** What one verify run has read so far: counts for the report, bytes for the progress bar. */
@@ -17,6 +18,8 @@ export interface VerifyCounters {
   aofBaseBytes: number;
   /** Writes the cross-check found in both captures. */
   compared: number;
+  /** Segments whose key index was checked against their writes. */
+  keyIndexes: number;
 }
 
 export function emptyCounters(): VerifyCounters {
@@ -33,6 +36,7 @@ export function emptyCounters(): VerifyCounters {
     aofBases: 0,
     aofBaseBytes: 0,
     compared: 0,
+    keyIndexes: 0,
   };
 }
 
@@ -46,6 +50,8 @@ export interface VerifyProgress {
 /** Shared by the checks of one source. */
 export class SourceCheck {
   readonly problems: Problem[] = [];
+  /** Key indexes to add, rebuild or remove once the source is read (verify/key-index.ts). */
+  readonly keyIndexRepairs: KeyIndexRepair[] = [];
 
   constructor(
     readonly kv: KvReader,

@@ -29,6 +29,8 @@ export type ProblemCode =
   | 'segment-meta'
   /** A segment missing from the time index, or an index entry pointing at no segment. */
   | 'time-index'
+  /** A segment's key index that does not match its writes, or that names no segment. */
+  | 'key-index'
   /** A stored entry that is not exactly one well-formed RESP command. */
   | 'command-malformed'
   | 'base-missing'

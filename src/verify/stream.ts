@@ -13,6 +13,7 @@ import type {
   Timeline,
 } from '../store/types.js';
 import { Peekable, type SourceCheck } from './context.js';
+import { KeyIndexCheck } from './key-index.js';
 
 /**
  * The stream half of `rf verify`: the timelines and their gaps, every segment against its
@@ -66,7 +67,13 @@ export async function readStreamIndex(check: SourceCheck): Promise<StreamIndex> 
   // Segments, data, time index entries or bases under a timeline id that has no record: the
   // timeline (and the gap before it) went missing from the index.
   const orphans = new Set<number>();
-  for (const prefix of [`s/${src}/seg/`, `s/${src}/dat/`, `s/${src}/time/`, keys.basePrefix(src)]) {
+  for (const prefix of [
+    `s/${src}/seg/`,
+    `s/${src}/dat/`,
+    `s/${src}/time/`,
+    `s/${src}/kix/`,
+    keys.basePrefix(src),
+  ]) {
     for (const id of await check.idsUnder(prefix, 8)) if (!known.has(id)) orphans.add(id);
   }
   for (const id of [...orphans].sort((a, b) => a - b)) {
@@ -141,6 +148,7 @@ export async function checkTimeline(
     }),
   );
   const startOf = (key: string) => Number.parseInt(key.slice(key.lastIndexOf('/') + 1), 16);
+  const keyIndex = new KeyIndexCheck(check, t.id, durable);
 
   // Retention deletes the oldest segments and records how far: the rest starts right after.
   let expected = (prunedBefore ?? t.baseOffset) + 1;
@@ -243,7 +251,10 @@ export async function checkTimeline(
         );
         after = null;
       } else {
-        after = checkSegmentData(check, t.id, meta, value, after);
+        const read = checkSegmentData(check, t.id, meta, value, after);
+        // The db the stream itself left, as the writer had it, over a meta that may be wrong.
+        await keyIndex.segment(meta, after ?? meta, read.entries);
+        after = read.after;
         bytes += meta.end - meta.start + 1;
         counters.streamBytes += value.length;
         progress.done += value.length;
@@ -257,8 +268,9 @@ export async function checkTimeline(
     for (let k = await timeIndex.take(); k !== undefined; k = await timeIndex.take()) {
       if (startFromTimeKey(k[0]) <= durable) reportStrayTime(check, t.id, k[0]);
     }
+    await keyIndex.finish();
   } finally {
-    await Promise.all([metas.close(), data.close(), timeIndex.close()]);
+    await Promise.all([metas.close(), data.close(), timeIndex.close(), keyIndex.close()]);
   }
 
   if (expected - 1 < durable) {
@@ -294,18 +306,21 @@ export async function checkTimeline(
   }
 }
 
+type CommandAt = { db: number; multiAt: number | null };
+
 /**
  * Decodes one segment (checksum first), checks every entry is one whole command, and checks the
- * meta's counts, times and command state. Returns the command state after the segment, or null
- * when it could not be decoded.
+ * meta's counts, times and command state. Returns the command state after the segment (null
+ * when it could not be decoded or a command is malformed) and the entries (null when the data
+ * could not be decoded).
  */
 function checkSegmentData(
   check: SourceCheck,
   tl: number,
   meta: SegmentMeta,
   value: Buffer,
-  before: { db: number; multiAt: number | null } | null,
-): { db: number; multiAt: number | null } | null {
+  before: CommandAt | null,
+): { after: CommandAt | null; entries: Entry[] | null } {
   const where = { timeline: tl, offsets: { from: meta.start, until: meta.end } };
   const time = { from: meta.firstTime, until: meta.lastTime };
   let entries: Entry[];
@@ -323,11 +338,11 @@ function checkSegmentData(
         where,
         time,
       );
-      return null;
+      return { after: null, entries: null };
     }
     if (isRfError(err, 'RF_CORRUPT')) {
       check.report('segment-corrupt', err.message, where, time);
-      return null;
+      return { after: null, entries: null };
     }
     throw err;
   }
@@ -420,7 +435,10 @@ function checkSegmentData(
       time,
     );
   }
-  return malformed === 0 ? { db: state.db, multiAt: state.multiAt } : null;
+  return {
+    after: malformed === 0 ? { db: state.db, multiAt: state.multiAt } : null,
+    entries: malformed === 0 ? entries : null,
+  };
 }
 
 function reportOrphan(check: SourceCheck, tl: number, start: number, length: number): void {

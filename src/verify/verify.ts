@@ -8,12 +8,14 @@ import { checkAof } from './aof.js';
 import { checkBases } from './bases.js';
 import { SourceCheck, type VerifyCounters, type VerifyProgress } from './context.js';
 import { crossCheck, streamRuns } from './cross-check.js';
+import type { KeyIndexRepair } from './key-index.js';
 import type { Problem } from './problems.js';
 import { checkState, checkTimeline, readStreamIndex } from './stream.js';
 
 /**
- * `rf verify`: re-reads the whole archive of a source and lists what is wrong with it. It never
- * changes the store. Problems are collected, not thrown: one bad segment must not hide the next.
+ * `rf verify`: re-reads the whole archive of a source and lists what is wrong with it. It
+ * changes nothing here: the key index repairs it finds (verify/key-index.ts) are returned, for
+ * the store's owner to apply. Problems are collected, not thrown: one bad segment must not hide the next.
  */
 
 export interface TimelineSummary {
@@ -33,6 +35,8 @@ export interface SourceReport {
   /** Gaps on record between timelines: facts, not problems. */
   gaps: Gap[];
   problems: Problem[];
+  /** Key indexes to add, rebuild or remove: the caller has the store's owner apply them. */
+  keyIndexRepairs: KeyIndexRepair[];
   aof: {
     files: { fileNo: number; name: string; chunks: number; bytes: number; ended: boolean }[];
     /** Bytes the AOF capture recorded it could not take: facts, like the stream's gaps. */
@@ -147,6 +151,7 @@ export async function verifySource(
     timelines: timelines.map(summarize),
     gaps: restorableRanges(timelines, bases, seen).gaps,
     problems: check.problems,
+    keyIndexRepairs: check.keyIndexRepairs,
     aof: {
       files: aof.files.map((f) => ({
         fileNo: f.fileNo,
