@@ -60,9 +60,9 @@ export function prefixHash(buf: Uint8Array, from: number, to: number): number {
   return murmur3(buf, from, to, PREFIX_SEED);
 }
 
-/** A key or prefix hash within one db: the index keeps keys by db. */
+/** A key or prefix hash within one db: the index keeps keys by db. The hash is mixed already. */
 export function inDb(hash: number, db: number): number {
-  return fmix32(hash ^ Math.imul(db + 1, 0x9e3779b1));
+  return (hash ^ Math.imul(db + 1, 0x9e3779b1)) >>> 0;
 }
 
 /**
@@ -70,36 +70,16 @@ export function inDb(hash: number, db: number): number {
  * (`user:42:profile`, `tenant/7/cart`, `{user42}.cart`). A pattern `user:42:*` is looked up as
  * the prefix `user:42:`; `user:4*` as `user:`.
  */
-const SEPARATOR = new Uint8Array(256);
+export const SEPARATOR = new Uint8Array(256);
 for (const c of ':/.|#{}-_,') SEPARATOR[c.charCodeAt(0)] = 1;
 
 /** Prefixes indexed per key, from the start: a key made of many short parts costs no more. */
 export const MAX_PREFIXES = 6;
 
 /**
- * Calls `fn(end)` for each indexed prefix buf[from, end) of the key buf[from, to), shortest
- * first; returns how many there were.
- */
-export function forEachPrefix(
-  buf: Uint8Array,
-  from: number,
-  to: number,
-  fn: (end: number) => void,
-): number {
-  let n = 0;
-  for (let i = from; i < to && n < MAX_PREFIXES; i++) {
-    if (SEPARATOR[buf[i]!] === 1) {
-      fn(i + 1);
-      n++;
-    }
-  }
-  return n;
-}
-
-/**
  * The longest indexed prefix of a literal that every matching key starts with: the end of the
- * last separator among the first MAX_PREFIXES, as forEachPrefix counts them in any key that
- * starts with `literal`. 0 when there is none (the index cannot narrow such a pattern).
+ * last separator among the first MAX_PREFIXES, as the index counts them in any key that
+ * starts with `literal` (key-index.ts). 0 when there is none (the index cannot narrow such a pattern).
  */
 export function indexedPrefixLength(literal: Uint8Array): number {
   let end = 0;
