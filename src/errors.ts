@@ -21,6 +21,7 @@ const codes = {
   RF_BAD_DURATION: Exit.usage,
   RF_TIME_OUT_OF_RANGE: Exit.usage,
   RF_TIME_IN_GAP: Exit.usage,
+  RF_TIME_IMPRECISE: Exit.usage,
   RF_SOURCE_IS_REPLICA: Exit.usage,
   RF_TARGET_NOT_EMPTY: Exit.usage,
   RF_OUT_DIR_NOT_EMPTY: Exit.usage,

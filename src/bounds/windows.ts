@@ -103,13 +103,30 @@ export function windowAt(
   return windows.find((w) => w.timeline === timeline && target > w.from && target < w.until);
 }
 
-/** Whether the entry at `offset` lies in one of the windows (sorted by firstOffset or not). */
-export function isLate(
-  windows: readonly ImpreciseWindow[],
-  timeline: number,
-  offset: number,
-): boolean {
-  return windows.some(
-    (w) => w.timeline === timeline && offset >= w.firstOffset && offset <= w.lastOffset,
-  );
+/** Finds the window an entry lies in, by timeline and offset: one binary search. */
+export class WindowLookup {
+  private readonly byTimeline = new Map<number, ImpreciseWindow[]>();
+
+  constructor(windows: readonly ImpreciseWindow[]) {
+    for (const w of windows) {
+      const list = this.byTimeline.get(w.timeline) ?? [];
+      list.push(w);
+      this.byTimeline.set(w.timeline, list);
+    }
+    for (const list of this.byTimeline.values()) list.sort((a, b) => a.firstOffset - b.firstOffset);
+  }
+
+  at(timeline: number, offset: number): ImpreciseWindow | undefined {
+    const list = this.byTimeline.get(timeline);
+    if (list === undefined) return undefined;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.firstOffset <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const w = list[lo - 1];
+    return w !== undefined && offset <= w.lastOffset ? w : undefined;
+  }
 }

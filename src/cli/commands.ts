@@ -190,6 +190,10 @@ export function registerCommands(program: Command): void {
         .default('auto'),
       o.tz('IANA time zone for times without an offset (default: this machine)'),
       new Option('--dry-run', 'print the plan and write nothing'),
+      new Option(
+        '--accept-imprecise',
+        'inside an imprecise window no record places, cut by the latest time each write can have run at instead of refusing',
+      ),
       ...o.connection('the target’s'),
       new Option(
         '--serve-host <addr>',

@@ -24,6 +24,8 @@ const PER_RUN = new Set([
   'config',
   'json',
   'dry-run',
+  // Cutting by bounds is a decision about one restore, never a standing setting.
+  'accept-imprecise',
   'fix',
   'print-config',
 ]);

@@ -5,6 +5,8 @@ import { openReader } from '../daemon/open-reader.js';
 import { RfError } from '../errors.js';
 import { type Activity, activity } from '../log/activity.js';
 import { describeServer } from '../replication/server-info.js';
+import { aofCoverage, type Coverage } from '../restore/coverage.js';
+import { windowJson } from '../restore/plan.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive, type AofSummary, aofSummary } from '../store/chunks.js';
 import { keys } from '../store/keys.js';
@@ -58,6 +60,8 @@ export interface SourceInfo {
   /** What `rf listen --retain` last pruned to, if it runs with retention. */
   retention: { retainMs: number; windowStart: string; prunedAt: string } | null;
   lag: CaptureLag | null;
+  /** What the AOF record can restore where the stream cannot. */
+  coverage: Coverage;
 }
 
 interface DaemonStatus {
@@ -106,13 +110,17 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
       segments: t.segments,
       bytes: t.bytes,
     })),
-    gaps: ix.gaps.map((g) => ({
+    gaps: ix.gaps.map((g, i) => ({
       from: iso(g.from),
       until: iso(g.until),
       reason: g.reason,
       before: g.before,
       after: g.after,
+      /** The AOF record restores this span to the second (--from auto takes it there). */
+      aof: info.coverage.gaps[i] === true,
     })),
+    /** Writes received late: their true times lie within each window's bounds. */
+    imprecise: ix.imprecise.map((w, i) => windowJson(w, info.coverage.imprecise[i] ?? 'bounds')),
     restorable: ix.restorable.map((r) => ({ from: iso(r.from), until: iso(r.until) })),
     retention: info.retention,
     bases: ix.bases.map((b) => ({
@@ -212,6 +220,7 @@ export async function run(options: InfoOptions): Promise<number> {
                   prunedAt: iso(r.prunedAt),
                 },
           lag: daemon !== null && daemon.name === s.name ? lagOf(daemon) : null,
+          coverage: await aofCoverage(kv, s.name, ix.gaps, ix.imprecise, aof.chunks > 0),
         });
       }
       const onDisk = await diskUsage(options.store);
@@ -319,6 +328,22 @@ function duration(ms: number): string {
   return `${(s / 86_400).toFixed(1)} days`;
 }
 
+function printImprecise(info: SourceInfo): void {
+  const { imprecise } = info.ix;
+  if (imprecise.length === 0) return;
+  out.line('  imprecise (writes received late: each ran within these bounds)');
+  for (const [i, w] of imprecise.entries()) {
+    out.line(`    ${iso(w.from)} .. ${iso(w.until)}  ${duration(w.until - w.from)}`);
+    const placed =
+      info.coverage.imprecise[i] === 'second'
+        ? 'the AOF record places them to the second'
+        : 'restores inside refuse unless --accept-imprecise';
+    out.line(
+      `        ${w.writes} writes, offsets ${w.firstOffset}..${w.lastOffset} of timeline ${w.timeline}; ${placed}`,
+    );
+  }
+}
+
 function short(replid: string): string {
   return replid.length > 12 ? `${replid.slice(0, 12)}…` : replid;
 }
@@ -368,11 +393,14 @@ function printText(
     }
     if (ix.gaps.length > 0) {
       out.line('  gaps (nothing was captured; restores refuse these times)');
-      for (const g of ix.gaps) {
+      for (const [i, g] of ix.gaps.entries()) {
         out.line(`    ${iso(g.from)} .. ${iso(g.until)}  ${duration(g.until - g.from)}`);
         out.line(`        ${g.reason}, between timelines ${g.before} and ${g.after}`);
+        if (info.coverage.gaps[i] === true)
+          out.line('        the AOF record covers it: --from auto restores it to the second');
       }
     }
+    printImprecise(info);
     const baseBytes = ix.bases.reduce((n, b) => n + b.bytes, 0);
     const latestBase = ix.bases.reduce((m, b) => Math.max(m, b.takenAt), 0);
     out.line(

@@ -1,3 +1,4 @@
+import { type ImpreciseWindow, WindowLookup } from '../bounds/windows.js';
 import { openReader } from '../daemon/open-reader.js';
 import { Exit, RfError } from '../errors.js';
 import { formatCommand, jsonArg } from '../log/format.js';
@@ -74,6 +75,7 @@ export async function run(options: LogOptions): Promise<number> {
         );
       }
 
+      const late = new WindowLookup(await archive.imprecise(source));
       const stats = emptyLogStats();
       const zone = options.tz;
       const lines: string[] = [];
@@ -92,7 +94,10 @@ export async function run(options: LogOptions): Promise<number> {
         stats,
       );
       for await (const w of writes) {
-        const line = options.json ? JSON.stringify(jsonRecord(w)) : textLine(w, zone);
+        const window = late.at(w.timeline, w.offset);
+        const line = options.json
+          ? JSON.stringify(jsonRecord(w, window))
+          : textLine(w, zone, window);
         lines.push(line);
         pending += line.length;
         if (pending >= BLOCK) flush();
@@ -136,14 +141,19 @@ function timeText(ms: number, zone: string | undefined): string {
   return lastTime.text;
 }
 
-function textLine(w: LogWrite, zone: string | undefined): string {
+function textLine(w: LogWrite, zone: string | undefined, late?: ImpreciseWindow): string {
   const time = timeText(w.time, zone);
   const tx = w.multiAt === null ? '' : `  [in MULTI at ${w.multiAt}]`;
-  return `${time}  db ${w.db}  tl ${w.timeline}  offset ${w.offset}  ${formatCommand(w.args, TEXT_ARG_BYTES)}${tx}`;
+  // A late write's time is the latest it can have run at; it ran after the window's start.
+  const mark =
+    late === undefined
+      ? ''
+      : `  [late: ran after ${zone === undefined ? isoUtc(late.from) : formatInZone(late.from, zone)}]`;
+  return `${time}  db ${w.db}  tl ${w.timeline}  offset ${w.offset}  ${formatCommand(w.args, TEXT_ARG_BYTES)}${tx}${mark}`;
 }
 
 /** One JSON line per write: the fields are stable, new ones may be added. */
-function jsonRecord(w: LogWrite) {
+function jsonRecord(w: LogWrite, late?: ImpreciseWindow) {
   return {
     time: isoUtc(w.time),
     db: w.db,
@@ -153,6 +163,8 @@ function jsonRecord(w: LogWrite) {
     command: w.name.toUpperCase(),
     args: w.args.slice(1).map(jsonArg),
     multiAt: w.multiAt,
+    /** Received late: it ran after `from` and at or before `time` (null: captured live). */
+    late: late === undefined ? null : { from: isoUtc(late.from), until: isoUtc(w.time) },
   };
 }
 

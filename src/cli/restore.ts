@@ -5,6 +5,7 @@ import { silentLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
 import type { ConflictMode, TtlMode } from '../restore/into/decide.js';
 import { type OutLayout, parseLayout } from '../restore/layout.js';
+import { windowJson } from '../restore/plan.js';
 import { type RestoreInto, type RestoreResult, restore } from '../restore/restore.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes } from './info.js';
@@ -27,6 +28,7 @@ export interface RestoreOptions {
   from: 'stream' | 'aof' | 'auto';
   tz?: string;
   dryRun?: boolean;
+  acceptImprecise?: boolean;
   passwordFile?: string;
   tlsCa?: string;
   tlsCert?: string;
@@ -71,6 +73,7 @@ export async function run(options: RestoreOptions): Promise<number> {
       now: Date.now(),
       from: options.from,
       into: options.dryRun && options.into === undefined ? null : into(options),
+      acceptImprecise: options.acceptImprecise === true,
       // Every command that takes a time says what it understood, before it acts.
       onResolved: (until) => out.note(describeInstant(until)),
       onWrite: (read) =>
@@ -153,6 +156,8 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
             reason: dropped.reason,
           },
     into,
+    imprecise: r.imprecise === null ? null : windowJson(r.imprecise),
+    chosenBecause: r.chosenBecause,
     seconds: (Date.now() - began) / 1000,
   };
   if (options.json) {
@@ -172,6 +177,19 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
   const where =
     r.from === 'stream' ? `timeline ${r.timeline}` : `the AOF chunks (${r.precision} precision)`;
   out.line(`${options.dryRun ? 'plan' : 'restored'}: source ${options.name}, ${where}`);
+  if (r.chosenBecause !== null) {
+    const why =
+      r.chosenBecause === 'stream-gap'
+        ? 'the target time falls in a gap of the stream'
+        : 'the stream received the writes around the target time late';
+    out.line(`  record       the AOF chunks, which place it to the second: ${why}`);
+  }
+  if (r.imprecise !== null) {
+    const w = r.imprecise;
+    out.line(
+      `  imprecise    the target time falls in an imprecise window (${isoUtc(w.from)} .. ${isoUtc(w.until)}, offsets ${w.firstOffset}..${w.lastOffset}): cut by the latest time each write can have run at (--accept-imprecise); writes stored after it may have run before it`,
+    );
+  }
   out.line(
     `  base         ${r.base.file === null ? '(none: the AOF starts empty)' : path.join(options.store, r.base.file)} (${r.base.offset === null ? '' : `offset ${r.base.offset}, `}taken ${isoUtc(r.base.takenAt)}, ${formatBytes(r.base.bytes)})`,
   );

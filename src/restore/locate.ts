@@ -1,13 +1,22 @@
 import { RfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
 import { indexSource } from '../store/summary.js';
-import { type Cut, chooseBase, chooseTimeline, cutInSegment, type RestorePlan } from './plan.js';
+import {
+  type Cut,
+  checkImprecise,
+  chooseBase,
+  chooseTimeline,
+  cutInSegment,
+  type RestorePlan,
+} from './plan.js';
 
 /** Reads just what the plan needs: the index, then one seek by time and one segment. */
 export async function planRestore(
   archive: Archive,
   source: string,
   target: number,
+  /** Cut inside an imprecise window by the stored times instead of refusing (RF_TIME_IMPRECISE). */
+  acceptImprecise = false,
 ): Promise<RestorePlan> {
   const record = await archive.source(source);
   if (record === undefined) {
@@ -22,6 +31,7 @@ export async function planRestore(
   }
   const index = await indexSource(archive, record);
   const timeline = chooseTimeline(index, target);
+  const imprecise = checkImprecise(index, timeline, target, acceptImprecise);
   const seg = await archive.segmentBeforeTime(source, timeline.id, target);
   let cut: Cut;
   if (seg === undefined) {
@@ -36,5 +46,5 @@ export async function planRestore(
     cut = cutInSegment(seg, entries, target, seg.end === timeline.durableOffset);
   }
   const base = chooseBase(index.bases, timeline.id, cut.offset);
-  return { source, target, timeline, base, fromOffset: base.offset + 1, cut };
+  return { source, target, timeline, base, fromOffset: base.offset + 1, cut, imprecise };
 }

@@ -1,3 +1,4 @@
+import { type ImpreciseWindow, windowAt } from '../bounds/windows.js';
 import { RfError } from '../errors.js';
 import { CommandState, commandName, frameKind, Kind, parseArgs } from '../store/commands.js';
 import type { Gap, Range, SourceIndex } from '../store/summary.js';
@@ -43,6 +44,47 @@ export interface RestorePlan {
   /** First stream offset replayed on top of the base. */
   fromOffset: number;
   cut: Cut;
+  /** The imprecise window T falls in, when the restore was told to cut by its bounds anyway. */
+  imprecise: ImpreciseWindow | null;
+}
+
+/** A window as the operator sees it (rf info --json `imprecise`, the RF_TIME_IMPRECISE details). */
+export function windowJson(w: ImpreciseWindow, precision: 'bounds' | 'second' = 'bounds') {
+  return {
+    timeline: w.timeline,
+    from: isoUtc(w.from),
+    until: isoUtc(w.until),
+    offsets: [w.firstOffset, w.lastOffset] as [number, number],
+    writes: w.writes,
+    precision,
+  };
+}
+
+/**
+ * T strictly inside an imprecise window: the stream holds those writes, but received them late,
+ * so it cannot say which of them had run by T. Refused unless the operator accepts a cut by the
+ * best bounds known (the stored times, each the latest the write can have run at).
+ */
+export function checkImprecise(
+  index: SourceIndex,
+  timeline: Timeline,
+  target: number,
+  accept: boolean,
+): ImpreciseWindow | null {
+  const w = windowAt(index.imprecise, timeline.id, target);
+  if (w === undefined || accept) return w ?? null;
+  throw new RfError(
+    'RF_TIME_IMPRECISE',
+    `${isoUtc(target)} falls in an imprecise window (${isoUtc(w.from)} .. ${isoUtc(w.until)}, offsets ${w.firstOffset}..${w.lastOffset}): rf received those ${w.writes} writes late, so the stream cannot tell which of them had run by then`,
+    {
+      details: {
+        source: index.source.name,
+        target: isoUtc(target),
+        window: windowJson(w),
+      },
+      hint: `pick a time at or before ${isoUtc(w.from)} or at or after ${isoUtc(w.until)}, restore from an AOF record that covers it (--from aof), or pass --accept-imprecise to cut by the latest time each write can have run at`,
+    },
+  );
 }
 
 function rangesText(ranges: readonly Range[]): string {

@@ -1,3 +1,4 @@
+import type { ImpreciseWindow } from '../bounds/windows.js';
 import type { Archive } from '../store/archive.js';
 import { AofArchive } from '../store/chunks.js';
 import type { KvReader } from '../store/store.js';
@@ -13,7 +14,10 @@ export type RestoreFrom = 'stream' | 'aof';
 /** One restore, whichever record it reads: what to write and what to say about it. */
 export interface Prepared {
   from: RestoreFrom;
-  precision: 'millisecond' | 'second' | 'chunk';
+  /** 'bounds': cut inside an imprecise window by the stored times (--accept-imprecise). */
+  precision: 'millisecond' | 'second' | 'chunk' | 'bounds';
+  /** The imprecise window the cut falls in (only with --accept-imprecise). */
+  imprecise: ImpreciseWindow | null;
   timeline: number | null;
   base: { file: string | null; offset: number | null; takenAt: number; bytes: number };
   /** The base as --out writes it (null: the incr file alone). */
@@ -43,12 +47,14 @@ export async function prepareStream(
   archive: Archive,
   name: string,
   target: number,
+  acceptImprecise = false,
 ): Promise<Prepared> {
-  const plan = await planRestore(archive, name, target);
+  const plan = await planRestore(archive, name, target, acceptImprecise);
   const stats = emptyStats();
   return {
     from: 'stream',
-    precision: 'millisecond',
+    precision: plan.imprecise === null ? 'millisecond' : 'bounds',
+    imprecise: plan.imprecise,
     timeline: plan.timeline.id,
     base: {
       file: plan.base.file,
@@ -80,6 +86,7 @@ export async function prepareAof(kv: KvReader, name: string, target: number): Pr
   return {
     from: 'aof',
     precision: plan.precision,
+    imprecise: null,
     timeline: null,
     base: { file: plan.base.file, offset: null, takenAt: plan.baseTime, bytes: plan.base.bytes },
     dirBase: () => (format === null ? null : { format, chunks: readAofBase(kv, plan.base) }),

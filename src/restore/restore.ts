@@ -4,6 +4,8 @@
  * destination) only walk it as a dry run. The CLI parses for it and reports what it returns.
  */
 import path from 'node:path';
+import type { ImpreciseWindow } from '../bounds/windows.js';
+import { isRfError } from '../errors.js';
 import { Archive } from '../store/archive.js';
 import type { KvReader } from '../store/store.js';
 import { type ResolvedTime, resolveTime } from '../time.js';
@@ -43,6 +45,8 @@ export interface RestoreOptions {
   now: number;
   from: RestoreFrom | 'auto';
   into: RestoreInto | null;
+  /** Inside an imprecise window no record places, cut by the stored times instead of refusing. */
+  acceptImprecise?: boolean;
   /** Told the instant `until` resolved to before anything is planned (DESIGN.md: echo it first). */
   onResolved?: (until: ResolvedTime) => void;
   /** Told when the write starts, with a reading of how far it is; `stop` is called when it ends. */
@@ -79,6 +83,10 @@ export interface RestoreResult {
     | { kind: 'target'; url: string }
     | ({ kind: 'into'; url: string } & IntoResult)
     | null;
+  /** The imprecise window the cut falls in (with acceptImprecise), else null. */
+  imprecise: ImpreciseWindow | null;
+  /** Why --from auto took the AOF record over the stream, or null. */
+  chosenBecause: 'stream-gap' | 'imprecise-window' | null;
 }
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
@@ -97,10 +105,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     });
     options.onResolved?.(until);
     let written: { layout: OutLayout; reason: string } | null = null;
-    const prepared =
-      from === 'stream'
-        ? await prepareStream(kv, archive, name, until.ms)
-        : await prepareAof(kv, name, until.ms);
+    const { prepared, because } = await prepareChosen(options, from, kv, archive, until.ms);
     if (into === null) {
       for await (const _ of prepared.commands()) {
         // counting only
@@ -128,7 +133,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
             },
           });
           return {
-            ...result(options, until, prepared, null),
+            ...result(options, until, prepared, null, because),
             into: { ...copied, kind: 'into', url: into.url },
           };
         }
@@ -147,7 +152,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         watch?.stop();
       }
     }
-    return result(options, until, prepared, written);
+    return result(options, until, prepared, written, because);
   } finally {
     await kv.close();
   }
@@ -164,11 +169,48 @@ async function outLayout(
   return chooseLayout({ ...prepared.layout, server }, override);
 }
 
+/**
+ * The plan from the record chosen. With --from auto, a T the stream cannot place (a gap, or an
+ * imprecise window: a stall or reconnect leaves the master's AOF untouched) is taken from the
+ * AOF record when it covers T to the second; otherwise the stream's refusal stands, or, with
+ * acceptImprecise, the stream cuts by its stored times.
+ */
+async function prepareChosen(
+  options: RestoreOptions,
+  from: RestoreFrom,
+  kv: KvReader,
+  archive: Archive,
+  target: number,
+): Promise<{ prepared: Prepared; because: RestoreResult['chosenBecause'] }> {
+  const { name } = options;
+  const accept = options.acceptImprecise === true;
+  if (from === 'aof') return { prepared: await prepareAof(kv, name, target), because: null };
+  if (options.from !== 'auto')
+    return { prepared: await prepareStream(kv, archive, name, target, accept), because: null };
+  try {
+    return { prepared: await prepareStream(kv, archive, name, target), because: null };
+  } catch (err) {
+    if (!isRfError(err) || (err.code !== 'RF_TIME_IN_GAP' && err.code !== 'RF_TIME_IMPRECISE'))
+      throw err;
+    const aof = await prepareAof(kv, name, target).catch(() => null);
+    if (aof !== null && aof.precision === 'second') {
+      return {
+        prepared: aof,
+        because: err.code === 'RF_TIME_IN_GAP' ? 'stream-gap' : 'imprecise-window',
+      };
+    }
+    if (err.code === 'RF_TIME_IMPRECISE' && accept)
+      return { prepared: await prepareStream(kv, archive, name, target, true), because: null };
+    throw err;
+  }
+}
+
 function result(
   options: RestoreOptions,
   until: ResolvedTime,
   p: Prepared,
   written: { layout: OutLayout; reason: string } | null,
+  chosenBecause: RestoreResult['chosenBecause'],
 ): RestoreResult {
   const { stats } = p;
   const { into } = options;
@@ -200,5 +242,7 @@ function result(
               layout: written?.layout ?? 'redis7',
               layoutReason: written?.reason ?? '',
             },
+    imprecise: p.imprecise,
+    chosenBecause,
   };
 }

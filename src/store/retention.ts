@@ -50,7 +50,8 @@ export async function pruneArchive(
 
   let keepFrom: { timeline: number; offset: number; segmentsBefore: number } | null = null;
   try {
-    const plan = await planRestore(archive, source, windowStart);
+    // Inside an imprecise window the cut by stored times keeps every write a restore can need.
+    const plan = await planRestore(archive, source, windowStart, true);
     // Keep the base that restore uses, and the segment that holds its cut even when the base
     // sits at its very end: a restore to the window's start finds its cut by time in it.
     const cutSegment = await archive.segmentAtOffset(source, plan.timeline.id, plan.cut.offset);

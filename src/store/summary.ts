@@ -1,3 +1,4 @@
+import type { ImpreciseWindow } from '../bounds/windows.js';
 import type { Archive } from './archive.js';
 import type { BaseMeta, SeenRecord, SourceRecord, Timeline, TimelineReason } from './types.js';
 
@@ -25,6 +26,8 @@ export interface SourceIndex {
   bases: BaseMeta[];
   gaps: Gap[];
   restorable: Restorable[];
+  /** Runs of entries received late: their times are known only within each window's bounds. */
+  imprecise: ImpreciseWindow[];
 }
 
 /**
@@ -64,10 +67,11 @@ export function restorableRanges(
 }
 
 export async function indexSource(archive: Archive, source: SourceRecord): Promise<SourceIndex> {
-  const [timelines, bases, seen] = await Promise.all([
+  const [timelines, bases, seen, imprecise] = await Promise.all([
     archive.timelines(source.name),
     archive.bases(source.name),
     archive.seen(source.name),
+    archive.imprecise(source.name),
   ]);
-  return { source, timelines, bases, ...restorableRanges(timelines, bases, seen) };
+  return { source, timelines, bases, imprecise, ...restorableRanges(timelines, bases, seen) };
 }

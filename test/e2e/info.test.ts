@@ -34,7 +34,8 @@ interface InfoJson {
   sources: {
     name: string;
     timelines: { replid: string; from: string; until: string; durableOffset: number }[];
-    gaps: { from: string; until: string; reason: string }[];
+    gaps: { from: string; until: string; reason: string; aof: boolean }[];
+    imprecise: { from: string; until: string; offsets: [number, number]; precision: string }[];
     restorable: { from: string; until: string }[];
     aof: { chunks: number; bytes: number; lastChunkAt: string | null };
     lastWrite: string | null;
@@ -156,8 +157,12 @@ describe('rf info --json', () => {
         reason: 'replid-changed',
         before: 1,
         after: 2,
+        // No AOF record here to restore the gap from.
+        aof: false,
       },
     ]);
+    // Every write was received live: nothing is imprecise.
+    expect(src.imprecise).toEqual([]);
     expect(src.restorable).toHaveLength(2);
     expect(src.aof).toMatchObject({ chunks: 0, bytes: 0, lastChunkAt: null });
   });

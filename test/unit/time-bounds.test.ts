@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { OffsetClock, type OffsetSample } from '../../src/bounds/clock.js';
-import { isLate, LIVE_TOLERANCE_MS, WindowTracker, windowAt } from '../../src/bounds/windows.js';
+import {
+  LIVE_TOLERANCE_MS,
+  WindowLookup,
+  WindowTracker,
+  windowAt,
+} from '../../src/bounds/windows.js';
 
 const R = 'a'.repeat(40);
 const sample = (offset: number, sentAt: number, answeredAt = sentAt + 1, replid = R) =>
@@ -94,9 +99,14 @@ describe('WindowTracker', () => {
       },
     ]);
     expect(t.take()).toEqual([]);
-    expect(isLate(windows, 3, 121)).toBe(true);
-    expect(isLate(windows, 3, 135)).toBe(false);
-    expect(isLate(windows, 4, 121)).toBe(false);
+    const lookup = new WindowLookup([...windows].reverse());
+    expect(lookup.at(3, 110)).toBeUndefined();
+    expect(lookup.at(3, 111)).toBe(windows[0]);
+    expect(lookup.at(3, 134)).toBe(windows[0]);
+    expect(lookup.at(3, 135)).toBeUndefined();
+    expect(lookup.at(3, 150)).toBe(windows[1]);
+    expect(lookup.at(3, 155)).toBeUndefined();
+    expect(lookup.at(4, 121)).toBeUndefined();
   });
 
   it('a bracket of exactly the tolerance is live; no sample below is no evidence', () => {
