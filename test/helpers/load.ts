@@ -11,23 +11,28 @@ export class WriteLoad {
   errors: unknown[] = [];
 
   constructor(
-    private readonly client: RedisClient,
+    protected readonly client: RedisClient,
     private readonly batch = 20,
     private readonly pauseMs = 5,
   ) {}
+
+  /** One round of writes; a load of another shape overrides it. */
+  protected step(): Promise<unknown> {
+    const calls: Promise<unknown>[] = [];
+    for (let j = 0; j < this.batch; j++) {
+      const i = this.sent++;
+      calls.push(this.client.call('SET', `load:${i}`, String(i)));
+      calls.push(this.client.call('RPUSH', 'load:list', String(i)));
+    }
+    return Promise.all(calls);
+  }
 
   start(): void {
     this.running = true;
     this.done = (async () => {
       while (this.running) {
-        const calls: Promise<unknown>[] = [];
-        for (let j = 0; j < this.batch; j++) {
-          const i = this.sent++;
-          calls.push(this.client.call('SET', `load:${i}`, String(i)));
-          calls.push(this.client.call('RPUSH', 'load:list', String(i)));
-        }
         try {
-          await Promise.all(calls);
+          await this.step();
         } catch (err) {
           this.errors.push(err);
           this.running = false;
