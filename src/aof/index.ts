@@ -25,12 +25,14 @@ export { AofCapture, type AofCaptureStatus } from './capture.js';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_REWRITE_AT } from './defaults.js';
 export { HttpSink } from './http-sink.js';
 export {
+  type IngestGrant,
   type IngestOptions,
   type IngestServer,
   type IngestTls,
   parseListen,
   startIngestServer,
 } from './ingest.js';
+export { parseIngestGrants } from './ingest-grants.js';
 export type { RedisTarget, RewriteResult } from './rewrite.js';
 export { type AofSink, LocalSink } from './sink.js';
 

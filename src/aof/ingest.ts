@@ -4,15 +4,18 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isRfError, type RfCode, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type {
-  AofChunkMeta,
-  AofFileRecord,
-  AofGap,
-  AofSizeSample,
-  BaseOffer,
-} from '../store/chunks.js';
+import type { PutResult } from '../store/chunks.js';
 import { isValidSourceName } from '../store/keys.js';
 import type { Store } from '../store/store.js';
+import { atMost, ByteBudget, readBody, readJson, refusal, statusOf } from './ingest-body.js';
+import {
+  checkBaseOffer,
+  checkChunkMeta,
+  checkFileRecord,
+  checkGap,
+  checkSize,
+  ingestUsage,
+} from './ingest-check.js';
 import { LocalSink } from './sink.js';
 import {
   BASE_HEADER,
@@ -29,15 +32,25 @@ export interface IngestTls {
   key: string | Buffer;
 }
 
+/** A bearer token and the sources it may write. Never logged. */
+export interface IngestGrant {
+  token: string;
+  /** Source names, or 'any' (a library caller's choice; the CLI always names them). */
+  sources: readonly string[] | 'any';
+}
+
 export interface IngestOptions {
   store: Store;
-  /** `host:port` (`[::1]:port` for IPv6, `:port` or a bare port for every interface). */
+  /** `host:port` (`[::1]:port` for IPv6); `:port` or a bare port is loopback. */
   listen: string;
-  /** The bearer token every request must carry. Never logged. */
-  token: string;
+  /** The tokens requests may carry; a token writes only the sources it names. */
+  grants: readonly IngestGrant[];
   tls?: IngestTls;
   log: Logger;
-  /** Largest chunk accepted; 1 GiB unless given (a chunk may be one large command). */
+  /**
+   * Largest chunk accepted (413 past it), and the most chunk bytes held at once across every
+   * request (the others wait, unread): 64 MiB unless given. A chunk is held whole until stored.
+   */
   maxChunkBytes?: number;
 }
 
@@ -46,16 +59,29 @@ export interface IngestServer {
   readonly port: number;
   /** `http(s)://host:port`, what `rf ship --to` takes. */
   readonly url: string;
-  stats(): { requests: number; chunksStored: number; duplicates: number; refused: number };
+  stats(): {
+    requests: number;
+    chunksStored: number;
+    duplicates: number;
+    refused: number;
+    /** Sources with a sink kept for them. */
+    sinks: number;
+  };
   /** Stops listening, drops open connections, and waits for requests in progress to settle. */
   close(): Promise<void>;
 }
 
-const MAX_JSON = 1024 * 1024;
-const DEFAULT_MAX_CHUNK = 1024 ** 3;
+const DEFAULT_MAX_CHUNK = 64 * 1024 * 1024;
+/** Connections at once; rf ship uses one per source. */
+const MAX_CONNECTIONS = 32;
+/** A sender that has not sent its headers by then is not rf ship. */
+const HEADERS_TIMEOUT_MS = 10_000;
+/** Bytes of a refused request's body read (to let its answer through) before the connection is dropped. */
+const DISCARD_BYTES = 1024 * 1024;
+/** Sinks kept for sources granted 'any'; an idle one past this is dropped. */
+const MAX_SINKS = 64;
 
 const statusFor: Partial<Record<RfCode, number>> = {
-  RF_AUTH: 401,
   RF_USAGE: 400,
   RF_UNKNOWN_SOURCE: 404,
   RF_CHUNK_CONFLICT: 409,
@@ -70,10 +96,11 @@ export function parseListen(flag: string, value: string): { host: string; port: 
   if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RfError('RF_USAGE', `${flag} takes host:port, got ${JSON.stringify(value)}`, {
       details: { flag, value },
-      hint: `for example ${flag} 0.0.0.0:7379 or ${flag} 127.0.0.1:7379`,
+      hint: `for example ${flag} 127.0.0.1:7379, or an address of this host`,
     });
   }
-  return { host: m[1] || m[2] || '0.0.0.0', port };
+  // No host: loopback. Every interface must be asked for (0.0.0.0, ::), never a default.
+  return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 
 /**
@@ -84,33 +111,56 @@ export function parseListen(flag: string, value: string): { host: string; port: 
  */
 export async function startIngestServer(options: IngestOptions): Promise<IngestServer> {
   const { store, log } = options;
-  if (options.token === '') {
+  if (options.grants.length === 0 || options.grants.some((g) => g.token === '')) {
     throw new RfError('RF_USAGE', 'the ingest server needs a bearer token', {
-      hint: 'give one with --ingest-token (or RF_INGEST_TOKEN); rf ship sends it with --token',
+      hint: 'give one with --ingest-token-file (or RF_INGEST_TOKEN); rf ship sends it with --token-file',
     });
   }
   const { host, port } = parseListen('--ingest', options.listen);
   const maxChunk = options.maxChunkBytes ?? DEFAULT_MAX_CHUNK;
-  const expected = createHash('sha256').update(options.token).digest();
-  const sinks = new Map<string, LocalSink>();
+  const digest = (t: string) => createHash('sha256').update(t).digest();
+  const grants = options.grants.map((g) => ({ digest: digest(g.token), sources: g.sources }));
+  const budget = new ByteBudget(maxChunk);
+  const sinks = new Map<string, { sink: LocalSink; users: number }>();
   const inFlight = new Set<Promise<void>>();
   const counts = { requests: 0, chunksStored: 0, duplicates: 0, refused: 0 };
   let closing = false;
 
-  const authorized = (req: http.IncomingMessage): boolean => {
+  /** The sources the request's token may write; null for no or a wrong token. */
+  const grantOf = (req: http.IncomingMessage): IngestGrant['sources'] | null => {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-    if (m === null) return false;
-    // Compared as digests: equal lengths, and no timing hint about the token.
-    return timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected);
+    if (m === null) return null;
+    // Compared as digests: equal lengths, and no timing hint about the token. Every grant is
+    // compared, so the time taken does not tell which one matched.
+    const given = digest(m[1]!);
+    let found: IngestGrant['sources'] | null = null;
+    for (const g of grants)
+      if (timingSafeEqual(given, g.digest) && found === null) found = g.sources;
+    return found;
   };
 
+  /** The source's sink, held until `release`; at most MAX_SINKS idle ones are kept. */
   const sinkFor = (source: string, req: http.IncomingMessage): LocalSink => {
-    let sink = sinks.get(source);
-    if (sink === undefined) {
-      sink = new LocalSink(store, source, `aof-ship://${req.socket.remoteAddress ?? 'unknown'}`);
-      sinks.set(source, sink);
+    let entry = sinks.get(source);
+    if (entry === undefined) {
+      if (sinks.size >= MAX_SINKS) {
+        for (const [name, e] of sinks) {
+          if (e.users === 0) {
+            sinks.delete(name);
+            break;
+          }
+        }
+      }
+      const origin = `aof-ship://${req.socket.remoteAddress ?? 'unknown'}`;
+      entry = { sink: new LocalSink(store, source, origin), users: 0 };
+      sinks.set(source, entry);
     }
-    return sink;
+    entry.users++;
+    return entry.sink;
+  };
+  const release = (source: string) => {
+    const entry = sinks.get(source);
+    if (entry !== undefined) entry.users--;
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
@@ -119,20 +169,40 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     const route = parseRoute(url.pathname);
     try {
       if (closing) throw new RfError('RF_INGEST', 'the ingest server is stopping');
-      if (!authorized(req)) {
-        throw new RfError('RF_AUTH', 'missing or wrong bearer token', {
-          hint: 'rf ship --token must match the receiver’s --ingest-token',
-        });
+      const granted = grantOf(req);
+      if (granted === null) {
+        throw refusal(
+          401,
+          new RfError('RF_AUTH', 'missing or wrong bearer token', {
+            hint: 'rf ship --token-file must hold a token of the receiver’s --ingest-token-file',
+          }),
+        );
       }
-      if (route === null) throw usage(`no such endpoint: ${req.method} ${url.pathname}`);
+      if (route === null) throw ingestUsage(`no such endpoint: ${req.method} ${url.pathname}`);
       if (!isValidSourceName(route.source))
-        throw usage(`invalid source name ${JSON.stringify(route.source)}`);
-      const reply = await dispatch(route, req, sinkFor(route.source, req));
-      send(res, reply.status, reply.body);
+        throw ingestUsage(`invalid source name ${JSON.stringify(route.source)}`);
+      if (granted !== 'any' && !granted.includes(route.source)) {
+        throw refusal(
+          403,
+          new RfError('RF_AUTH', `this token may not write the source ${route.source}`, {
+            details: { source: route.source },
+            hint: 'give the source its own line `<source> <token>` in the receiver’s --ingest-token-file, and rf ship that token',
+          }),
+        );
+      }
+      const sink = sinkFor(route.source, req);
+      try {
+        const reply = await dispatch(route, req, sink);
+        send(res, reply.status, reply.body);
+      } finally {
+        release(route.source);
+      }
     } catch (err) {
       const rf = isRfError(err) ? err : null;
       const status =
-        rf === null ? 500 : (statusFor[rf.code] ?? (rf.code === 'RF_INGEST' ? 503 : 500));
+        rf === null
+          ? 500
+          : (statusOf.get(rf) ?? statusFor[rf.code] ?? (rf.code === 'RF_INGEST' ? 503 : 500));
       if (rf === null && (req.destroyed || !req.complete))
         // The sender went away mid-request (stopped, killed, network): it sends again.
         log.warn(
@@ -155,8 +225,16 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
           'ingest request refused',
         );
       counts.refused++;
-      // The body may be unread (a refused token, a bad header): the connection is not reused.
-      if (!req.complete) res.setHeader('connection', 'close');
+      // The body may be unread (a refused token, a bad header): the connection is not reused,
+      // and past a little of it, not read any further.
+      if (!req.complete) {
+        res.setHeader('connection', 'close');
+        let discarded = 0;
+        req.on('data', (piece: Buffer) => {
+          discarded += piece.length;
+          if (discarded > DISCARD_BYTES) req.socket.destroy();
+        });
+      }
       send(res, status, {
         error: rf?.toJSON() ?? { code: 'RF_INTERNAL', message: 'internal error' },
       });
@@ -171,41 +249,41 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
   ): Promise<{ status: number; body: unknown }> => {
     const method = req.method ?? 'GET';
     if (route.kind === 'held') {
-      if (method !== 'GET') throw usage('held takes GET');
+      if (method !== 'GET') throw ingestUsage('held takes GET');
       return { status: 200, body: await sink.held() };
     }
-    if (method !== 'PUT') throw usage(`${route.kind} takes PUT`);
+    if (method !== 'PUT') throw ingestUsage(`${route.kind} takes PUT`);
     switch (route.kind) {
       case 'file': {
-        const record = await readJson<AofFileRecord>(req);
-        if (
-          !isObject(record) ||
-          record.fileNo !== route.fileNo ||
-          typeof record.name !== 'string' ||
-          !isWhole(record.seq) ||
-          !isWhole(record.ino) ||
-          !isWhole(record.chunkStart)
-        ) {
-          throw usage('the file record does not match its path or is incomplete');
-        }
+        const record = checkFileRecord(await readJson(req), route.fileNo);
         return { status: 200, body: { file: await sink.putFile(record) } };
       }
       case 'chunk': {
-        const meta = decodeHeader<AofChunkMeta>(req.headers[CHUNK_HEADER]);
-        if (
-          !isObject(meta) ||
-          meta.fileNo !== route.fileNo ||
-          meta.start !== route.start ||
-          !isWhole(meta.end) ||
-          meta.end <= meta.start ||
-          typeof meta.sha256 !== 'string'
-        ) {
-          throw usage(
-            `the ${CHUNK_HEADER} header is missing, malformed or does not match the path`,
+        const meta = checkChunkMeta(
+          decodeHeader(req.headers[CHUNK_HEADER]),
+          route.fileNo,
+          route.start,
+        );
+        const length = meta.end - meta.start;
+        if (length > maxChunk) {
+          throw refusal(
+            413,
+            ingestUsage(
+              `a chunk of ${length} bytes is larger than the ${maxChunk} this receiver takes`,
+            ),
           );
         }
-        const data = await readBody(req, Math.min(maxChunk, meta.end - meta.start + 1));
-        const result = await sink.putChunk(meta, data);
+        // Held whole until stored: what every request holds at once stays within one chunk cap,
+        // and a request waiting for room is not read meanwhile.
+        await budget.take(length);
+        let data: Buffer;
+        let result: PutResult;
+        try {
+          data = await readBody(req, length);
+          result = await sink.putChunk(meta, data);
+        } finally {
+          budget.give(length);
+        }
         if (result === 'stored') counts.chunksStored++;
         else counts.duplicates++;
         log.debug(
@@ -220,27 +298,26 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
         return { status: result === 'stored' ? 201 : 200, body: { result } };
       }
       case 'base': {
-        const offer = decodeHeader<BaseOffer>(req.headers[BASE_HEADER]);
-        if (
-          !isObject(offer) ||
-          offer.fileNo !== route.fileNo ||
-          !isWhole(offer.bytes) ||
-          typeof offer.name !== 'string'
-        ) {
-          throw usage(`the ${BASE_HEADER} header is missing, malformed or does not match the path`);
+        const offer = checkBaseOffer(decodeHeader(req.headers[BASE_HEADER]), route.fileNo);
+        const declared = Number(req.headers['content-length']);
+        if (Number.isFinite(declared) && declared > offer.bytes) {
+          throw refusal(
+            413,
+            ingestUsage(`a body of ${declared} bytes for a base of ${offer.bytes}`),
+          );
         }
         const sha256 = new Promise<string>((resolve, reject) => {
           req.once('end', () => {
             const sha = req.trailers[SHA_TRAILER];
             if (typeof sha === 'string') resolve(sha);
-            else reject(usage(`the base arrived without its ${SHA_TRAILER} trailer`));
+            else reject(ingestUsage(`the base arrived without its ${SHA_TRAILER} trailer`));
           });
           req.once('error', reject);
         });
         sha256.catch(() => undefined);
         const result = await sink.putBase(
           offer,
-          offer.bytes === 0 ? null : () => ({ stream: req, sha256 }),
+          offer.bytes === 0 ? null : () => ({ stream: req.pipe(atMost(offer.bytes)), sha256 }),
         );
         log.info(
           {
@@ -255,17 +332,11 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
         return { status: result === 'stored' ? 201 : 200, body: { result } };
       }
       case 'gap': {
-        const gap = await readJson<AofGap>(req);
-        if (!isObject(gap) || gap.fileNo !== route.fileNo || gap.start !== route.start)
-          throw usage('the gap does not match its path');
-        await sink.putGap(gap);
+        await sink.putGap(checkGap(await readJson(req), route.fileNo, route.start));
         return { status: 200, body: { result: 'stored' } };
       }
       case 'size': {
-        const sample = await readJson<AofSizeSample>(req);
-        if (!isObject(sample) || !isWhole(sample.bytes) || !isWhole(sample.at))
-          throw usage('malformed size sample');
-        await sink.putSize(sample);
+        await sink.putSize(checkSize(await readJson(req)));
         return { status: 200, body: { result: 'stored' } };
       }
     }
@@ -279,6 +350,8 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
     : http.createServer(onRequest);
   server.keepAliveTimeout = 30_000;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
@@ -304,7 +377,7 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     host: address.address,
     port: address.port,
     url: `${scheme}://${shownHost}:${address.port}`,
-    stats: () => ({ ...counts }),
+    stats: () => ({ ...counts, sinks: sinks.size }),
     close: async () => {
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -326,41 +399,4 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
-}
-
-function usage(message: string): RfError {
-  return new RfError('RF_USAGE', message, {
-    hint: 'rf ship and rf listen --ingest must be the same rf version',
-  });
-}
-
-function isObject<T>(x: T | undefined | null): x is T {
-  return typeof x === 'object' && x !== null;
-}
-
-function isWhole(x: unknown): boolean {
-  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-}
-
-async function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max)
-    throw usage(`body of ${declared} bytes is larger than the ${max} allowed`);
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const piece of req as AsyncIterable<Buffer>) {
-    total += piece.length;
-    if (total > max) throw usage(`body larger than the ${max} bytes allowed`);
-    parts.push(piece);
-  }
-  return Buffer.concat(parts, total);
-}
-
-async function readJson<T>(req: http.IncomingMessage): Promise<T> {
-  const body = await readBody(req, MAX_JSON);
-  try {
-    return JSON.parse(body.toString('utf8')) as T;
-  } catch {
-    throw usage('the body is not JSON');
-  }
 }

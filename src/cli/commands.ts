@@ -66,10 +66,20 @@ export function registerCommands(program: Command): void {
       new Option('--ingest <host:port>', 'accept AOF chunks from rf ship on this address'),
       new Option(
         '--ingest-token-file <file>',
-        'the bearer token rf ship must present (or RF_INGEST_TOKEN)',
+        'tokens rf ship must present, one `<source> <token>` a line (a bare token: this --name); or RF_INGEST_TOKEN',
       ),
       new Option('--ingest-tls-cert <file>', 'serve --ingest over TLS with this certificate'),
       new Option('--ingest-tls-key <file>', 'and this key'),
+      new Option(
+        '--ingest-insecure',
+        'allow --ingest beyond loopback without TLS (the token and the AOF cross the network in clear)',
+      ),
+      valueOption(
+        '--ingest-max-chunk <bytes>',
+        'largest AOF chunk --ingest takes (413 past it), and the chunk bytes it holds at once',
+        parse.bytes('--ingest-max-chunk'),
+        { value: 64 * 1024 * 1024, shown: '64m' },
+      ),
       valueOption(
         '--retain <duration>',
         'keep what restores within this window need (7d, 36h, forever)',
@@ -301,7 +311,8 @@ Examples:
       --source redis://127.0.0.1:6379 --rewrite-at 03:30
 
 With --chunk-size S and --chunk-pause P, rf ship reads and sends at most S bytes every P.
-The receiver runs: rf listen ... --ingest 0.0.0.0:7379 --ingest-token-file /etc/rf/token`,
+The receiver runs: rf listen ... --ingest 10.0.0.5:7379 --ingest-tls-cert cert.pem --ingest-tls-key key.pem \\
+      --ingest-token-file /etc/rf/ingest-tokens   (a line \`cache <token>\` for this shipper)`,
     run: lazy(() => import('./ship.js')),
   });
 

@@ -1,5 +1,5 @@
-import { parseListen } from '../aof/index.js';
-import { readOptionFile, readSecretFile, redisConnection } from '../config.js';
+import { parseIngestGrants, parseListen } from '../aof/index.js';
+import { readOptionFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
@@ -33,6 +33,8 @@ export interface ListenOptions {
   ingestTokenFile?: string;
   ingestTlsCert?: string;
   ingestTlsKey?: string;
+  ingestInsecure?: boolean;
+  ingestMaxChunk: number;
   json?: boolean;
 }
 
@@ -102,6 +104,20 @@ export async function run(options: ListenOptions): Promise<number> {
       },
       'rf listen starting',
     );
+    if (options.ingest !== undefined && options.ingestInsecure === true) {
+      if (!isLoopback(parseListen('--ingest', options.ingest).host)) {
+        log.warn(
+          { ingest: options.ingest },
+          '--ingest-insecure: the token and the AOF cross the network in clear',
+        );
+      }
+    }
+    if (
+      options.metrics !== undefined &&
+      !isLoopback(parseListen('--metrics', options.metrics).host)
+    ) {
+      log.warn({ metrics: options.metrics }, 'metrics are served beyond this host');
+    }
   } catch (err) {
     return reportError(err, options.json === true);
   }
@@ -142,12 +158,15 @@ function summary(listener: Listener) {
 
 /** The receiving end for `rf ship`: a bearer token is required, TLS where a certificate is given. */
 function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest']> {
-  const token = (
+  const grants =
     options.ingestTokenFile !== undefined
-      ? readSecretFile('--ingest-token-file', options.ingestTokenFile)
-      : (process.env.RF_INGEST_TOKEN ?? '')
-  ).trim();
-  if (token === '') {
+      ? parseIngestGrants(
+          readOptionFile('--ingest-token-file', options.ingestTokenFile).toString('utf8'),
+          '--ingest-token-file',
+          options.name,
+        )
+      : parseIngestGrants(process.env.RF_INGEST_TOKEN ?? '', 'RF_INGEST_TOKEN', options.name);
+  if (grants.length === 0) {
     throw new RfError('RF_USAGE', '--ingest needs a bearer token that rf ship must present', {
       hint: 'give --ingest-token-file FILE (or RF_INGEST_TOKEN); rf ship takes the same token',
     });
@@ -158,9 +177,21 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
       'TLS for --ingest needs both --ingest-tls-cert and --ingest-tls-key',
     );
   }
+  const { host } = parseListen('--ingest', options.ingest!);
+  if (!isLoopback(host) && options.ingestTlsCert === undefined && options.ingestInsecure !== true) {
+    throw new RfError(
+      'RF_USAGE',
+      `--ingest ${options.ingest} is reachable beyond this host, without TLS: rf ship's token and the AOF would cross the network in clear`,
+      {
+        details: { ingest: options.ingest },
+        hint: 'give --ingest-tls-cert and --ingest-tls-key; or --ingest-insecure on a network you trust; or --ingest 127.0.0.1:PORT behind a tunnel',
+      },
+    );
+  }
   return {
     listen: options.ingest!,
-    token,
+    grants,
+    maxChunkBytes: options.ingestMaxChunk,
     ...(options.ingestTlsCert !== undefined && options.ingestTlsKey !== undefined
       ? {
           tls: {
@@ -170,4 +201,9 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
         }
       : {}),
   };
+}
+
+/** An address only this host can reach. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

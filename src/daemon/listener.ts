@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import {
   type AofHandle,
   type AofStatus,
+  type IngestGrant,
   type IngestServer,
   startAofCapture,
   startIngestServer,
@@ -55,7 +56,12 @@ export interface ListenConfig {
     tz?: string;
   };
   /** Accept AOF chunks from `rf ship` on the Redis host. */
-  ingest?: { listen: string; token: string; tls?: { cert: Buffer; key: Buffer } };
+  ingest?: {
+    listen: string;
+    grants: IngestGrant[];
+    maxChunkBytes?: number;
+    tls?: { cert: Buffer; key: Buffer };
+  };
 }
 
 export interface ListenerStatus {

@@ -28,6 +28,8 @@ import {
 } from './aof-support.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
+/** Grants for the tests of the wire itself; the CLI ties each token to named sources. */
+const ANY_SOURCE = [{ token: TOKEN, sources: 'any' as const }];
 const SOURCE = 'cache';
 
 let cleanup: Array<() => Promise<void>> = [];
@@ -43,7 +45,7 @@ async function receiver(tls?: IngestTls) {
   let server: IngestServer | null = await startIngestServer({
     store,
     listen: '127.0.0.1:0',
-    token: TOKEN,
+    grants: ANY_SOURCE,
     log: quiet,
     ...(tls ? { tls } : {}),
   });
@@ -67,7 +69,7 @@ async function receiver(tls?: IngestTls) {
       server = await startIngestServer({
         store,
         listen: `127.0.0.1:${port}`,
-        token: TOKEN,
+        grants: ANY_SOURCE,
         log: quiet,
       });
     },
@@ -300,7 +302,7 @@ describe('rf ship → rf listen --ingest', () => {
       await store.close();
       await removeTempDir(dir);
     });
-    let ingest = await startIngestServer({ store, listen: '127.0.0.1:0', token: TOKEN, log });
+    let ingest = await startIngestServer({ store, listen: '127.0.0.1:0', grants: ANY_SOURCE, log });
     const port = ingest.port;
     await ingest.close(); // down at first: the shipper retries and warns
     const handle = startCapture({
@@ -316,7 +318,12 @@ describe('rf ship → rf listen --ingest', () => {
       log,
     });
     await sleep(600);
-    ingest = await startIngestServer({ store, listen: `127.0.0.1:${port}`, token: TOKEN, log });
+    ingest = await startIngestServer({
+      store,
+      listen: `127.0.0.1:${port}`,
+      grants: ANY_SOURCE,
+      log,
+    });
     cleanup.push(() => ingest.close());
     const capture = await handle;
     cleanup.push(() => capture.stop());
