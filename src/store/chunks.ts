@@ -276,10 +276,19 @@ export class AofArchive {
  * server). Every check-then-write runs under one lock per writer, so a retried request racing
  * its original cannot store a chunk twice.
  */
+const storeLocks = new WeakMap<Store, Promise<unknown>>();
+
+/** A base body longer than its offer: refused before the extra bytes reach the disk. */
+function tooLong(src: string, offer: BaseOffer): RfError {
+  return new RfError(
+    'RF_USAGE',
+    `AOF base ${offer.name} of ${src} runs past the ${offer.bytes} bytes it announced`,
+    { details: { source: src, fileNo: offer.fileNo, announced: offer.bytes } },
+  );
+}
+
 export class AofChunkWriter {
   private readonly archive: AofArchive;
-  private lock: Promise<unknown> = Promise.resolve();
-
   constructor(private readonly store: Store) {
     this.archive = new AofArchive(store);
   }
@@ -455,24 +464,25 @@ export class AofChunkWriter {
   async putBase(src: string, offer: BaseOffer, body: BaseBody | null): Promise<PutResult> {
     const existing = await this.archive.base(src, offer.fileNo);
     let sha = EMPTY_SHA256;
-    let rel: string | null = null;
     let tmp: string | null = null;
-    if (offer.bytes > 0) {
-      if (body === null) throw new TypeError('putBase: a base with bytes needs a body');
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const count = new Transform({
-        transform(piece: Buffer, _enc, done) {
-          hash.update(piece);
-          bytes += piece.length;
-          done(null, piece);
-        },
-      });
-      tmp = path.join(
-        storePaths(this.store.dir).tmp,
-        `aof-base-${offer.fileNo}-${randomUUID()}.tmp`,
-      );
-      try {
+    try {
+      if (offer.bytes > 0) {
+        if (body === null) throw new TypeError('putBase: a base with bytes needs a body');
+        const hash = createHash('sha256');
+        let bytes = 0;
+        const count = new Transform({
+          transform(piece: Buffer, _enc, done) {
+            hash.update(piece);
+            bytes += piece.length;
+            // Checked as it streams: a sender never fills the disk past what it announced.
+            if (bytes > offer.bytes) done(tooLong(src, offer));
+            else done(null, piece);
+          },
+        });
+        tmp = path.join(
+          storePaths(this.store.dir).tmp,
+          `aof-base-${offer.fileNo}-${randomUUID()}.tmp`,
+        );
         await fs.mkdir(path.dirname(tmp), { recursive: true, mode: 0o700 });
         const into = tmp;
         await pipeline(
@@ -501,45 +511,49 @@ export class AofChunkWriter {
             },
           );
         }
-        if (existing === undefined) {
+      }
+      // The check, the rename into place and the record under one lock: two uploads of one
+      // base racing must leave the file on disk and the checksum recorded for it in agreement.
+      const staged = tmp;
+      return await this.exclusive(async () => {
+        const again = existing ?? (await this.archive.base(src, offer.fileNo));
+        if (again !== undefined) {
+          if (again.sha256 === sha && again.bytes === offer.bytes) return 'duplicate';
+          throw new RfError(
+            'RF_CHUNK_CONFLICT',
+            `AOF base ${offer.fileNo} (${offer.name}) of ${src} is already stored with other bytes`,
+            {
+              details: { source: src, fileNo: offer.fileNo, stored: again.sha256, offered: sha },
+              hint: 'check for two shippers under one --name',
+            },
+          );
+        }
+        let rel: string | null = null;
+        if (staged !== null) {
           rel = aofBaseFileName(src, offer.fileNo, offer.name);
           const dest = path.join(this.store.dir, rel);
-          await fsyncFile(tmp);
+          await fsyncFile(staged);
           await fs.mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
-          await fs.rename(tmp, dest);
+          await fs.rename(staged, dest);
           tmp = null;
           // The rename must reach the disk before the record that points at the file does.
           await fsyncFile(path.dirname(dest));
         }
-      } finally {
-        if (tmp !== null) await fs.rm(tmp, { force: true });
-      }
-    }
-    return this.exclusive(async () => {
-      const again = existing ?? (await this.archive.base(src, offer.fileNo));
-      if (again !== undefined) {
-        if (again.sha256 === sha && again.bytes === offer.bytes) return 'duplicate';
-        throw new RfError(
-          'RF_CHUNK_CONFLICT',
-          `AOF base ${offer.fileNo} (${offer.name}) of ${src} is already stored with other bytes`,
+        const stats = await this.archive.stats(src);
+        const record: AofBaseMeta = { ...offer, sha256: sha, file: rel, copiedAt: Date.now() };
+        await this.store.batch([
+          { type: 'put', key: aofKeys.base(src, offer.fileNo), value: json.encode(record) },
           {
-            details: { source: src, fileNo: offer.fileNo, stored: again.sha256, offered: sha },
-            hint: 'check for two shippers under one --name',
+            type: 'put',
+            key: aofKeys.stats(src),
+            value: json.encode({ ...stats, bases: stats.bases + 1, lastBaseAt: record.copiedAt }),
           },
-        );
-      }
-      const stats = await this.archive.stats(src);
-      const record: AofBaseMeta = { ...offer, sha256: sha, file: rel, copiedAt: Date.now() };
-      await this.store.batch([
-        { type: 'put', key: aofKeys.base(src, offer.fileNo), value: json.encode(record) },
-        {
-          type: 'put',
-          key: aofKeys.stats(src),
-          value: json.encode({ ...stats, bases: stats.bases + 1, lastBaseAt: record.copiedAt }),
-        },
-      ]);
-      return 'stored';
-    });
+        ]);
+        return 'stored';
+      });
+    } finally {
+      if (tmp !== null) await fs.rm(tmp, { force: true });
+    }
   }
 
   putGap(src: string, gap: AofGap): Promise<void> {
@@ -556,9 +570,17 @@ export class AofChunkWriter {
     );
   }
 
+  /**
+   * One lock per store, shared by every writer on it: the local tailer and each ingest sink may
+   * write the same source, and a check-then-write must not interleave with another's.
+   */
   private exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(f, f);
-    this.lock = run.catch(() => undefined);
+    const held = storeLocks.get(this.store) ?? Promise.resolve();
+    const run = held.then(f, f);
+    storeLocks.set(
+      this.store,
+      run.catch(() => undefined),
+    );
     return run;
   }
 }

@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { aofSummary, parseIngestGrants, parseListen } from '../../src/aof/index.js';
 import { type IngestServer, startIngestServer } from '../../src/aof/ingest.js';
 import { BASE_HEADER, encodeHeader, paths } from '../../src/aof/wire.js';
 import { isRfError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
-import type { AofChunkMeta } from '../../src/store/chunks.js';
+import { AofArchive, type AofChunkMeta, AofChunkWriter } from '../../src/store/chunks.js';
 import { Store, storePaths } from '../../src/store/store.js';
 import { rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -313,5 +314,50 @@ describe('where --ingest and --metrics listen', () => {
     expect(res.stderr).toContain('RF_USAGE');
     expect(res.stderr).toContain('--ingest-insecure');
     expect(await fs.stat(store).catch(() => null)).toBeNull();
+  });
+});
+
+describe('two uploads of one AOF base at once', () => {
+  it('leave the file on disk and the recorded checksum in agreement: one stored, one refused', async () => {
+    const writer = new AofChunkWriter(store);
+    const a = Buffer.alloc(64 * 1024, 'a');
+    const b = Buffer.alloc(64 * 1024, 'b');
+    const offer = {
+      fileNo: 1,
+      name: 'appendonly.aof.1.base.rdb',
+      seq: 1,
+      ino: 7,
+      format: 'rdb' as const,
+      bytes: a.length,
+      firstFileNo: 2,
+    };
+    // A starts first and finishes last: B is stored while A still streams.
+    let bDone!: () => void;
+    const bStored = new Promise<void>((r) => {
+      bDone = r;
+    });
+    const slowA = Readable.from(
+      (async function* () {
+        yield a.subarray(0, 1024);
+        await bStored;
+        yield a.subarray(1024);
+      })(),
+    );
+    const first = writer.putBase('cache', offer, {
+      stream: slowA,
+      sha256: Promise.resolve(sha256(a)),
+    });
+    const second = writer
+      .putBase('cache', offer, { stream: Readable.from([b]), sha256: Promise.resolve(sha256(b)) })
+      .finally(bDone);
+    const [ra, rb] = await Promise.allSettled([first, second]);
+    expect(rb).toEqual({ status: 'fulfilled', value: 'stored' });
+    expect(ra.status).toBe('rejected');
+    expect(isRfError((ra as PromiseRejectedResult).reason, 'RF_CHUNK_CONFLICT')).toBe(true);
+    const [record] = await new AofArchive(store).bases('cache');
+    const onDisk = await fs.readFile(path.join(dir, record!.file!));
+    expect(sha256(onDisk)).toBe(record!.sha256);
+    expect(onDisk.equals(b)).toBe(true);
+    expect(await fs.readdir(storePaths(dir).tmp)).toEqual([]);
   });
 });
