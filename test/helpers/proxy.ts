@@ -6,6 +6,8 @@ export interface TcpProxy {
   readonly connections: number;
   /** Destroys every live connection pair at once, like a network cut; new connections still work. */
   cut(): void;
+  /** A cut that lasts: connections made in the next `ms` are dropped at once too. */
+  down(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -21,9 +23,14 @@ export async function startProxy(
 ): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let accepted = 0;
+  let downUntil = 0;
 
   const server = net.createServer((downstream) => {
     accepted++;
+    if (Date.now() < downUntil) {
+      downstream.destroy();
+      return;
+    }
     const upstream = net.connect({ host, port: targetPort });
     const pair: [net.Socket, net.Socket] = [downstream, upstream];
     pairs.add(pair);
@@ -76,6 +83,10 @@ export async function startProxy(
       return accepted;
     },
     cut,
+    down(ms: number) {
+      downUntil = Date.now() + ms;
+      cut();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         cut();
