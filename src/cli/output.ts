@@ -1,15 +1,29 @@
 import { isRfError, RfError } from '../errors.js';
 
+/**
+ * Control characters (C0 but newline and tab, DEL, C1) as `\xNN`. Text rf prints may carry what
+ * it received (a file name from rf ship, a key, a master's error): an ESC or OSC sequence in it
+ * would act on the terminal (retitle it, clear it, forge lines) instead of being read.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what it escapes
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
 /** The only place rf writes to the terminal outside of logs. */
 export const out = {
   line(text = ''): void {
-    process.stdout.write(`${text}\n`);
+    process.stdout.write(`${printable(text)}\n`);
   },
+  /** JSON escapes every control character itself. */
   json(value: unknown): void {
     process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   },
   note(text: string): void {
-    process.stderr.write(`${text}\n`);
+    process.stderr.write(`${printable(text)}\n`);
   },
 };
 
