@@ -60,7 +60,8 @@ export const keys = {
   timeFrom: (src: string, tl: number, t: number) => `s/${src}/time/${tlHex(tl)}/${timeHex(t)}`,
   timePrefix: (src: string, tl: number) => `s/${src}/time/${tlHex(tl)}/`,
   sample: (src: string, replid: string, offset: number) => `s/${src}/ms/${replid}/${off(offset)}`,
-  samplePrefix: (src: string, replid: string) => `s/${src}/ms/${replid}/`,
+  samplePrefix: (src: string, replid?: string) =>
+    replid === undefined ? `s/${src}/ms/` : `s/${src}/ms/${replid}/`,
   imprecise: (src: string, tl: number, first: number) => `s/${src}/imp/${tlHex(tl)}/${off(first)}`,
   imprecisePrefix: (src: string, tl?: number) =>
     tl === undefined ? `s/${src}/imp/` : `s/${src}/imp/${tlHex(tl)}/`,

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { planRestore } from '../restore/locate.js';
 import { Archive } from './archive.js';
 import { keys } from './keys.js';
+import { pruneTimeEvidence } from './samples.js';
 import { type BatchOp, json, type Store } from './store.js';
 import type { BaseMeta, RetentionRecord, SegmentMeta, Timeline } from './types.js';
 
@@ -14,6 +15,8 @@ export interface PruneResult {
   segmentsDeleted: number;
   basesDeleted: number;
   bytesFreed: number;
+  /** Offset samples and imprecise windows older than the window (see samples.ts). */
+  timeRecordsDeleted: number;
 }
 
 /** Segments deleted per batch: each batch also moves the timeline's prunedBefore, atomically. */
@@ -43,6 +46,7 @@ export async function pruneArchive(
     segmentsDeleted: 0,
     basesDeleted: 0,
     bytesFreed: 0,
+    timeRecordsDeleted: 0,
   };
   const state = await archive.state(source);
   const timelines = await archive.timelines(source);
@@ -97,6 +101,7 @@ export async function pruneArchive(
     }
   }
   await removeOrphanFiles(store, source, await archive.bases(source), result);
+  result.timeRecordsDeleted = await pruneTimeEvidence(store, source, windowStart);
   const record: RetentionRecord = { retainMs, windowStart, prunedAt: Date.now() };
   await store.batch([{ type: 'put', key: keys.retention(source), value: json.encode(record) }]);
   return result;

@@ -1,7 +1,7 @@
 import type { OffsetSample } from '../bounds/clock.js';
 import type { ImpreciseWindow } from '../bounds/windows.js';
 import { isReplid, keys, prefixEnd } from './keys.js';
-import { type BatchOp, json, type KvReader } from './store.js';
+import { type BatchOp, json, type KvReader, type Store } from './store.js';
 
 /**
  * The master's offset samples, kept with the archive: the evidence an imprecise window's bounds
@@ -47,4 +47,43 @@ export function windowOp(source: string, w: ImpreciseWindow): BatchOp {
     key: keys.imprecise(source, w.timeline, w.firstOffset),
     value: json.encode(w),
   };
+}
+
+/**
+ * Retention for the evidence of times: the samples answered before `windowStart` and the
+ * windows that end before it bound no write a restore in the window can reach. Samples of a
+ * replid are stored in offset order, which is time order, so each replid is read from its
+ * oldest sample only as far as the first one to keep. The newest sample of each replid stays
+ * (it bounds what a restarted rf listen receives next), so an idle master loses nothing.
+ */
+export async function pruneTimeEvidence(
+  store: Store,
+  source: string,
+  windowStart: number,
+): Promise<number> {
+  const ops: BatchOp[] = [];
+  const all = keys.samplePrefix(source);
+  let from = all;
+  for (;;) {
+    let replidPrefix: string | null = null;
+    let previous: string | null = null;
+    for await (const [k, v] of store.entries({ gte: from, lt: prefixEnd(all) })) {
+      const prefix = k.slice(0, k.lastIndexOf('/') + 1);
+      if (replidPrefix === null) replidPrefix = prefix;
+      if (prefix !== replidPrefix) break;
+      const [, answeredAt] = json.decode<[number, number]>(v);
+      if (answeredAt >= windowStart) break;
+      // Only a sample with a later one after it goes: the last one of a replid stays.
+      if (previous !== null) ops.push({ type: 'del', key: previous });
+      previous = k;
+    }
+    if (replidPrefix === null) break;
+    from = prefixEnd(replidPrefix);
+  }
+  const windowsPrefix = keys.imprecisePrefix(source);
+  for await (const [k, v] of store.entries({ gte: windowsPrefix, lt: prefixEnd(windowsPrefix) })) {
+    if (json.decode<ImpreciseWindow>(v).until < windowStart) ops.push({ type: 'del', key: k });
+  }
+  for (let i = 0; i < ops.length; i += 1000) await store.batch(ops.slice(i, i + 1000));
+  return ops.length;
 }

@@ -10,7 +10,7 @@ import { Archive } from '../../src/store/archive.js';
 import { decodeSegment, encodeSegment, SegmentBuilder } from '../../src/store/codec.js';
 import { Kind, kindAt, parseArgs } from '../../src/store/commands.js';
 import { keys } from '../../src/store/keys.js';
-import { sampleOps, samplesFrom } from '../../src/store/samples.js';
+import { pruneTimeEvidence, sampleOps, samplesFrom, windowOp } from '../../src/store/samples.js';
 import { json, Store } from '../../src/store/store.js';
 import type { DurableState, SegmentMeta, Timeline } from '../../src/store/types.js';
 import { StreamWriter } from '../../src/store/writer.js';
@@ -307,5 +307,38 @@ describe('StreamWriter', () => {
       },
     ]);
     expect(await archive.lastImprecise('default', 1)).toMatchObject({ firstOffset: at[2] });
+  });
+
+  it('retention drops samples and windows older than the window, keeping the last sample of each replid', async () => {
+    const other = 'b'.repeat(40);
+    await store.batch(
+      sampleOps('default', [
+        sample(100, 1_000),
+        sample(200, 2_000),
+        sample(300, 3_000),
+        sample(400, 4_000),
+        sample(10, 1_500, 1_501, other),
+        sample(20, 2_500, 2_501, other),
+      ]),
+    );
+    const win = (firstOffset: number, until: number) => ({
+      timeline: 1,
+      firstOffset,
+      lastOffset: firstOffset + 9,
+      from: until - 500,
+      until,
+      entries: 1,
+      writes: 1,
+    });
+    await store.batch([windowOp('default', win(150, 2_900)), windowOp('default', win(350, 3_500))]);
+    expect(await pruneTimeEvidence(store, 'default', 3_000)).toBe(3);
+    // 200 is the last sample before the window: it bounds the first writes in it.
+    expect((await samplesFrom(store, 'default', R, 0)).map((s) => s.offset)).toEqual([
+      200, 300, 400,
+    ]);
+    expect((await samplesFrom(store, 'default', other, 0)).map((s) => s.offset)).toEqual([20]);
+    expect((await new Archive(store).imprecise('default')).map((w) => w.firstOffset)).toEqual([
+      350,
+    ]);
   });
 });
