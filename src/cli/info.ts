@@ -334,12 +334,13 @@ function printImprecise(info: SourceInfo): void {
   out.line('  imprecise (writes received late: each ran within these bounds)');
   for (const [i, w] of imprecise.entries()) {
     out.line(`    ${iso(w.from)} .. ${iso(w.until)}  ${duration(w.until - w.from)}`);
-    const placed =
-      info.coverage.imprecise[i] === 'second'
-        ? 'the AOF record places them to the second'
-        : 'restores inside refuse unless --accept-imprecise';
     out.line(
-      `        ${w.writes} writes, offsets ${w.firstOffset}..${w.lastOffset} of timeline ${w.timeline}; ${placed}`,
+      `        ${w.writes} writes, offsets ${w.firstOffset}..${w.lastOffset}, timeline ${w.timeline}`,
+    );
+    out.line(
+      info.coverage.imprecise[i] === 'second'
+        ? '        the AOF record places them to the second: --from auto uses it'
+        : '        a restore inside is refused (unless --accept-imprecise)',
     );
   }
 }

@@ -104,3 +104,25 @@ export async function restoreAt(store: string, t: number, ...args: string[]) {
   );
   return { code: res.code, stderr: res.stderr, json: JSON.parse(res.stdout) };
 }
+
+/**
+ * A restore from the AOF record at T (second precision, the `#TS` rule) holds exactly the keys
+ * sent in T's second or before; a key sent within the latency of a second's end may have run in
+ * the next one, so it is not judged.
+ */
+export function expectBySecond(
+  sent: readonly number[],
+  present: Set<number>,
+  t: number,
+  latencyMs: number,
+): void {
+  const second = Math.floor(t / 1000);
+  let checked = 0;
+  for (const [i, at] of sent.entries()) {
+    const ran = Math.floor(at / 1000);
+    if (ran !== Math.floor((at + latencyMs) / 1000)) continue;
+    expect(present.has(i), `ctr:${i}, sent in second ${ran}, T in ${second}`).toBe(ran <= second);
+    checked++;
+  }
+  expect(checked).toBeGreaterThan(sent.length / 2);
+}
