@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import { errnoCode, RfError } from './errors.js';
 import { parseRedisUrl, type RedisEndpoint } from './redis-url.js';
+import { warnIfSharedSecret } from './warnings.js';
 
 /** A file an option names (a certificate, a key, a token): RF_USAGE naming the flag if unreadable. */
 export function readOptionFile(flag: string, file: string): Buffer {
@@ -18,7 +19,9 @@ export function readOptionFile(flag: string, file: string): Buffer {
 
 /** A secret kept in a file (its first line), so it stays out of argv and the environment. */
 export function readSecretFile(flag: string, file: string): string {
-  return readOptionFile(flag, file).toString('utf8').split(/\r?\n/)[0] ?? '';
+  const text = readOptionFile(flag, file).toString('utf8');
+  warnIfSharedSecret(flag, file);
+  return text.split(/\r?\n/)[0] ?? '';
 }
 
 export function readPasswordFile(file: string): string {

@@ -4,6 +4,7 @@ import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { isRfError, RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
+import { warnIfSharedSecret } from '../warnings.js';
 import { reportError } from './output.js';
 
 export interface ListenOptions {
@@ -161,7 +162,7 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
   const grants =
     options.ingestTokenFile !== undefined
       ? parseIngestGrants(
-          readOptionFile('--ingest-token-file', options.ingestTokenFile).toString('utf8'),
+          readTokenFile('--ingest-token-file', options.ingestTokenFile),
           '--ingest-token-file',
           options.name,
         )
@@ -206,4 +207,11 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
 /** An address only this host can reach. */
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A file of tokens, read whole. */
+function readTokenFile(flag: string, file: string): string {
+  const text = readOptionFile(flag, file).toString('utf8');
+  warnIfSharedSecret(flag, file);
+  return text;
 }

@@ -2,6 +2,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { diskFailure, errnoCode, RfError } from '../errors.js';
+import { warnIfSharedStore } from '../warnings.js';
 
 export interface KvRange {
   gt?: string;
@@ -46,6 +47,7 @@ export class Store implements KvReader {
    */
   static async open(dir: string, options: { create: boolean }): Promise<Store> {
     const paths = storePaths(dir);
+    warnIfSharedStore(dir);
     if (options.create) {
       try {
         await fs.mkdir(dir, { recursive: true, mode: 0o700 });

@@ -1,0 +1,26 @@
+/**
+ * Imported first by main.ts, so it runs before the rest of rf loads: the process title replaces
+ * the command line in `ps` and /proc/<pid>/cmdline, where a password in a URL or a --token would
+ * otherwise be readable by every user of the host for as long as rf takes to start (over a
+ * second on a loaded machine). The rest of rf sets a more precise title later (`rf listen cache`).
+ */
+const command = process.argv[2];
+process.title = command !== undefined && /^[a-z]+$/.test(command) ? `rf ${command}` : 'rf';
+
+/** Credentials in a URL's userinfo: `redis://user:password@host`, `redis://:password@host`. */
+const URL_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i;
+
+/**
+ * The flags on this command line that carry a secret: each is a warning to the operator (as
+ * redis-cli gives for -a), since another user may have read it before the title hid it.
+ */
+export function commandLineSecrets(argv: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const [i, arg] of argv.entries()) {
+    const [flag, inline] = arg.startsWith('--') ? arg.split(/=(.*)/s, 2) : [arg, undefined];
+    if (flag === '--token') found.push('--token');
+    const value = inline ?? (flag?.startsWith('--') ? argv[i + 1] : undefined);
+    if (flag?.startsWith('--') && value !== undefined && URL_PASSWORD.test(value)) found.push(flag);
+  }
+  return [...new Set(found)];
+}
