@@ -1,4 +1,5 @@
 import type { Archive } from '../store/archive.js';
+import { MINUTE_MS } from '../store/minutes.js';
 import type { Range } from '../store/summary.js';
 import type { Timeline } from '../store/types.js';
 
@@ -6,10 +7,12 @@ import type { Timeline } from '../store/types.js';
  * How busy the source was across the restorable range, in fixed time bins: what `rf info` draws
  * as a sparkline so a person sees where the activity was before choosing a restore time.
  *
- * Writes per bin come from the segment metas (`writes`, spread evenly over a segment's
- * `firstTime..lastTime`), one small record per segment. An archive with more segments than
- * `metaLimit` is measured in stream bytes instead, from one time-index seek per bin boundary, so
- * `rf info` stays quick however long the archive is.
+ * Bins of a minute or more are counted from the writes per minute rf keeps as it writes
+ * (store/minutes.ts): one record per minute, however many segments. Finer bins, or a timeline an
+ * older rf began (it has no counts), take writes from the segment metas (`writes`, spread evenly
+ * over a segment's `firstTime..lastTime`), one small record per segment; an archive with more
+ * segments than `metaLimit` is measured in stream bytes instead, from one time-index seek per
+ * bin boundary, so `rf info` stays quick however long the archive is.
  */
 export interface Activity {
   unit: 'writes' | 'bytes';
@@ -97,6 +100,17 @@ export async function activity(
     const b = Math.floor((r.until - start) / binMs);
     for (let i = Math.max(0, a); i <= Math.min(bins - 1, b); i++) covered[i] = true;
   }
+  if (binMs % MINUTE_MS === 0 && (await countedThroughout(archive, source, timelines))) {
+    const last = start + bins * binMs - 1;
+    for (const t of timelines) {
+      if (t.durableOffset === t.baseOffset) continue;
+      const from = Math.floor(start / MINUTE_MS);
+      for await (const m of archive.minutes(source, t.id, from, Math.floor(last / MINUTE_MS))) {
+        values[Math.floor((m.minute * MINUTE_MS - start) / binMs)]! += m.writes;
+      }
+    }
+    return { unit: 'writes', binMs, from: start, values, covered };
+  }
   const segments = timelines.reduce((n, t) => n + t.segments, 0);
   const unit = segments <= options.metaLimit ? 'writes' : 'bytes';
   for (const t of timelines) {
@@ -111,6 +125,25 @@ export async function activity(
     }
   }
   return { unit, binMs, from: start, values: values.map((v) => Math.round(v)), covered };
+}
+
+/**
+ * Whether every timeline holding writes has its writes counted by minute from its first segment
+ * on (or from where retention pruned it to).
+ */
+async function countedThroughout(
+  archive: Archive,
+  source: string,
+  timelines: readonly Timeline[],
+): Promise<boolean> {
+  for (const t of timelines) {
+    if (t.durableOffset === t.baseOffset) continue;
+    const counted = await archive.countedFrom(source, t.id);
+    if (counted === undefined) return false;
+    const first = ((await archive.prunedBefore(source, t.id)) ?? t.baseOffset) + 1;
+    if (counted > first) return false;
+  }
+  return true;
 }
 
 /** Stream bytes per bin from the offsets at the bin boundaries: one seek each. */

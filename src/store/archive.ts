@@ -2,6 +2,7 @@ import type { ImpreciseWindow } from '../bounds/windows.js';
 import { RfError } from '../errors.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
+import { decodeMinute, type MinuteCount } from './minutes.js';
 import { json, type KvReader } from './store.js';
 import type {
   BaseMeta,
@@ -138,6 +139,25 @@ export class Archive {
   async readSegmentPayload(src: string, meta: SegmentMeta): Promise<Buffer> {
     const { data, where } = await this.segmentData(src, meta);
     return segmentPayload(data, meta, where);
+  }
+
+  /** The first offset of a timeline whose writes are counted by minute (minutes.ts), if any. */
+  async countedFrom(src: string, tl: number): Promise<number | undefined> {
+    return this.getJson<number>(keys.countedFrom(src, tl));
+  }
+
+  /** The minute counts of a timeline from minute `from` to `until` (inclusive), in order. */
+  async *minutes(src: string, tl: number, from: number, until: number): AsyncIterable<MinuteCount> {
+    const prefix = keys.minutePrefix(src, tl);
+    for await (const [k, v] of this.kv.entries({
+      gte: keys.minute(src, tl, Math.max(0, from)),
+      lte: keys.minute(src, tl, Math.max(0, until)),
+    })) {
+      const count = decodeMinute(v);
+      if (count !== null) {
+        yield { minute: Number.parseInt(k.slice(prefix.length), 16), ...count };
+      }
+    }
   }
 
   /** A segment's stored key index (key-index.ts), unchecked; undefined in an older store. */

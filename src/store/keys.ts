@@ -15,6 +15,8 @@
  *   s/<source>/ms/<replid>/<offset>            master offset sample (JSON [sentAt, answeredAt], see bounds/clock.ts)
  *   s/<source>/imp/<tl>/<firstOffset>          ImpreciseWindow (JSON): entries received late
  *   s/<source>/kix/<tl>/<start>                key index of the segment (binary, see key-index.ts)
+ *   s/<source>/min/<tl>/<minute>               writes and bytes of one minute (binary, see minutes.ts)
+ *   s/<source>/counted/<tl>                    offset (JSON): the minute counts are whole from it on
  */
 
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -55,6 +57,10 @@ export const keys = {
   data: (src: string, tl: number, start: number) => `s/${src}/dat/${tlHex(tl)}/${off(start)}`,
   keyIndex: (src: string, tl: number, start: number) => `s/${src}/kix/${tlHex(tl)}/${off(start)}`,
   keyIndexPrefix: (src: string, tl: number) => `s/${src}/kix/${tlHex(tl)}/`,
+  minute: (src: string, tl: number, minute: number) =>
+    `s/${src}/min/${tlHex(tl)}/${hex(minute, 10)}`,
+  minutePrefix: (src: string, tl: number) => `s/${src}/min/${tlHex(tl)}/`,
+  countedFrom: (src: string, tl: number) => `s/${src}/counted/${tlHex(tl)}`,
   time: (src: string, tl: number, lastTime: number, start: number) =>
     `s/${src}/time/${tlHex(tl)}/${timeHex(lastTime)}/${off(start)}`,
   timeFrom: (src: string, tl: number, t: number) => `s/${src}/time/${tlHex(tl)}/${timeHex(t)}`,

@@ -4,7 +4,7 @@ import { isRfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { planRestore } from '../restore/locate.js';
 import { Archive } from './archive.js';
-import { keys } from './keys.js';
+import { keys, prefixEnd } from './keys.js';
 import { pruneTimeEvidence } from './samples.js';
 import { type BatchOp, json, type Store } from './store.js';
 import type { BaseMeta, RetentionRecord, SegmentMeta, Timeline } from './types.js';
@@ -78,8 +78,14 @@ export async function pruneArchive(
     if (!current && t.lastTime < windowStart) {
       await dropSegments(store, archive, source, t, Number.POSITIVE_INFINITY, result);
       const tBases = bases.filter((b) => b.timeline === t.id);
+      const minutes: BatchOp[] = [];
+      const minutePrefix = keys.minutePrefix(source, t.id);
+      for await (const [key] of store.entries({ gte: minutePrefix, lt: prefixEnd(minutePrefix) }))
+        minutes.push({ type: 'del', key });
       await store.batch([
         ...tBases.map((b): BatchOp => ({ type: 'del', key: keys.base(source, t.id, b.offset) })),
+        ...minutes,
+        { type: 'del', key: keys.countedFrom(source, t.id) },
         { type: 'del', key: keys.timeline(source, t.id) },
         { type: 'del', key: keys.pruned(source, t.id) },
       ]);

@@ -6,6 +6,7 @@ import { SegmentBuilder, segmentChecksum } from './codec.js';
 import { CommandState, Kind, kindOf, parseArgs } from './commands.js';
 import { KeyIndexBuilder } from './key-index.js';
 import { keys } from './keys.js';
+import { MinuteTally } from './minutes.js';
 import { windowOp } from './samples.js';
 import { type BatchOp, json, type Store } from './store.js';
 import type { DurableState, SegmentMeta, Timeline } from './types.js';
@@ -36,6 +37,8 @@ export class StreamWriter {
   private readonly pending: SegmentBuilder;
   /** The key index of the pending entries, or null when the store keeps none. */
   private readonly index: KeyIndexBuilder | null;
+  /** Writes and bytes per minute of the pending entries, for `rf info` (minutes.ts). */
+  private readonly minutes: MinuteTally;
   private pendingWrites = 0;
   private pendingChatter = 0;
   /** Command state after every appended entry (committed or not). */
@@ -59,6 +62,7 @@ export class StreamWriter {
     this.nextOffset = state.durableOffset + 1;
     this.pending = new SegmentBuilder(this.capacity());
     this.index = options.keyIndex === false ? null : new KeyIndexBuilder();
+    this.minutes = new MinuteTally(store, source, timeline.id);
     this.lastTime = state.lastTime;
     this.windows = new WindowTracker(timeline.id, options.lastWindow);
     this.followReplids();
@@ -111,6 +115,7 @@ export class StreamWriter {
     this.note(kind, kind === Kind.select ? argsOf(args) : EMPTY, offset);
     // The keys come from the frame itself, not from `args`, which callers may abridge.
     if (kind === Kind.write) this.index?.addArgs(this.live.db, parseArgs(bytes));
+    this.minutes.add(time, bytes.length, kind === Kind.write);
     this.pending.add(time, bytes, 0, bytes.length);
     this.pending.settle();
     this.nextOffset = offset + bytes.length;
@@ -129,6 +134,7 @@ export class StreamWriter {
     const time = this.stamp(offset, frame.length, now, kind);
     this.note(kind, kind === Kind.select ? frame.args() : EMPTY, offset);
     if (kind === Kind.write) this.index?.addFrame(this.live.db, frame);
+    this.minutes.add(time, frame.length, kind === Kind.write);
     this.pending.add(time, frame.buf, frame.pos, frame.length);
     this.nextOffset = offset + frame.length;
   }
@@ -223,6 +229,7 @@ export class StreamWriter {
     const data = seg.encode();
     const windows = this.windows.take();
     const index = this.index?.seal();
+    const minutes = this.minutes.take();
     const end = start + bytes - 1;
     const meta: SegmentMeta = {
       timeline: this.timeline.id,
@@ -265,7 +272,10 @@ export class StreamWriter {
     if (index !== undefined) {
       ops.push({ type: 'put', key: keys.keyIndex(src, tl, meta.start), value: index });
     }
+    const counts = await this.minutes.ops(minutes, start);
+    ops.push(...counts.ops);
     await this.store.batch(ops);
+    this.minutes.committed(counts.last);
     this.timeline = nextTimeline;
     this.state = nextState;
     this.committed = { db: after.db, multiAt: after.multiAt };
