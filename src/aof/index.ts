@@ -9,7 +9,8 @@ import { describeEndpoint, redactUrl } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
 import type { Store } from '../store/store.js';
 import { type ClockTime, machineZone, parseClockTime } from '../time.js';
-import { AofCapture, type AofCaptureStatus } from './capture.js';
+import { AofCapture } from './capture.js';
+import type { AofCaptureStatus } from './capture-types.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_REWRITE_AT } from './defaults.js';
 import {
   type RedisTarget,
@@ -21,7 +22,8 @@ import {
 import { type AofSink, LocalSink } from './sink.js';
 
 export { type AofSummary, aofSummary } from '../store/chunks.js';
-export { AofCapture, type AofCaptureStatus } from './capture.js';
+export { AofCapture } from './capture.js';
+export type { AofCaptureStatus } from './capture-types.js';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_REWRITE_AT } from './defaults.js';
 export { HttpSink } from './http-sink.js';
 export {
