@@ -21,7 +21,7 @@ import {
 } from './rewrite.js';
 import { type AofSink, LocalSink } from './sink.js';
 
-export { type AofSummary, aofSummary } from '../store/chunks.js';
+export { type AofSummary, aofSummary } from '../store/summary.js';
 export { AofCapture } from './capture.js';
 export type { AofCaptureStatus } from './capture-types.js';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_REWRITE_AT } from './defaults.js';

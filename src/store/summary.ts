@@ -1,5 +1,8 @@
 import type { ImpreciseWindow } from '../bounds/windows.js';
+import { isoUtc } from '../time.js';
 import type { Archive } from './archive.js';
+import { AofArchive, type AofGap } from './chunks.js';
+import type { KvReader } from './store.js';
 import type { BaseMeta, SeenRecord, SourceRecord, Timeline, TimelineReason } from './types.js';
 
 /** A range of capture times, in ms since the epoch, both ends inclusive. */
@@ -74,4 +77,47 @@ export async function indexSource(archive: Archive, source: SourceRecord): Promi
     archive.imprecise(source.name),
   ]);
   return { source, timelines, bases, imprecise, ...restorableRanges(timelines, bases, seen) };
+}
+
+/** What `rf info` shows for a source's AOF capture (its `aof` field). */
+export interface AofSummary {
+  chunks: number;
+  bytes: number;
+  bases: number;
+  files: number;
+  lastChunkAt: string | null;
+  lastBaseAt: string | null;
+  /** The last sampled AOF size on the Redis host, and when it was taken. */
+  sizeBytes: number | null;
+  sizeAt: string | null;
+  gaps: { file: string; start: number; end: number | null; at: string; reason: AofGap['reason'] }[];
+}
+
+const iso = (ms: number | null) => (ms === null ? null : isoUtc(ms));
+
+export async function aofSummary(kv: KvReader, src: string): Promise<AofSummary> {
+  const archive = new AofArchive(kv);
+  const [stats, size, files, gaps] = await Promise.all([
+    archive.stats(src),
+    archive.size(src),
+    archive.files(src),
+    archive.gaps(src),
+  ]);
+  return {
+    chunks: stats.chunks,
+    bytes: stats.bytes,
+    bases: stats.bases,
+    files: files.length,
+    lastChunkAt: iso(stats.lastChunkAt),
+    lastBaseAt: iso(stats.lastBaseAt),
+    sizeBytes: size?.bytes ?? null,
+    sizeAt: iso(size?.at ?? null),
+    gaps: gaps.map((g) => ({
+      file: g.file,
+      start: g.start,
+      end: g.end,
+      at: iso(g.at)!,
+      reason: g.reason,
+    })),
+  };
 }

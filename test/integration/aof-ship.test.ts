@@ -12,8 +12,9 @@ import {
 } from '../../src/aof/index.js';
 import { encodeHeader } from '../../src/aof/wire.js';
 import { type ShipOptions, run as ship } from '../../src/cli/ship.js';
-import { AofArchive, type AofChunkMeta, aofSummary, sha256 } from '../../src/store/chunks.js';
+import { AofArchive, type AofChunkMeta, sha256 } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
+import { aofSummary } from '../../src/store/summary.js';
 import { WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
