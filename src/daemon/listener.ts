@@ -9,13 +9,14 @@ import {
   startIngestServer,
 } from '../aof/index.js';
 import { isRfError, RfError } from '../errors.js';
+import { parseCommandTable } from '../log/key-specs.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import { describeServer, parseServerInfo } from '../replication/server-info.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
-import { RedisClient } from '../resp/client.js';
+import { RedisClient, RedisReplyError } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
 import { reindexSegments } from '../store/reindex.js';
@@ -462,6 +463,7 @@ export class Listener {
         this.server = server;
         log.info({ peer: where, server }, `archiving ${describeServer(server)}`);
       }
+      await this.recordCommandSpecs(client, store);
       const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
       if (Array.isArray(role) && String(role[0]) === 'slave') {
         throw new RfError(
@@ -475,6 +477,24 @@ export class Listener {
       }
     } finally {
       await client.close();
+    }
+  }
+
+  /**
+   * The master's key specs (COMMAND, Redis 7.0+), for rf log --key: they cover its modules and
+   * commands newer than rf's own table. A user without +command, or a Redis 6 (no key specs),
+   * leaves what was recorded before, and rf log falls back to its table.
+   */
+  private async recordCommandSpecs(client: RedisClient, store: Store): Promise<void> {
+    try {
+      const specs = parseCommandTable(await client.call('COMMAND'));
+      if (Object.keys(specs).length === 0) return;
+      await store.batch([
+        { type: 'put', key: keys.commandSpecs(this.config.name), value: json.encode(specs) },
+      ]);
+    } catch (err) {
+      if (!(err instanceof RedisReplyError)) throw err;
+      this.log.debug({ error: err.message }, 'COMMAND refused; rf log uses its own key table');
     }
   }
 

@@ -4,9 +4,11 @@
  * the Redis 7 command table (redis/redis src/commands/*.json); the forms the stream rewrites
  * (PEXPIREAT, SET … PXAT, SET … KEEPTTL, DEL, XCLAIM) are ordinary entries here.
  *
- * A command this table does not know (a module command, a newer Redis) is matched on every
- * argument: a false match is shown, a missed write is not.
+ * The master's own key specs, recorded at capture (key-specs.ts), come first; this table
+ * serves archives without them. A command neither knows is matched on every argument: a
+ * false match is shown, a missed write is not.
  */
+import { type CommandKeySpecs, keysBySpecs, specsFor } from './key-specs.js';
 
 /** Where the keys are. */
 type KeySpec =
@@ -178,17 +180,33 @@ export interface ArgList {
   latin1(i: number): string;
 }
 
-/** The key arguments of a write, by its lower-cased name and its arguments (args[0] is the name). */
-export function keyArgs(name: string, args: readonly Buffer[]): KeyArgs {
-  return keyArgsOf(name, {
-    length: args.length,
-    latin1: (i) => args[i]?.toString('latin1') ?? '',
-  });
+/**
+ * The key arguments of a write, by its lower-cased name and its arguments (args[0] is the
+ * name): by the key specs the master gave for it when they were recorded at capture, else by
+ * the table above.
+ */
+export function keyArgs(
+  name: string,
+  args: readonly Buffer[],
+  recorded?: CommandKeySpecs,
+): KeyArgs {
+  return keyArgsOf(name, bufferArgs(args), recorded);
+}
+
+/** An ArgList over decoded arguments. */
+export function bufferArgs(args: readonly Buffer[]): ArgList {
+  return { length: args.length, latin1: (i) => args[i]?.toString('latin1') ?? '' };
 }
 
 /** keyArgs over any argument list. */
-export function keyArgsOf(name: string, args: ArgList): KeyArgs {
+export function keyArgsOf(name: string, args: ArgList, recorded?: CommandKeySpecs): KeyArgs {
   const spec = SPECS.get(name);
+  if (spec?.kind === 'every-key') return { kind: 'every-key' };
+  const specs = recorded === undefined ? undefined : specsFor(recorded, name, args);
+  if (specs !== undefined && specs !== null) {
+    const indices = keysBySpecs(specs, args);
+    if (indices !== null) return { kind: 'keys', indices };
+  }
   if (spec === undefined) return { kind: 'unknown' };
   const n = args.length;
   const upTo = (from: number, to: number) => {
@@ -225,8 +243,6 @@ export function keyArgsOf(name: string, args: ArgList): KeyArgs {
       }
       return { kind: 'keys', indices: out };
     }
-    case 'every-key':
-      return { kind: 'every-key' };
     case 'none':
       return NO_KEYS;
   }

@@ -13,6 +13,7 @@ import { KeyIndex, type KeyProbe } from '../store/key-index.js';
 import type { Entry, SegmentMeta } from '../store/types.js';
 import { globMatch, literalKey, literalPrefix, literalRuns } from './glob.js';
 import { changesEveryKey, keyArgs } from './key-args.js';
+import type { CommandKeySpecs } from './key-specs.js';
 
 /**
  * `rf log`: the writes of a time window, in stream order, filtered by key pattern, db and
@@ -78,7 +79,10 @@ export class KeyMatcher {
   /** A byte string every matching key contains: frames without it are skipped unparsed. */
   readonly needle: Buffer | null;
 
-  constructor(private readonly pattern: Buffer) {
+  constructor(
+    private readonly pattern: Buffer,
+    private readonly recorded?: CommandKeySpecs,
+  ) {
     this.literal = literalKey(pattern);
     const runs = literalRuns(pattern).sort((a, b) => b.length - a.length);
     this.needle = runs[0] ?? null;
@@ -90,7 +94,7 @@ export class KeyMatcher {
 
   /** True when one of the command's key arguments matches (FLUSHDB and the like match any). */
   matches(name: string, args: readonly Buffer[]): boolean {
-    const spec = keyArgs(name, args);
+    const spec = keyArgs(name, args, this.recorded);
     switch (spec.kind) {
       case 'every-key':
         return true;
@@ -143,7 +147,10 @@ export async function* queryLog(
 ): AsyncGenerator<LogWrite> {
   const since = window.since ?? Number.NEGATIVE_INFINITY;
   const until = window.until ?? Number.POSITIVE_INFINITY;
-  const matcher = filter.key === undefined ? null : new KeyMatcher(filter.key);
+  const matcher =
+    filter.key === undefined
+      ? null
+      : new KeyMatcher(filter.key, await archive.commandSpecs(source));
   const needle = matcher?.needle ?? null;
   const probe = filter.key === undefined ? null : keyProbe(filter.key);
   for (const tl of await archive.timelines(source)) {

@@ -1,5 +1,6 @@
 import type { ImpreciseWindow } from '../bounds/windows.js';
 import { RfError } from '../errors.js';
+import type { CommandKeySpecs } from '../log/key-specs.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
 import { decodeMinute, type MinuteCount } from './minutes.js';
@@ -44,6 +45,11 @@ export class Archive {
 
   async seen(src: string): Promise<SeenRecord | undefined> {
     return this.getJson<SeenRecord>(keys.seen(src));
+  }
+
+  /** The master's key specs of its write commands, as rf listen last read them (COMMAND). */
+  async commandSpecs(src: string): Promise<CommandKeySpecs | undefined> {
+    return this.getJson<CommandKeySpecs>(keys.commandSpecs(src));
   }
 
   /** The imprecise windows (entries received late), by timeline and offset. */

@@ -46,6 +46,7 @@ export const keys = {
   state: (src: string) => `s/${src}/state`,
   retention: (src: string) => `s/${src}/retention`,
   seen: (src: string) => `s/${src}/seen`,
+  commandSpecs: (src: string) => `s/${src}/command-specs`,
   timeline: (src: string, tl: number) => `s/${src}/tl/${tlHex(tl)}`,
   timelinePrefix: (src: string) => `s/${src}/tl/`,
   pruned: (src: string, tl: number) => `s/${src}/pruned/${tlHex(tl)}`,
