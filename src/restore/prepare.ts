@@ -64,7 +64,9 @@ export async function prepareStream(
     },
     dirBase: () => ({ format: 'rdb', chunks: readBase(kv.dir, plan.base) }),
     targetBase: () => ({ bytes: plan.base.bytes, chunks: readBase(kv.dir, plan.base) }),
-    commands: () => replayFrames(archive, plan, stats),
+    // RDB 9 and older: a Redis 6 (or 5) timeline, whose stream carries relative expiries.
+    commands: () =>
+      replayFrames(archive, plan, stats, { relativeExpiries: plan.base.rdbVersion <= 9 }),
     check: () => checkBase(kv.dir, plan.base),
     replay: { fromOffset: plan.fromOffset, cutOffset: plan.cut.offset },
     dropped: () => plan.cut.dropped,

@@ -3,6 +3,7 @@ import { encodeCommand } from '../resp/encode.js';
 import type { Archive } from '../store/archive.js';
 import { CommandState, commandName, frameKind, Kind, parseArgs } from '../store/commands.js';
 import type { Entry, SegmentMeta } from '../store/types.js';
+import { absoluteExpiry } from './expiry.js';
 import type { RestorePlan } from './plan.js';
 
 export interface ReplayStats {
@@ -26,7 +27,10 @@ export async function* replayFrames(
   archive: Archive,
   plan: RestorePlan,
   stats: ReplayStats,
+  /** The timeline's master propagated relative expiries (Redis 6): see expiry.ts. */
+  options: { relativeExpiries?: boolean } = {},
 ): AsyncIterable<Buffer> {
+  const relative = options.relativeExpiries === true;
   const { source, timeline, fromOffset, cut } = plan;
   let state: CommandState | null = null;
   // Segments of a timeline join up; a hole means a lost segment, and replaying past it would
@@ -60,6 +64,7 @@ export async function* replayFrames(
     // A segment wholly inside the replay with nothing to skip is copied as it is, undecoded.
     if (
       stats.commands > 0 &&
+      !relative &&
       meta.chatter === 0 &&
       meta.start >= fromOffset &&
       meta.end <= cut.offset
@@ -110,8 +115,14 @@ export async function* replayFrames(
         endRun();
         continue;
       }
-      if (run === null) run = e.bytes;
-      runLength += e.bytes.length;
+      const absolute = relative && kind === Kind.write ? absoluteExpiry(e.bytes, e.time) : null;
+      if (absolute !== null) {
+        endRun();
+        out.push(absolute);
+      } else {
+        if (run === null) run = e.bytes;
+        runLength += e.bytes.length;
+      }
       stats.commands++;
       if (kind === Kind.write) stats.writes++;
       // A transaction's writes are applied at its EXEC: that is the last write applied.

@@ -87,7 +87,14 @@ const rdb9: FixtureOptions = {
 describe('RDB versions rf reads, from snapshots written to the format', () => {
   it('RDB 9 (Redis 6.2): captured, verified, restored as one appendonly.aof that boots', async () => {
     const rdb = writeRdbFixture(rdb9);
-    const stream = [cmd('SELECT', '0'), cmd('SET', 'after-base', '1'), cmd('SADD', 'team', 'cy')];
+    // Redis 6 propagates expiries relative to when it ran the command (7.0 made them absolute).
+    const stream = [
+      cmd('SELECT', '0'),
+      cmd('SET', 'after-base', '1'),
+      cmd('SADD', 'team', 'cy'),
+      cmd('SET', 'ttl:set', 'v', 'PX', String(HOUR)),
+      cmd('EXPIRE', 'greeting', '7200'),
+    ];
     const store = await capture(rdb, '6.2.16', stream);
 
     const src = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout).sources[0];
@@ -103,7 +110,21 @@ describe('RDB versions rf reads, from snapshots written to the format', () => {
     const file = readFileSync(path.join(out, 'appendonly.aof'));
     // The base byte for byte, then the writes: the form Redis 6 loads (aof.c loadAppendOnlyFile).
     expect(file.subarray(0, rdb.length)).toEqual(rdb);
-    expect(file.subarray(rdb.length).toString('latin1')).toContain('after-base');
+    const commands = file.subarray(rdb.length).toString('latin1');
+    expect(commands).toContain('after-base');
+    // The expiries are made absolute from each write's capture time, as Redis 6 does for its
+    // own AOF: replayed as sent, they would count from whenever the restore boots.
+    const captured = async (key: string) => {
+      const log = await rf(['log', '--store', store, '--key', key, '--json']);
+      return Date.parse(JSON.parse(log.stdout.trim().split('\n').at(-1)!).time);
+    };
+    const bulk = (s: string) => `$${s.length}\r\n${s}\r\n`;
+    expect(commands).toContain(
+      `${bulk('ttl:set')}${bulk('v')}${bulk('PXAT')}${bulk(String((await captured('ttl:set')) + HOUR))}`,
+    );
+    expect(commands).toContain(
+      `${bulk('PEXPIREAT')}${bulk('greeting')}${bulk(String((await captured('greeting')) + 2 * HOUR))}`,
+    );
 
     // Any Redis from 6.2 on boots it (7.x converts it into an appendonlydir).
     const seen = await bootAndRead(out, async (c) => ({
@@ -111,8 +132,11 @@ describe('RDB versions rf reads, from snapshots written to the format', () => {
       after: await c.call('GET', 'after-base'),
       team: ((await c.call('SMEMBERS', 'team')) as Buffer[]).map(String).sort(),
       name: await c.call('HGET', 'user:1', 'name'),
+      expiring:
+        Number(await c.call('PTTL', 'ttl:set')) > 0 && Number(await c.call('PTTL', 'greeting')) > 0,
     }));
     expect(seen).toEqual({
+      expiring: true,
       greeting: 'hello from 6.2',
       after: '1',
       team: ['ana', 'bo', 'cy'],
