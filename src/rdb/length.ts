@@ -12,18 +12,18 @@ import { RDB_HEADER_LEN, readRdbHeader, unknownType } from './versions.js';
 const BUFFER = 64 * 1024;
 
 // rdb.h opcodes.
-const OP_SLOT_INFO = 244;
-const OP_FUNCTION2 = 245;
-const OP_FUNCTION_PRE_GA = 246;
-const OP_MODULE_AUX = 247;
-const OP_IDLE = 248;
-const OP_FREQ = 249;
-const OP_AUX = 250;
-const OP_RESIZEDB = 251;
-const OP_EXPIRETIME_MS = 252;
-const OP_EXPIRETIME = 253;
-const OP_SELECTDB = 254;
-const OP_EOF = 255;
+export const OP_SLOT_INFO = 244;
+export const OP_FUNCTION2 = 245;
+export const OP_FUNCTION_PRE_GA = 246;
+export const OP_MODULE_AUX = 247;
+export const OP_IDLE = 248;
+export const OP_FREQ = 249;
+export const OP_AUX = 250;
+export const OP_RESIZEDB = 251;
+export const OP_EXPIRETIME_MS = 252;
+export const OP_EXPIRETIME = 253;
+export const OP_SELECTDB = 254;
+export const OP_EOF = 255;
 
 // rdb.h RDB_MODULE_OPCODE_*: a module-2 value is a sequence of typed fields ending in EOF.
 const MODULE_EOF = 0;
@@ -34,7 +34,7 @@ const MODULE_DOUBLE = 4;
 const MODULE_STRING = 5;
 
 /** Reads a file from a position through one reusable buffer; skips without reading. */
-class Cursor {
+export class Cursor {
   private buf = Buffer.allocUnsafe(BUFFER);
   private bufStart = 0;
   private bufEnd = 0;
@@ -69,6 +69,21 @@ class Cursor {
     return this.buf.subarray(at, at + n);
   }
 
+  /**
+   * The bytes from `start` to the current position, as a copy: from the buffer when they are
+   * still in it, else read again (a value too large for the buffer was skipped unread).
+   */
+  async span(start: number): Promise<Buffer> {
+    const end = this.pos;
+    if (start >= this.bufStart && end <= this.bufEnd) {
+      return Buffer.from(this.buf.subarray(start - this.bufStart, end - this.bufStart));
+    }
+    const out = Buffer.allocUnsafe(end - start);
+    const { bytesRead } = await this.fh.read(out, 0, out.length, start);
+    if (bytesRead < out.length) throw this.short();
+    return out;
+  }
+
   skip(n: number): void {
     if (this.pos + n > this.limit) throw this.short();
     this.pos += n;
@@ -98,6 +113,24 @@ class Cursor {
     } else return false;
     this.skip(prefix + n);
     return true;
+  }
+
+  /** A plain string (a key) when it is wholly in the buffer, as a copy; else null (nothing read). */
+  stringNow(): Buffer | null {
+    const at = this.pos - this.bufStart;
+    if (this.pos < this.bufStart || at + 1 > this.bufEnd - this.bufStart) return null;
+    const b = this.buf[at]!;
+    if (b >> 6 !== 0) return null;
+    const n = b & 0x3f;
+    if (at + 1 + n > this.bufEnd - this.bufStart) return null;
+    this.pos += 1 + n;
+    return Buffer.from(this.buf.subarray(at + 1, at + 1 + n));
+  }
+
+  /** The bytes from `start` to the current position when they are in the buffer, else null. */
+  spanNow(start: number): Buffer | null {
+    if (start < this.bufStart || this.pos > this.bufEnd) return null;
+    return this.buf.subarray(start - this.bufStart, this.pos - this.bufStart);
   }
 
   /** The next byte when it is buffered, else -1 (nothing read). */
@@ -139,7 +172,45 @@ export function startsWithRdb(head: Buffer): boolean {
  * from RDB version 5 on, its 8-byte checksum). Throws RF_CORRUPT when it is not a complete RDB
  * within `size` bytes.
  */
-export async function rdbLength(fh: FileHandle, size: number, where: string): Promise<number> {
+export function rdbLength(fh: FileHandle, size: number, where: string): Promise<number> {
+  return walkRdb(fh, size, where);
+}
+
+/** One key of an RDB file, as walkRdb shows it to a visitor. */
+export interface RdbKey {
+  db: number;
+  key: Buffer;
+  /** Absolute expiry in ms since the epoch (RDB_OPCODE_EXPIRETIME_MS), or -1. */
+  expireAt: number;
+  /** rdb.h RDB_TYPE_* of the value. */
+  type: number;
+}
+
+export interface RdbVisitor {
+  /** Whether the value of this key is wanted, as the bytes the RDB holds it in. */
+  want(db: number, key: Buffer): boolean;
+  /**
+   * A wanted key and its value's bytes, which may be a view into the walk's buffer: valid
+   * during the call only. A returned promise is waited for before the walk goes on.
+   */
+  value(key: RdbKey, value: Buffer, version: number): void | Promise<void>;
+}
+
+/** Value types that are one string in the RDB (rdb.c rdbLoadObject): skipped in one step. */
+const ONE_STRING = new Set([0, 9, 10, 11, 12, 13, 16, 17, 20]);
+
+/**
+ * Walks an RDB at the start of the file, skipping every value by its encoded lengths, and
+ * returns where it ends. With a visitor, each key is read and offered to it; the values it wants
+ * are read too, every other value is still skipped unread. The common case (the record is in
+ * the buffer) costs no await.
+ */
+export async function walkRdb(
+  fh: FileHandle,
+  size: number,
+  where: string,
+  visitor?: RdbVisitor,
+): Promise<number> {
   const c = new Cursor(fh, size, 0, where);
   const raw = await c.bytes(RDB_HEADER_LEN);
   const header = readRdbHeader(raw, where);
@@ -149,6 +220,8 @@ export async function rdbLength(fh: FileHandle, size: number, where: string): Pr
     );
   }
   const { version } = header;
+  let db = 0;
+  let expireAt = -1;
   for (;;) {
     const at = c.pos;
     const buffered = c.u8Now();
@@ -158,17 +231,19 @@ export async function rdbLength(fh: FileHandle, size: number, where: string): Pr
         if (version >= 5) c.skip(8);
         return c.pos;
       case OP_EXPIRETIME:
-        c.skip(4);
+        expireAt = (await c.bytes(4)).readUInt32LE(0) * 1000;
         break;
       case OP_EXPIRETIME_MS:
-        c.skip(8);
+        expireAt = Number((await c.bytes(8)).readBigInt64LE(0));
         break;
       case OP_FREQ:
         c.skip(1);
         break;
       case OP_IDLE:
-      case OP_SELECTDB:
         await length(c);
+        break;
+      case OP_SELECTDB:
+        db = await length(c);
         break;
       case OP_RESIZEDB:
         await length(c);
@@ -194,16 +269,44 @@ export async function rdbLength(fh: FileHandle, size: number, where: string): Pr
         break;
       case OP_FUNCTION_PRE_GA:
         throw c.corrupt('functions in the 7.0 release-candidate format are not supported');
-      default:
+      default: {
         if (!VALUE_TYPES.has(type)) throw unknownType(where, version, type, at);
-        if (!c.skipStringNow()) await skipString(c); // the key
-        if (type !== 0 || !c.skipStringNow()) await skipValue(c, type);
+        if (visitor === undefined) {
+          if (!c.skipStringNow()) await skipString(c); // the key
+          if (type !== 0 || !c.skipStringNow()) await skipValue(c, type);
+          break;
+        }
+        const key = c.stringNow() ?? (await readKey(c));
+        const start = c.pos;
+        if (!ONE_STRING.has(type) || !c.skipStringNow()) await skipValue(c, type);
+        if (visitor.want(db, key)) {
+          const pending = visitor.value(
+            { db, key, expireAt, type },
+            c.spanNow(start) ?? (await c.span(start)),
+            version,
+          );
+          if (pending !== undefined) await pending;
+        }
+        expireAt = -1;
+      }
     }
   }
 }
 
+/** rdbGenericLoadStringObject for a key: raw, or an integer (rdbTryIntegerEncoding). */
+async function readKey(c: Cursor): Promise<Buffer> {
+  const n = await lengthOrEncoding(c);
+  if (n >= 0) return Buffer.from(await c.bytes(n));
+  const enc = -n - 1;
+  if (enc === 0) return Buffer.from(String((await c.bytes(1)).readInt8(0)));
+  if (enc === 1) return Buffer.from(String((await c.bytes(2)).readInt16LE(0)));
+  if (enc === 2) return Buffer.from(String((await c.bytes(4)).readInt32LE(0)));
+  // LZF: an RDB saved with rdbcompression no (as rf's scratch server saves) has none in keys.
+  throw c.corrupt('an LZF-compressed key: save the RDB with rdbcompression no');
+}
+
 /** rdbLoadLenByRef: returns the length, or -(encoding + 1) for a special string encoding. */
-async function lengthOrEncoding(c: Cursor): Promise<number> {
+export async function lengthOrEncoding(c: Cursor): Promise<number> {
   const b = await c.u8();
   const kind = b >> 6;
   if (kind === 0) return b & 0x3f;
@@ -218,14 +321,14 @@ async function lengthOrEncoding(c: Cursor): Promise<number> {
   throw c.corrupt(`unknown length encoding 0x${b.toString(16)}`);
 }
 
-async function length(c: Cursor): Promise<number> {
+export async function length(c: Cursor): Promise<number> {
   const n = await lengthOrEncoding(c);
   if (n < 0) throw c.corrupt('an encoded value where a length was expected');
   return n;
 }
 
 /** rdbGenericLoadStringObject: raw, integer (1, 2 or 4 bytes) or LZF (clen, len, clen bytes). */
-async function skipString(c: Cursor): Promise<void> {
+export async function skipString(c: Cursor): Promise<void> {
   if (c.skipStringNow()) return;
   const n = await lengthOrEncoding(c);
   if (n >= 0) return c.skip(n);
@@ -247,7 +350,7 @@ async function skipOldDouble(c: Cursor): Promise<void> {
   if (len < 253) c.skip(len);
 }
 
-async function skipModuleValue(c: Cursor): Promise<void> {
+export async function skipModuleValue(c: Cursor): Promise<void> {
   for (;;) {
     const op = await length(c);
     if (op === MODULE_EOF) return;
@@ -268,12 +371,12 @@ async function times(n: number, f: () => Promise<void>): Promise<void> {
  * (Redis 7.4, rdb.c rdbLoadObject) brought 22 to 25; a Valkey 9 file, whose type 22 differs,
  * never gets here: its VALKEY magic is refused first.
  */
-const VALUE_TYPES = new Set([
+export const VALUE_TYPES = new Set([
   0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
 ]);
 
 /** rdbLoadObject, by rdb.h RDB_TYPE_*. */
-async function skipValue(c: Cursor, type: number): Promise<void> {
+export async function skipValue(c: Cursor, type: number): Promise<void> {
   switch (type) {
     case 0: // STRING
     case 9: // HASH_ZIPMAP
@@ -341,22 +444,34 @@ async function skipValue(c: Cursor, type: number): Promise<void> {
   }
 }
 
+/**
+ * A length-encoded number that is not a count: any 64-bit value is valid, such as a consumer
+ * group's entries_read of -1 (SCG_INVALID_ENTRIES_READ, saved as 2^64 - 1 by rdbSaveLen).
+ */
+async function skipNumber(c: Cursor): Promise<void> {
+  const b = await c.u8();
+  if (b === 0x81) c.skip(8);
+  else if (b === 0x80) c.skip(4);
+  else if (b >> 6 === 1) c.skip(1);
+  else if (b >> 6 !== 0) throw c.corrupt(`unknown length encoding 0x${b.toString(16)}`);
+}
+
 async function skipStream(c: Cursor, type: number): Promise<void> {
   await times(await length(c), async () => {
     await skipString(c); // node key (a stream ID)
     await skipString(c); // listpack
   });
-  await length(c); // length
-  await length(c); // last_id.ms
-  await length(c); // last_id.seq
+  await skipNumber(c); // length
+  await skipNumber(c); // last_id.ms
+  await skipNumber(c); // last_id.seq
   if (type >= 19) {
-    for (let i = 0; i < 5; i++) await length(c); // first_id, max_deleted_entry_id, entries_added
+    for (let i = 0; i < 5; i++) await skipNumber(c); // first_id, max_deleted_entry_id, entries_added
   }
   await times(await length(c), async () => {
     await skipString(c); // group name
-    await length(c);
-    await length(c); // last delivered id
-    if (type >= 19) await length(c); // entries_read
+    await skipNumber(c);
+    await skipNumber(c); // last delivered id
+    if (type >= 19) await skipNumber(c); // entries_read
     await times(await length(c), async () => {
       c.skip(16 + 8); // raw stream ID, delivery time
       await length(c); // delivery count
