@@ -115,6 +115,12 @@ export class Crc64 {
     return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
   }
 
+  /** Writes the CRC as 8 little-endian bytes, as an RDB trailer or a DUMP payload holds it. */
+  writeLE(buf: Buffer, offset: number): void {
+    buf.writeUInt32LE(this.#lo, offset);
+    buf.writeUInt32LE(this.#hi, offset + 4);
+  }
+
   /** 16 lower-case hex digits, the way redis-check-rdb prints a checksum. */
   hex(): string {
     return this.#hi.toString(16).padStart(8, '0') + this.#lo.toString(16).padStart(8, '0');

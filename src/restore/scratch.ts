@@ -25,6 +25,7 @@ export interface ScratchOptions {
 const MIN_MAJOR = 7;
 const DEFAULT_DATABASES = 256;
 const BIND_ATTEMPTS = 5;
+const SNAPSHOT = 'dump.rdb';
 
 /** Every scratch server still running: none outlives rf, whatever ends it. */
 const live = new Set<ChildProcess>();
@@ -109,6 +110,15 @@ export class ScratchServer {
     );
   }
 
+  /**
+   * Saves the dataset (SAVE: the scratch serves nobody else, so it may block) and returns the
+   * RDB file's path, inside the scratch's own directory.
+   */
+  async snapshot(client: RedisClient, timeoutMs: number): Promise<string> {
+    await client.command(['SAVE'], { timeoutMs });
+    return path.join(this.dir, SNAPSHOT);
+  }
+
   /** Stops the server and removes its directory; safe to call twice. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -188,12 +198,11 @@ function launch(
     // Load the snapshot straight from the socket (it starts empty): no copy on disk.
     '--repl-diskless-load',
     'on-empty-db',
-    // SCAN returns a key twice only when a table shrinks under it (dict.c dictScan): rf waits
-    // for rehashing to end before it reads, and needs DEBUG HTSTATS to see that.
-    '--activerehashing',
-    'yes',
-    '--enable-debug-command',
-    'local',
+    // rf reads the keys of the scratch's snapshots itself (rdb/entries.ts): no LZF.
+    '--rdbcompression',
+    'no',
+    '--dbfilename',
+    SNAPSHOT,
     '--maxmemory',
     '0',
   ];

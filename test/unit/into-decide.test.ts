@@ -6,7 +6,6 @@ import {
   keyName,
   restoreCommand,
 } from '../../src/restore/into/decide.js';
-import { tableSettled } from '../../src/restore/into/read.js';
 
 describe('--into decisions', () => {
   const until = 1_000_000;
@@ -55,16 +54,6 @@ describe('--into decisions', () => {
   it('names binary keys with escapes', () => {
     expect(keyName(Buffer.from('user:1'))).toBe('user:1');
     expect(keyName(Buffer.from([0x61, 0xff, 0x00]))).toBe('a\\xff\\x00');
-  });
-
-  it('reads DEBUG HTSTATS: rehashing or under 10% full is not settled', () => {
-    const stats = (size: number, used: number, rehashing = false) =>
-      `[Dictionary HT]\nHash table 0 stats (main hash table):\n table size: ${size}\n number of elements: ${used}\n${rehashing ? 'Hash table 1 stats (rehashing target):\n' : ''}[Expires HT]\n table size: 4\n`;
-    expect(tableSettled(stats(131072, 100000))).toBe(true);
-    expect(tableSettled(stats(131072, 100000, true))).toBe(false);
-    expect(tableSettled(stats(131072, 5000))).toBe(false);
-    expect(tableSettled(stats(4, 0))).toBe(true);
-    expect(tableSettled('[Dictionary HT]\nNo stats available for empty dictionaries\n')).toBe(true);
   });
 
   it('lists the slot ranges nobody serves', () => {

@@ -10,14 +10,7 @@ import {
   restoreCommand,
   type TtlMode,
 } from './decide.js';
-import {
-  loadScanScript,
-  type ReadCounters,
-  type ScratchKey,
-  scanKeys,
-  scratchKeyspace,
-  settle,
-} from './read.js';
+import { type ReadCounters, type ScratchKey, scratchKeyspace, snapshotKeys } from './read.js';
 import { freezeExpiriesCommand } from './scripts.js';
 import { type IntoTarget, type KeyCommands, openTarget, type TargetConnection } from './target.js';
 
@@ -41,6 +34,9 @@ export interface IntoOptions {
   /** Told when the scratch server holds the state at T, before the keys are copied. */
   onLoaded?: () => void;
 }
+
+/** Batches of RESTORE commands sent before the first of them must have been answered. */
+const BATCHES_IN_FLIGHT = 4;
 
 export function emptyIntoProgress(): IntoProgress {
   return { scanned: 0, total: 0, written: 0, skipped: 0, expired: 0 };
@@ -91,44 +87,47 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     await scratch.load(options.base, withFreeze(options.commands), options.idleTimeoutMs);
     options.onLoaded?.();
     const client = await scratch.connect({ returnBuffers: true, timeoutMs: options.idleTimeoutMs });
+    let file: string;
+    let dbs: number[];
     try {
       const keyspace = await scratchKeyspace(client);
-      const dbs = [...keyspace.keys()]
+      dbs = [...keyspace.keys()]
         .filter((db) => options.dbs.length === 0 || options.dbs.includes(db))
         .sort((a, b) => a - b);
       for (const db of dbs) await target.checkDb(db);
-      progress.total = dbs.reduce((n, db) => n + (keyspace.get(db) ?? 0), 0);
-      await settle(client, dbs);
-      const sha = await loadScanScript(client);
-      const run = new IntoRun(options, target, progress);
-      const scan = (db: number, payload: boolean) =>
-        scanKeys(client, sha, db, options.keys, payload, progress);
-      if (options.dryRun) {
-        for (const db of dbs) for await (const batch of scan(db, false)) await run.plan(db, batch);
-      } else {
-        if (options.conflict === 'fail') {
-          for (const db of dbs) {
-            if ((await target.dbSize(db)) === 0) continue;
-            for await (const batch of scan(db, false)) await run.plan(db, batch);
-          }
-          run.refuseConflicts();
-          progress.scanned = 0;
-        }
-        for (const db of dbs) {
-          let pending: Promise<void> = Promise.resolve();
-          // Reading the next batch from the scratch overlaps writing this one to the target.
-          for await (const batch of scan(db, true)) {
-            await pending;
-            pending = run.write(db, batch);
-            pending.catch(() => undefined);
-          }
-          await pending;
-        }
-      }
-      return run.result(dbs);
+      progress.total = [...keyspace.values()].reduce((n, k) => n + k, 0);
+      file = await scratch.snapshot(client, options.idleTimeoutMs);
     } finally {
       client.destroy();
     }
+    const run = new IntoRun(options, target, progress);
+    const selection = { dbs: options.dbs, patterns: options.keys };
+    const read = (payload: boolean, batch: (db: number, keys: ScratchKey[]) => Promise<void>) =>
+      snapshotKeys(file, selection, payload, progress, batch);
+    const plan = (db: number, keys: ScratchKey[]) => run.plan(db, keys);
+    if (options.dryRun) {
+      await read(false, plan);
+    } else {
+      if (options.conflict === 'fail') {
+        // One db at a time: a standalone target has one connection, and SELECT is its state.
+        let held = 0;
+        for (const db of dbs) held += await target.dbSize(db);
+        if (held > 0) await read(false, plan);
+        run.refuseConflicts();
+        progress.scanned = 0;
+      }
+      // Several batches in flight: the target's round trips overlap each other and the walk
+      // of the snapshot.
+      const inFlight: Promise<void>[] = [];
+      await read(true, async (db, keys) => {
+        if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift();
+        const write = run.write(db, keys);
+        write.catch(() => undefined);
+        inFlight.push(write);
+      });
+      for (const write of inFlight) await write;
+    }
+    return run.result(dbs);
   } finally {
     await scratch?.stop();
     await target.close();

@@ -43,24 +43,3 @@ return 0`;
 export function freezeExpiriesCommand(): Buffer {
   return encodeCommand(['EVAL', FREEZE_EXPIRIES, '0', String(FAR_FUTURE_MS)]);
 }
-
-/**
- * One SCAN step of the current database with, for each key returned, its DUMP payload (when
- * ARGV[4] is '1') and PEXPIRETIME: one round trip per step instead of three per key. The reply
- * is the next cursor, then key, payload (or false), expiry for each key.
- */
-export const SCAN_DUMP = `
-local r
-if ARGV[3] == '' then
-  r = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
-else
-  r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[3], 'COUNT', ARGV[2])
-end
-local out = {r[1]}
-local dump = ARGV[4] == '1'
-for _, k in ipairs(r[2]) do
-  out[#out + 1] = k
-  if dump then out[#out + 1] = redis.call('DUMP', k) else out[#out + 1] = false end
-  out[#out + 1] = redis.call('PEXPIRETIME', k)
-end
-return out`;
