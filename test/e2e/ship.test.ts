@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WriteLoad } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { aofTimestampArgs } from '../helpers/redis-bin.js';
 import { aofCaughtUp, RF_BIN, RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -14,14 +15,7 @@ const TOKEN = 'ship-e2e-token-7f3a';
 
 beforeAll(async () => {
   master = await startRedis({
-    args: [
-      '--repl-diskless-sync-delay',
-      '0',
-      '--appendonly',
-      'yes',
-      '--aof-timestamp-enabled',
-      'yes',
-    ],
+    args: ['--repl-diskless-sync-delay', '0', '--appendonly', 'yes', ...aofTimestampArgs()],
   });
   work = await makeTempDir('rf-ship-');
 });

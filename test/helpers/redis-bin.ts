@@ -79,6 +79,10 @@ const FEATURES = {
   'enable-debug-command': { redis: '7.0.0', valkey: '7.2.4' },
   /** ACL DRYRUN, which rf doctor uses to test the rf user's rights (Redis 7.0). */
   'ACL DRYRUN': { redis: '7.0.0', valkey: '7.2.4' },
+  /** PEXPIRETIME, which rf restore --into reads on its scratch server (Redis 7.0). */
+  PEXPIRETIME: { redis: '7.0.0', valkey: '7.2.4' },
+  /** Expiries propagated as absolute times, SET … PXAT and PEXPIREAT (Redis 7.0). */
+  'absolute expiries in the stream': { redis: '7.0.0', valkey: '7.2.4' },
   /** REPLCONF rdb-only (Redis 7.0). */
   'REPLCONF rdb-only': { redis: '7.0.0', valkey: '7.2.4' },
   /** HEXPIRE, HPEXPIREAT … FIELDS, and RDB types 22-25 (Redis 7.4). */
@@ -109,3 +113,8 @@ export function lacks(feature: ServerFeature): boolean {
 }
 
 const announced = new Set<ServerFeature>();
+
+/** `--aof-timestamp-enabled yes` where the server has it (Redis 6 refuses the option). */
+export function aofTimestampArgs(): string[] {
+  return hasFeature('AOF timestamps') ? ['--aof-timestamp-enabled', 'yes'] : [];
+}

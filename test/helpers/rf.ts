@@ -164,21 +164,40 @@ export class RfDaemon {
 
 /**
  * Waits until the store's AOF chunks hold every byte of the master's incr files (read from the
- * master's appendonlydir and from `rf info --json`).
+ * master's appendonlydir and from `rf info --json`), or for Redis 6 every byte of its
+ * appendonly.aof after the RDB preamble.
  */
 export async function aofCaughtUp(
   store: string,
   masterDir: string,
   timeoutMs = 30_000,
 ): Promise<void> {
-  const { readdir, stat } = await import('node:fs/promises');
+  const { existsSync } = await import('node:fs');
+  const { open, readdir, stat } = await import('node:fs/promises');
   const { waitFor } = await import('./load.js');
+  const { rdbLength, startsWithRdb } = await import('../../src/rdb/length.js');
   const dir = path.join(masterDir, 'appendonlydir');
-  await waitFor(
-    async () => {
+  const single = path.join(masterDir, 'appendonly.aof');
+  const commandBytes = async (): Promise<number> => {
+    if (existsSync(dir) || !existsSync(single)) {
       let size = 0;
       for (const f of (await readdir(dir)).filter((x) => x.endsWith('.incr.aof')))
         size += (await stat(path.join(dir, f))).size;
+      return size;
+    }
+    const fh = await open(single, 'r');
+    try {
+      const { size } = await fh.stat();
+      const head = Buffer.alloc(5);
+      await fh.read(head, 0, 5, 0);
+      return startsWithRdb(head) ? size - (await rdbLength(fh, size, single)) : size;
+    } finally {
+      await fh.close();
+    }
+  };
+  await waitFor(
+    async () => {
+      const size = await commandBytes();
       const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout);
       return info.sources[0]?.aof?.bytes === size;
     },

@@ -10,6 +10,7 @@ import type { RedisClient } from '../../src/resp/client.js';
 import { Store } from '../../src/store/store.js';
 import { waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { lacks } from '../helpers/redis-bin.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { quiet, REDIS7_AOF, storedBases, storedFiles } from './aof-support.js';
 
@@ -51,7 +52,7 @@ async function setup(): Promise<{
   return { redis, client, store, handle, target };
 }
 
-describe('the AOF rewrite cycle', () => {
+describe.skipIf(lacks('multi-part AOF'))('the AOF rewrite cycle, on a multi-part AOF', () => {
   it('runs at the scheduled time: BGREWRITEAOF, then the new base is a stored restore point', async () => {
     const { client, store, handle, target } = await setup();
     const before = Number((await client.info('persistence')).aof_rewrites);

@@ -17,6 +17,7 @@ import { Store } from '../../src/store/store.js';
 import { aofSummary } from '../../src/store/summary.js';
 import { WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { lacks } from '../helpers/redis-bin.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import {
   commandsOf,
@@ -114,7 +115,7 @@ function shipping(redis: RedisServer, to: string, extra: Partial<ShipOptions> = 
 const incrFile = (redis: RedisServer) =>
   path.join(redis.dir, 'appendonlydir', 'appendonly.aof.1.incr.aof');
 
-describe('rf ship → rf listen --ingest', () => {
+describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-part AOF)', () => {
   it('ships byte for byte, and loses nothing when the receiver is killed and restarted mid-stream', async () => {
     const redis = await redisWithAof();
     const rx = await receiver();

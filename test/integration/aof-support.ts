@@ -21,6 +21,7 @@ import {
   type PutResult,
 } from '../../src/store/chunks.js';
 import type { KvReader } from '../../src/store/store.js';
+import { aofTimestampArgs } from '../helpers/redis-bin.js';
 
 export const quiet: Logger = silentLogger();
 
@@ -147,8 +148,7 @@ export class RecordingSink implements AofSink {
 export const REDIS7_AOF = [
   '--appendonly',
   'yes',
-  '--aof-timestamp-enabled',
-  'yes',
+  ...aofTimestampArgs(),
   '--auto-aof-rewrite-percentage',
   '0',
 ];

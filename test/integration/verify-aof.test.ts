@@ -7,6 +7,7 @@ import { prefixEnd } from '../../src/store/keys.js';
 import { json, Store } from '../../src/store/store.js';
 import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { aofTimestampArgs } from '../helpers/redis-bin.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -133,8 +134,7 @@ beforeAll(async () => {
       '0',
       '--appendonly',
       'yes',
-      '--aof-timestamp-enabled',
-      'yes',
+      ...aofTimestampArgs(),
       '--auto-aof-rewrite-percentage',
       '0',
     ],
