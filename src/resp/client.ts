@@ -5,6 +5,7 @@ import RedisParser from 'redis-parser';
 import { errnoCode, RfError } from '../errors.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { type CommandArg, encodeCommand } from './encode.js';
+import { ReplyGuard } from './reply-guard.js';
 
 export interface SocketOptions {
   /** How long the TCP (and TLS) connection may take. */
@@ -118,6 +119,7 @@ export class RedisClient {
   readonly endpoint: RedisEndpoint;
   private readonly socket: net.Socket;
   private readonly parser: RedisParser;
+  private readonly guard = new ReplyGuard();
   private readonly timeoutMs: number;
   private readonly where: string;
   /** FIFO of calls awaiting a reply; `head` avoids Array#shift on long pipelines. */
@@ -158,7 +160,22 @@ export class RedisClient {
           ),
         ),
     });
-    socket.on('data', (chunk: Buffer) => this.parser.execute(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.guard.push(chunk);
+        this.parser.execute(chunk);
+      } catch (err) {
+        // A reply that breaks the framing, or one redis-parser throws on: the peer is not
+        // speaking RESP, and nothing after it can be matched to a command.
+        this.fail(
+          new RfError(
+            'RF_PROTOCOL',
+            `${this.where} sent a reply that is not RESP: ${(err as Error).message}`,
+            { details: { peer: this.where }, cause: err },
+          ),
+        );
+      }
+    });
     socket.on('error', (err) => {
       this.failure ??= new RfError(
         'RF_CONNECT',
@@ -176,10 +193,16 @@ export class RedisClient {
         this.clearTimer();
         this.rejectAll(
           this.failure ??
-            new RfError('RF_CONNECT', `connection to ${this.where} closed`, {
-              details: { peer: this.where },
-              hint: unreachableHint(this.where),
-            }),
+            (this.guard.inReply
+              ? new RfError(
+                  'RF_PROTOCOL',
+                  `${this.where} closed the connection in the middle of a reply`,
+                  { details: { peer: this.where } },
+                )
+              : new RfError('RF_CONNECT', `connection to ${this.where} closed`, {
+                  details: { peer: this.where },
+                  hint: unreachableHint(this.where),
+                })),
         );
         resolve();
       });
