@@ -28,11 +28,18 @@ export interface OffsetSample {
 
 /** Keeps at most this many samples behind the cursor before dropping the oldest. */
 const KEEP_BEHIND = 1024;
+/**
+ * Holds at most this many samples when the stream does not move the cursor on (rf cannot
+ * resync for hours while the master takes writes): memory stays flat.
+ */
+const MAX_SAMPLES = 100_000;
 
 export class OffsetClock {
   private samples: OffsetSample[] = [];
   /** Index of the first sample whose offset reaches the offset last asked about. */
   private cursor = 0;
+  /** The newest sample dropped to keep memory flat: still the lower bound past its offset. */
+  private floor: OffsetSample | null = null;
 
   /**
    * Keeps only the samples of these replids (a timeline's: psync2 keeps offsets across a
@@ -43,6 +50,7 @@ export class OffsetClock {
   follow(replids: Iterable<string>): void {
     const keep = new Set(replids);
     this.samples = this.samples.filter((s) => keep.has(s.replid));
+    if (this.floor !== null && !keep.has(this.floor.replid)) this.floor = null;
     this.cursor = 0;
   }
 
@@ -55,6 +63,7 @@ export class OffsetClock {
       // its data): what was known of the old one says nothing about the new one.
       this.samples = [];
       this.cursor = 0;
+      this.floor = null;
     } else if (
       last !== undefined &&
       sample.offset === last.offset &&
@@ -68,6 +77,13 @@ export class OffsetClock {
       return true;
     }
     this.samples.push({ ...sample });
+    if (this.samples.length > MAX_SAMPLES) {
+      const drop = this.samples.length - MAX_SAMPLES / 2;
+      this.floor = this.samples[drop - 1]!;
+      this.samples = this.samples.slice(drop);
+      // Offsets at or below a dropped sample get a later upper bound: still a true one.
+      this.cursor = Math.max(0, this.cursor - drop);
+    }
     return true;
   }
 
@@ -82,7 +98,8 @@ export class OffsetClock {
    */
   lowerAt(offset: number): number {
     this.seek(offset);
-    return this.cursor > 0 ? this.samples[this.cursor - 1]!.sentAt : Number.NEGATIVE_INFINITY;
+    if (this.cursor > 0) return this.samples[this.cursor - 1]!.sentAt;
+    return this.floorBelow(offset);
   }
 
   /** The earliest time the master is known to have run the entry at `offset` (Infinity: not yet). */
@@ -102,9 +119,14 @@ export class OffsetClock {
       else hi = mid;
     }
     return {
-      lower: lo > 0 ? this.samples[lo - 1]!.sentAt : Number.NEGATIVE_INFINITY,
+      lower: lo > 0 ? this.samples[lo - 1]!.sentAt : this.floorBelow(offset),
       upper: lo < this.samples.length ? this.samples[lo]!.answeredAt : Number.POSITIVE_INFINITY,
     };
+  }
+
+  private floorBelow(offset: number): number {
+    const f = this.floor;
+    return f !== null && f.offset < offset ? f.sentAt : Number.NEGATIVE_INFINITY;
   }
 
   private seek(offset: number): void {

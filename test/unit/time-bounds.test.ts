@@ -68,6 +68,20 @@ describe('OffsetClock', () => {
   });
 });
 
+describe('OffsetClock without a stream to follow', () => {
+  it('stays flat, and a dropped sample still bounds what lies past it', () => {
+    const c = new OffsetClock();
+    for (let i = 1; i <= 250_000; i++) c.add(sample(i * 10, i * 100));
+    expect(c.all().length).toBeLessThanOrEqual(100_000);
+    const oldest = c.all()[0]!;
+    // Just past the oldest sample held: bounded by it. Below it: by the newest one dropped.
+    expect(c.boundsOf(oldest.offset + 1).lower).toBe(oldest.sentAt);
+    expect(c.lowerAt(oldest.offset)).toBe(oldest.sentAt - 100);
+    expect(c.upperAt(oldest.offset)).toBe(oldest.answeredAt);
+    expect(c.boundsOf(5).lower).toBe(Number.NEGATIVE_INFINITY);
+  });
+});
+
 describe('WindowTracker', () => {
   it('opens a window at the first late entry and closes it at the next live one', () => {
     const t = new WindowTracker(3);
