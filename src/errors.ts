@@ -11,6 +11,8 @@ export const Exit = {
   usage: 2,
   unreachable: 3,
   integrity: 4,
+  /** A bug in rf, not an outcome (sysexits.h EX_SOFTWARE). */
+  internal: 70,
 } as const;
 export type ExitCode = (typeof Exit)[keyof typeof Exit];
 

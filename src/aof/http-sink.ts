@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff } from '../daemon/backoff.js';
+import { Backoff } from '../backoff.js';
 import { errnoCode, isRfError, type RfCode, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {

@@ -31,7 +31,6 @@ export {
   type IngestOptions,
   type IngestServer,
   type IngestTls,
-  parseListen,
   startIngestServer,
 } from './ingest.js';
 export { parseIngestGrants } from './ingest-grants.js';

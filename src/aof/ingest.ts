@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isRfError, type RfCode, RfError } from '../errors.js';
+import { parseListen } from '../listen-address.js';
 import type { Logger } from '../logger.js';
 import type { PutResult } from '../store/chunks.js';
 import { isValidSourceName } from '../store/keys.js';
@@ -88,20 +89,6 @@ const statusFor: Partial<Record<RfCode, number>> = {
   RF_CHUNK_ORDER: 409,
   RF_CHECKSUM: 422,
 };
-
-/** Parses `host:port`, `[v6]:port`, `:port` or `port`. RF_USAGE when it is none of them. */
-export function parseListen(flag: string, value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
-  const port = Number(m?.[3]);
-  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RfError('RF_USAGE', `${flag} takes host:port, got ${JSON.stringify(value)}`, {
-      details: { flag, value },
-      hint: `for example ${flag} 127.0.0.1:7379, or an address of this host`,
-    });
-  }
-  // No host: loopback. Every interface must be asked for (0.0.0.0, ::), never a default.
-  return { host: m[1] || m[2] || '127.0.0.1', port };
-}
 
 /**
  * The receiving end of `rf ship`, run inside `rf listen --ingest`: chunks, bases and file records

@@ -5,7 +5,7 @@ import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient, RedisReplyError } from '../resp/client.js';
-import { type ClockTime, nextOccurrence } from '../time.js';
+import { type ClockTime, isoUtc, nextOccurrence } from '../time.js';
 import type { AofCapture } from './capture.js';
 import { DEFAULT_REWRITE_TIMEOUT } from './defaults.js';
 
@@ -224,7 +224,7 @@ export class RewriteScheduler {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       this.next = this.nextAt(Date.now());
-      this.log.info({ next: new Date(this.next).toISOString() }, 'next AOF rewrite cycle');
+      this.log.info({ next: isoUtc(this.next) }, 'next AOF rewrite cycle');
       // Sleeps in steps, so a wall clock that jumps (NTP, suspend) is noticed within a minute.
       while (!signal.aborted && Date.now() < this.next) {
         await sleep(Math.min(this.next - Date.now(), 60_000), undefined, { signal }).catch(

@@ -1,5 +1,5 @@
-import type { Check, FixOutcome } from '../aof/settings.js';
 import { redisConnection } from '../config.js';
+import type { Check, FixOutcome } from '../doctor/settings.js';
 import { describeEndpoint, redactUrl } from '../redis-url.js';
 import { describeServer } from '../replication/server-info.js';
 import type { RedisClient } from '../resp/client.js';
@@ -36,7 +36,7 @@ export async function run(options: DoctorOptions): Promise<number> {
   const json = options.json === true;
   // Loaded here, not at start-up: every rf command pays for what main.ts imports.
   const [{ applyFixes, diagnose }, { RedisClient }] = await Promise.all([
-    import('../aof/settings.js'),
+    import('../doctor/settings.js'),
     import('../resp/client.js'),
   ]);
   let client: RedisClient | null = null;

@@ -14,7 +14,7 @@ import { lastDataWrite } from '../store/last-write.js';
 import { json } from '../store/store.js';
 import { type AofSummary, aofSummary, indexSource, type SourceIndex } from '../store/summary.js';
 import type { RetentionRecord } from '../store/types.js';
-import { canonicalZone, formatInZone, machineZone } from '../time.js';
+import { canonicalZone, formatInZone, isoUtc, machineZone } from '../time.js';
 import { out, reportError } from './output.js';
 
 export interface InfoOptions {
@@ -23,8 +23,6 @@ export interface InfoOptions {
   tz?: string;
   json?: boolean;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The columns of the activity sparkline: 80 minus the indent of the `activity` row. */
 const ACTIVITY_BINS = 64;
@@ -96,14 +94,14 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
             version: ix.source.server.version,
             redisVersion: ix.source.server.redisVersion,
             mode: ix.source.server.mode,
-            seenAt: iso(ix.source.server.seenAt),
+            seenAt: isoUtc(ix.source.server.seenAt),
           },
     timelines: ix.timelines.map((t) => ({
       id: t.id,
       replid: t.replid,
       replids: t.replids,
-      from: iso(t.startedAt),
-      until: iso(t.lastTime),
+      from: isoUtc(t.startedAt),
+      until: isoUtc(t.lastTime),
       baseOffset: t.baseOffset,
       durableOffset: t.durableOffset,
       reason: t.reason,
@@ -111,8 +109,8 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
       bytes: t.bytes,
     })),
     gaps: ix.gaps.map((g, i) => ({
-      from: iso(g.from),
-      until: iso(g.until),
+      from: isoUtc(g.from),
+      until: isoUtc(g.until),
       reason: g.reason,
       before: g.before,
       after: g.after,
@@ -121,12 +119,12 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
     })),
     /** Writes received late: their true times lie within each window's bounds. */
     imprecise: ix.imprecise.map((w, i) => windowJson(w, info.coverage.imprecise[i] ?? 'bounds')),
-    restorable: ix.restorable.map((r) => ({ from: iso(r.from), until: iso(r.until) })),
+    restorable: ix.restorable.map((r) => ({ from: isoUtc(r.from), until: isoUtc(r.until) })),
     retention: info.retention,
     bases: ix.bases.map((b) => ({
       timeline: b.timeline,
       offset: b.offset,
-      takenAt: iso(b.takenAt),
+      takenAt: isoUtc(b.takenAt),
       bytes: b.bytes,
       file: b.file,
       via: b.via,
@@ -137,9 +135,9 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
       info.lastWrite === null
         ? lastCapture === null
           ? null
-          : iso(lastCapture)
-        : iso(info.lastWrite),
-    lastCapture: lastCapture === null ? null : iso(lastCapture),
+          : isoUtc(lastCapture)
+        : isoUtc(info.lastWrite),
+    lastCapture: lastCapture === null ? null : isoUtc(lastCapture),
     aof: info.aof,
     sizes: {
       stream: streamBytes,
@@ -153,7 +151,7 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
         ? null
         : {
             ...info.lag,
-            lastReceiveAt: info.lag.lastReceiveAt === null ? null : iso(info.lag.lastReceiveAt),
+            lastReceiveAt: info.lag.lastReceiveAt === null ? null : isoUtc(info.lag.lastReceiveAt),
           },
     activity:
       info.activity === null
@@ -161,7 +159,7 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
         : {
             unit: info.activity.unit,
             binMs: info.activity.binMs,
-            from: iso(info.activity.from),
+            from: isoUtc(info.activity.from),
             values: info.activity.values,
             covered: info.activity.covered,
           },
@@ -216,8 +214,8 @@ export async function run(options: InfoOptions): Promise<number> {
               ? null
               : {
                   retainMs: r.retainMs,
-                  windowStart: iso(r.windowStart),
-                  prunedAt: iso(r.prunedAt),
+                  windowStart: isoUtc(r.windowStart),
+                  prunedAt: isoUtc(r.prunedAt),
                 },
           lag: daemon !== null && daemon.name === s.name ? lagOf(daemon) : null,
           coverage: await aofCoverage(kv, s.name, ix.gaps, ix.imprecise, aof.chunks > 0),
@@ -333,7 +331,7 @@ function printImprecise(info: SourceInfo): void {
   if (imprecise.length === 0) return;
   out.line('  imprecise (writes received late: each ran within these bounds)');
   for (const [i, w] of imprecise.entries()) {
-    out.line(`    ${iso(w.from)} .. ${iso(w.until)}  ${duration(w.until - w.from)}`);
+    out.line(`    ${isoUtc(w.from)} .. ${isoUtc(w.until)}  ${duration(w.until - w.from)}`);
     out.line(
       `        ${w.writes} writes, offsets ${w.firstOffset}..${w.lastOffset}, timeline ${w.timeline}`,
     );
@@ -369,24 +367,24 @@ function printText(
     out.line(`source ${ix.source.name}  ${ix.source.url}`);
     if (ix.source.server !== undefined)
       out.line(
-        `  server      ${describeServer(ix.source.server)} (seen ${iso(ix.source.server.seenAt)})`,
+        `  server      ${describeServer(ix.source.server)} (seen ${isoUtc(ix.source.server.seenAt)})`,
       );
     if (ix.restorable.length === 0) out.line('  restorable  nothing yet (no base)');
     const utc = zone === 'UTC' || zone === 'Etc/UTC';
     for (const r of ix.restorable) {
-      out.line(`  restorable  ${iso(r.from)} .. ${iso(r.until)}`);
+      out.line(`  restorable  ${isoUtc(r.from)} .. ${isoUtc(r.until)}`);
       if (!utc)
         out.line(`              ${formatInZone(r.from, zone)} .. ${formatInZone(r.until, zone)}`);
     }
     if (ix.restorable.length > 0 && !utc) out.line(`              (the same in ${zone})`);
     if (info.lastWrite !== null) {
-      out.line(`  last write  ${iso(info.lastWrite)} (${ago(now - info.lastWrite)})`);
+      out.line(`  last write  ${isoUtc(info.lastWrite)} (${ago(now - info.lastWrite)})`);
     }
     printCapture(info, now);
     printActivity(info);
     out.line('  timelines');
     for (const t of ix.timelines) {
-      out.line(`    #${t.id}  ${iso(t.startedAt)} .. ${iso(t.lastTime)}  ${t.reason}`);
+      out.line(`    #${t.id}  ${isoUtc(t.startedAt)} .. ${isoUtc(t.lastTime)}  ${t.reason}`);
       out.line(
         `        replid ${short(t.replid)}  offsets ${t.baseOffset + 1}..${t.durableOffset}`,
       );
@@ -395,7 +393,7 @@ function printText(
     if (ix.gaps.length > 0) {
       out.line('  gaps (nothing was captured; restores refuse these times)');
       for (const [i, g] of ix.gaps.entries()) {
-        out.line(`    ${iso(g.from)} .. ${iso(g.until)}  ${duration(g.until - g.from)}`);
+        out.line(`    ${isoUtc(g.from)} .. ${isoUtc(g.until)}  ${duration(g.until - g.from)}`);
         out.line(`        ${g.reason}, between timelines ${g.before} and ${g.after}`);
         if (info.coverage.gaps[i] === true)
           out.line('        the AOF record covers it: --from auto restores it to the second');
@@ -405,7 +403,7 @@ function printText(
     const baseBytes = ix.bases.reduce((n, b) => n + b.bytes, 0);
     const latestBase = ix.bases.reduce((m, b) => Math.max(m, b.takenAt), 0);
     out.line(
-      `  bases       ${ix.bases.length} (${formatBytes(baseBytes)})${ix.bases.length > 0 ? `, latest ${iso(latestBase)}` : ''}`,
+      `  bases       ${ix.bases.length} (${formatBytes(baseBytes)})${ix.bases.length > 0 ? `, latest ${isoUtc(latestBase)}` : ''}`,
     );
     if (info.retention !== null) {
       out.line(
@@ -443,7 +441,7 @@ function printActivity(info: SourceInfo): void {
   out.line(`              ${sparkline(a)}`);
   // As precise as a bin: seconds for second bins, minutes up to hours, the date for days.
   const digits = a.binMs < 60_000 ? 19 : a.binMs < 86_400_000 ? 16 : 10;
-  const label = (ms: number) => `${iso(ms).slice(0, digits)}${digits > 10 ? 'Z' : ''}`;
+  const label = (ms: number) => `${isoUtc(ms).slice(0, digits)}${digits > 10 ? 'Z' : ''}`;
   const start = label(a.from);
   const end = label(a.from + a.values.length * a.binMs);
   const gap = a.values.length - start.length - end.length;

@@ -1,7 +1,8 @@
-import { parseIngestGrants, parseListen } from '../aof/index.js';
+import { parseIngestGrants } from '../aof/index.js';
 import { readOptionFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { isRfError, RfError } from '../errors.js';
+import { parseListen } from '../listen-address.js';
 import { createLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
 import { warnIfSharedSecret } from '../warnings.js';

@@ -1,4 +1,4 @@
-import { isRfError, RfError } from '../errors.js';
+import { Exit, isRfError, RfError } from '../errors.js';
 
 /**
  * Control characters (C0 but newline and tab, DEL, C1) as `\xNN`. Text rf prints may carry what
@@ -48,7 +48,7 @@ export function reportError(err: unknown, json: boolean): number {
       ok: false,
       error: { code: 'RF_INTERNAL', message: String((err as Error)?.message ?? err) },
     });
-  return 70;
+  return Exit.internal;
 }
 
 export function usageError(message: string, hint?: string): RfError {

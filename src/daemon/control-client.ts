@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { RfError } from '../errors.js';
+import { isRfError, RfError } from '../errors.js';
 import type { SegmentRef } from '../store/reindex.js';
 import type { KvRange, KvReader } from '../store/store.js';
 import type { ControlReply, ControlRequest } from './control.js';
@@ -21,6 +21,17 @@ type RequestBody = ControlRequest extends infer R
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * A reply that is not what was asked for: the daemon on the other end is not this rf's (another
+ * version) or the connection carries something else. An outcome to report, not an rf bug.
+ */
+function malformed(what: string, details: Record<string, unknown> = {}): RfError {
+  return new RfError('RF_PROTOCOL', `the rf daemon sent a malformed reply: ${what}`, {
+    details,
+    hint: 'run the same rf version as the `rf listen` on this store (restart it after an upgrade)',
+  });
+}
+
+/**
  * Splits what the daemon sends into replies: a JSON line, then as many raw bytes as its `body`
  * says. Chunks are kept as they came and joined once per reply.
  */
@@ -39,7 +50,12 @@ class ReplyReader {
         const nl = this.indexOfNewline();
         if (nl === -1) return;
         const line = this.take(nl + 1);
-        this.head = JSON.parse(line.toString('utf8', 0, nl)) as ControlReply;
+        const text = line.toString('utf8', 0, nl);
+        try {
+          this.head = JSON.parse(text) as ControlReply;
+        } catch {
+          throw malformed('a reply line that is not JSON', { line: text.slice(0, 200) });
+        }
       }
       const need = 'body' in this.head ? (this.head.body ?? 0) : 0;
       if (this.length < need) return;
@@ -105,6 +121,7 @@ export class RemoteKv implements KvReader {
         replies.push(chunk);
       } catch (err) {
         // A reply that does not parse: nothing after it can be trusted.
+        if (isRfError(err)) this.broken ??= err;
         fail(err instanceof Error ? err : new Error(String(err)));
         socket.destroy();
       }
@@ -162,7 +179,7 @@ export class RemoteKv implements KvReader {
   async get(key: string): Promise<Buffer | undefined> {
     const { head, body } = await this.request({ op: 'get', key });
     if ('found' in head) return head.found ? body : undefined;
-    throw new TypeError('control: get answered without a value');
+    throw malformed('a get answered without a value', { key });
   }
 
   async *entries(range: KvRange): AsyncIterable<[string, Buffer]> {
@@ -203,7 +220,7 @@ export class RemoteKv implements KvReader {
         source,
         segments: segments.slice(i, i + REINDEX_MAX),
       });
-      if (!('reindexed' in head)) throw new TypeError('control: reindex answered without a count');
+      if (!('reindexed' in head)) throw malformed('a reindex answered without a count');
       total.written += head.reindexed.written;
       total.removed += head.reindexed.removed;
     }
@@ -222,20 +239,28 @@ export class RemoteKv implements KvReader {
 
 /** The entries of a page. */
 function entriesOf({ head, body }: Received): { entries: [string, Buffer][]; more: boolean } {
-  if (!('count' in head)) throw new TypeError('control: entries answered without entries');
+  if (!('count' in head)) throw malformed('an entries request answered without entries');
+  const short = () =>
+    malformed(`an entries page of ${body.length} bytes does not hold its ${head.count} entries`);
   const entries: [string, Buffer][] = new Array(head.count);
   let at = 0;
+  // Each length is checked against the page before it is read or used.
+  const length = () => {
+    if (at + 4 > body.length) throw short();
+    const n = body.readUInt32LE(at);
+    at += 4;
+    if (at + n > body.length) throw short();
+    return n;
+  };
   for (let i = 0; i < head.count; i++) {
-    const keyLength = body.readUInt32LE(at);
-    const key = body.toString('utf8', at + 4, at + 4 + keyLength);
-    at += 4 + keyLength;
-    const valueLength = body.readUInt32LE(at);
-    entries[i] = [key, body.subarray(at + 4, at + 4 + valueLength)];
-    at += 4 + valueLength;
+    const keyLength = length();
+    const key = body.toString('utf8', at, at + keyLength);
+    at += keyLength;
+    const valueLength = length();
+    entries[i] = [key, body.subarray(at, at + valueLength)];
+    at += valueLength;
   }
-  if (at !== body.length) {
-    throw new TypeError(`control: an entries page of ${body.length} bytes held ${at}`);
-  }
+  if (at !== body.length) throw short();
   return { entries, more: head.more };
 }
 

@@ -8,6 +8,7 @@ import {
   startAofCapture,
   startIngestServer,
 } from '../aof/index.js';
+import { Backoff } from '../backoff.js';
 import { isRfError, RfError } from '../errors.js';
 import { parseCommandTable } from '../log/key-specs.js';
 import type { Logger } from '../logger.js';
@@ -17,13 +18,12 @@ import { MasterRetryLater } from '../replication/handshake.js';
 import { describeServer, parseServerInfo } from '../replication/server-info.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import { RedisClient, RedisReplyError } from '../resp/client.js';
+import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
 import { reindexSegments } from '../store/reindex.js';
-import { pruneArchive } from '../store/retention.js';
 import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
-import { Backoff } from './backoff.js';
 import { checkControlSocketPath, startControlServer } from './control.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';

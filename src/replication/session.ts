@@ -15,6 +15,7 @@ import type { Store } from '../store/store.js';
 import { beginTimeline, tmpFile } from '../store/timelines.js';
 import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
 import { StreamWriter } from '../store/writer.js';
+import { isoUtc } from '../time.js';
 import { handshake, VALKEY_REPLICA_VERSION } from './handshake.js';
 import { receiveRdb } from './rdb-transfer.js';
 import { SocketReader } from './reader.js';
@@ -321,8 +322,8 @@ function logTimeline(
       ...(previousLastTime === undefined
         ? {}
         : {
-            gapFrom: new Date(previousLastTime).toISOString(),
-            gapUntil: new Date(t.startedAt).toISOString(),
+            gapFrom: isoUtc(previousLastTime),
+            gapUntil: isoUtc(t.startedAt),
           }),
     },
     t.reason === 'initial' ? 'first timeline started from the base' : 'new timeline after a gap',

@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Check } from '../../src/aof/settings.js';
 import { run as doctor } from '../../src/cli/doctor.js';
+import type { Check } from '../../src/doctor/settings.js';
 import { startFakeMaster } from '../helpers/fake-master.js';
 import { waitFor } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseListen } from '../../src/aof/ingest.js';
 import { decodeHeader, encodeHeader, parseRoute, paths } from '../../src/aof/wire.js';
 import { isRfError } from '../../src/errors.js';
+import { parseListen } from '../../src/listen-address.js';
 
 describe('ingest routes', () => {
   it('reads back every path the shipper builds', () => {

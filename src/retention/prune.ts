@@ -3,11 +3,12 @@ import path from 'node:path';
 import { isRfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { planRestore } from '../restore/locate.js';
-import { Archive } from './archive.js';
-import { keys, prefixEnd } from './keys.js';
-import { pruneTimeEvidence } from './samples.js';
-import { type BatchOp, json, type Store } from './store.js';
-import type { BaseMeta, RetentionRecord, SegmentMeta, Timeline } from './types.js';
+import { Archive } from '../store/archive.js';
+import { keys, prefixEnd } from '../store/keys.js';
+import { pruneTimeEvidence } from '../store/samples.js';
+import { type BatchOp, json, type Store } from '../store/store.js';
+import type { BaseMeta, RetentionRecord, SegmentMeta, Timeline } from '../store/types.js';
+import { isoUtc } from '../time.js';
 
 export interface PruneResult {
   windowStart: number;
@@ -92,7 +93,7 @@ export async function pruneArchive(
       await unlinkBases(store, tBases, result);
       result.timelinesDropped++;
       log.info(
-        { timeline: t.id, until: new Date(t.lastTime).toISOString() },
+        { timeline: t.id, until: isoUtc(t.lastTime) },
         'retention: dropped a timeline that ends before the window',
       );
     } else if (keepFrom !== null && keepFrom.timeline === t.id) {
