@@ -191,6 +191,10 @@ export function registerCommands(program: Command): void {
         .choices(['keep', 'shift'])
         .default('keep'),
       new Option(
+        '--functions',
+        '--into: copy the function libraries of the state at T too, library by library as --conflict says',
+      ),
+      new Option(
         '--redis-server <path>',
         '--into: the redis-server that rebuilds the state at T (default: the one on PATH)',
       ),

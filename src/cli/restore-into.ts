@@ -18,6 +18,7 @@ export function checkIntoFlags(options: RestoreOptions): void {
     options.conflict !== 'fail' ? '--conflict' : null,
     options.ttl !== 'keep' ? '--ttl' : null,
     options.redisServer !== undefined ? '--redis-server' : null,
+    options.functions === true ? '--functions' : null,
   ].filter((f) => f !== null);
   if (used.length > 0) {
     throw usageError(
@@ -61,6 +62,7 @@ export function intoRunning(options: RestoreOptions, url: string): RestoreInto {
       conflict: options.conflict,
       ttl: options.ttl,
       dryRun: options.dryRun === true,
+      functions: options.functions === true,
       ...(options.redisServer === undefined ? {} : { redisServer: options.redisServer }),
       idleTimeoutMs: options.targetTimeout,
       log: silentLogger(),
@@ -89,6 +91,7 @@ export function reportInto(r: IntoReport, dryRun: boolean, seconds: number): voi
     out.line(
       `no key of the state at T matches the selection (${dbs} of the state at T): nothing to write`,
     );
+    functionsNote(r, dryRun);
     return;
   }
   if (dryRun && r.plan !== null) {
@@ -99,6 +102,8 @@ export function reportInto(r: IntoReport, dryRun: boolean, seconds: number): voi
     if (r.replaced > 0) out.line(`  replace      ${names(r.plan.replaced, r.replaced)}`);
     if (r.skipped > 0) out.line(`  ${'conflict'.padEnd(12)} ${names(r.plan.skipped, r.skipped)}`);
     if (r.expired > 0) out.line(`  expired      ${names(r.plan.expired, r.expired)}`);
+    splitNote(r);
+    functionsNote(r, true);
     out.line('nothing written (--dry-run)');
     return;
   }
@@ -107,4 +112,33 @@ export function reportInto(r: IntoReport, dryRun: boolean, seconds: number): voi
   );
   if (r.skipped > 0)
     out.line(`  kept as they are on the target: ${names(r.conflicts, r.conflictCount)}`);
+  splitNote(r);
+  functionsNote(r, false);
+}
+
+function functionsNote(r: IntoReport, dryRun: boolean): void {
+  const f = r.functions;
+  if (f === null) return;
+  const parts = [
+    `${f.loaded.length} ${dryRun ? 'to load' : 'loaded'}${f.loaded.length > 0 ? ` (${f.loaded.join(', ')})` : ''}`,
+    f.replaced.length > 0
+      ? `${f.replaced.length} ${dryRun ? 'to replace' : 'replaced'} (${f.replaced.join(', ')})`
+      : null,
+    f.skipped.length > 0
+      ? `${f.skipped.length} kept as the target has them (${f.skipped.join(', ')})`
+      : null,
+  ].filter((p) => p !== null);
+  out.line(`  functions    ${parts.join(', ')}`);
+}
+
+/** The selection took part of a transaction: each was whole in the state at T, not on the target. */
+function splitNote(r: IntoReport): void {
+  const { count, examples } = r.splitTransactions;
+  if (count === 0) return;
+  out.line(
+    `  note: the selection splits ${count} transaction${count === 1 ? '' : 's'} of the replay (MULTI/EXEC, scripts, functions): only their selected keys were copied`,
+  );
+  for (const e of examples) {
+    out.line(`    selected ${e.selected.join(', ')}; not selected ${e.unselected.join(', ')}`);
+  }
 }

@@ -24,6 +24,7 @@ export interface RestoreOptions {
   conflict: ConflictMode;
   ttl: TtlMode;
   redisServer?: string;
+  functions?: boolean;
   name: string;
   from: 'stream' | 'aof' | 'auto';
   tz?: string;

@@ -9,6 +9,7 @@ import { lacks, redisBin } from '../helpers/redis-bin.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { caughtUp as caughtUpWith } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { LIBRARY } from '../helpers/workload.js';
 
 /**
  * rf restore --into: selected keys of the state at T into a running Redis, against real
@@ -46,7 +47,14 @@ interface IntoJson {
   skipped: number;
   expired: number;
   conflicts: string[];
-  into: { matched: number; replaced: number; dbs: number[]; plan: Record<string, string[]> | null };
+  into: {
+    matched: number;
+    replaced: number;
+    dbs: number[];
+    plan: Record<string, string[]> | null;
+    splitTransactions: { count: number; examples: unknown[] };
+    functions: unknown;
+  };
   error?: { code: string; message: string; details: Record<string, unknown> };
 }
 
@@ -103,6 +111,12 @@ beforeAll(async () => {
     calls.push(client.call('SET', `order:${i}`, `o-${i}`, ...(i % 2 ? ['PX', '5400000'] : [])));
   }
   await Promise.all(calls);
+  // A transaction over a selected and an unselected key: the restore of user:* must say so.
+  await client.call('MULTI');
+  await client.call('SET', 'user:6', 'written with order:6');
+  await client.call('SET', 'order:6', 'written with user:6');
+  await client.call('EXEC');
+  await client.call('FUNCTION', 'LOAD', LIBRARY);
   await client.call('SELECT', '3');
   for (let i = 0; i < 300; i++) await client.call('SET', `session:${i}`, `s-${i}`, 'PX', '600000');
   await client.call('ZADD', 'board', '1', 'a', '2', 'b');
@@ -142,6 +156,10 @@ describe.skipIf(lacks('PEXPIRETIME'))(
       expect(res.json.skipped).toBe(10);
       expect(res.json.expired).toBe(0);
       expect([...res.json.conflicts].sort()).toEqual([...rewritten].sort());
+      expect(res.json.into.splitTransactions).toEqual({
+        count: 1,
+        examples: [{ selected: ['user:6'], unselected: ['order:6'] }],
+      });
 
       const after0 = await keyStates(client, 0);
       for (const [k, state] of usersAtT0) {
@@ -176,10 +194,13 @@ describe.skipIf(lacks('PEXPIRETIME'))(
           '-debug',
         );
         const url = `redis://restorer:s3cret@127.0.0.1:${empty.port}`;
-        const res = await into(t0, url);
+        const res = await into(t0, url, '--functions');
         expect(res.code, res.stderr).toBe(0);
         expect(res.json.written).toBe(1000 + 200 + 301);
         expect(String(await admin.call('DEBUG', 'DIGEST'))).toBe(digestAtT0);
+        expect(res.json.into.functions).toEqual({ loaded: ['rflib'], replaced: [], skipped: [] });
+        const bumped = await admin.call('FCALL', 'bump', '2', 'fn:counter', 'fn:hash', '1');
+        expect(Number(bumped)).toBe(1);
         // The user really is refused what a managed Redis refuses.
         const restorer = await empty.client({ username: 'restorer', password: 's3cret' });
         await expect(restorer.call('CONFIG', 'GET', 'port')).rejects.toThrow(/NOPERM/);
@@ -199,6 +220,27 @@ describe.skipIf(lacks('PEXPIRETIME'))(
         expect(failed.json.error?.details.conflicts).toEqual(['user:500']);
         expect(failed.stderr).toContain('user:500');
         expect(Number(await c.call('DBSIZE'))).toBe(1);
+
+        // A library in the way refuses the restore too, before any key is written.
+        await c.call('FUNCTION', 'LOAD', LIBRARY.replace("'bump'", "'other'"));
+        const lib = await into(t0, target.url, '--key', 'order:*', '--functions');
+        expect(lib.code, lib.stderr).toBe(2);
+        expect(lib.json.error?.details.libraries).toEqual(['rflib']);
+        expect(Number(await c.call('DBSIZE'))).toBe(1);
+        const kept = await into(
+          t0,
+          target.url,
+          '--key',
+          'order:*',
+          '--functions',
+          '--conflict',
+          'skip',
+        );
+        expect(kept.code, kept.stderr).toBe(0);
+        expect(kept.json.into.functions).toEqual({ loaded: [], replaced: [], skipped: ['rflib'] });
+        expect(String(await c.call('FUNCTION', 'LIST'))).toContain('other');
+        await c.call('FLUSHDB');
+        await c.call('SET', 'user:500', 'already here');
 
         const dry = await into(
           t0,

@@ -10,8 +10,10 @@ import {
   restoreCommand,
   type TtlMode,
 } from './decide.js';
+import { copyLibraries, type Library, type LibraryCopy, scratchLibraries } from './functions.js';
 import { type ReadCounters, type ScratchKey, scratchKeyspace, snapshotKeys } from './read.js';
 import { freezeExpiriesCommand } from './scripts.js';
+import { type SplitTransaction, SplitWatch } from './split.js';
 import { type IntoTarget, type KeyCommands, openTarget, type TargetConnection } from './target.js';
 
 export interface IntoOptions {
@@ -26,6 +28,8 @@ export interface IntoOptions {
   conflict: ConflictMode;
   ttl: TtlMode;
   dryRun: boolean;
+  /** Copy the function libraries too (functions.ts). */
+  functions: boolean;
   redisServer?: string;
   idleTimeoutMs: number;
   log: Logger;
@@ -67,6 +71,10 @@ export interface IntoResult {
   conflictCount: number;
   /** --dry-run: the first 100 names of each. */
   plan: { created: string[]; replaced: string[]; skipped: string[]; expired: string[] } | null;
+  /** Transactions of the replay that wrote selected and unselected keys (the first 5 shown). */
+  splitTransactions: { count: number; examples: SplitTransaction[] };
+  /** --functions: the libraries loaded, replaced and left as the target has them. */
+  functions: LibraryCopy | null;
 }
 
 /**
@@ -84,11 +92,18 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
       ...(options.redisServer === undefined ? {} : { redisServer: options.redisServer }),
       log: options.log,
     });
-    await scratch.load(options.base, withFreeze(options.commands), options.idleTimeoutMs);
+    // Only a selection can split a transaction; the whole dataset is not decoded for nothing.
+    const split =
+      options.keys.length > 0 || options.dbs.length > 0
+        ? new SplitWatch({ dbs: options.dbs, patterns: options.keys })
+        : null;
+    const commands = split === null ? options.commands : split.tap(options.commands);
+    await scratch.load(options.base, withFreeze(commands), options.idleTimeoutMs);
     options.onLoaded?.();
     const client = await scratch.connect({ returnBuffers: true, timeoutMs: options.idleTimeoutMs });
     let file: string;
     let dbs: number[];
+    let libs: Library[] = [];
     try {
       const keyspace = await scratchKeyspace(client);
       dbs = [...keyspace.keys()]
@@ -97,6 +112,7 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
       for (const db of dbs) await target.checkDb(db);
       progress.total = [...keyspace.values()].reduce((n, k) => n + k, 0);
       file = await scratch.snapshot(client, options.idleTimeoutMs);
+      if (options.functions) libs = await scratchLibraries(client);
     } finally {
       client.destroy();
     }
@@ -105,6 +121,10 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     const read = (payload: boolean, batch: (db: number, keys: ScratchKey[]) => Promise<void>) =>
       snapshotKeys(file, selection, payload, progress, batch);
     const plan = (db: number, keys: ScratchKey[]) => run.plan(db, keys);
+    // Libraries first: under --conflict fail one in the way refuses the restore before any key.
+    const functions = options.functions
+      ? await copyLibraries(target, libs, options.conflict, options.dryRun)
+      : null;
     if (options.dryRun) {
       await read(false, plan);
     } else {
@@ -127,7 +147,11 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
       });
       for (const write of inFlight) await write;
     }
-    return run.result(dbs);
+    return {
+      ...run.result(dbs),
+      splitTransactions: { count: split?.count ?? 0, examples: split?.examples ?? [] },
+      functions,
+    };
   } finally {
     await scratch?.stop();
     await target.close();
@@ -235,7 +259,7 @@ class IntoRun {
     });
   }
 
-  result(dbs: number[]): IntoResult {
+  result(dbs: number[]): Omit<IntoResult, 'splitTransactions' | 'functions'> {
     const p = this.progress;
     const dry = this.options.dryRun;
     this.matched = dry
