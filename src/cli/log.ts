@@ -3,6 +3,7 @@ import { openReader } from '../daemon/open-reader.js';
 import { Exit, RfError } from '../errors.js';
 import { formatCommand, jsonArg } from '../log/format.js';
 import { emptyLogStats, type LogFilter, type LogWrite, queryLog } from '../log/query.js';
+import { describeServer } from '../replication/server-info.js';
 import { Archive } from '../store/archive.js';
 import {
   describeInstant,
@@ -40,7 +41,8 @@ export async function run(options: LogOptions): Promise<number> {
       const archive = new Archive(kv);
       const source = options.name;
       const timelines = await archive.timelines(source);
-      if ((await archive.source(source)) === undefined) {
+      const record = await archive.source(source);
+      if (record === undefined) {
         const known = (await archive.sources()).map((s) => s.name);
         throw new RfError('RF_UNKNOWN_SOURCE', `the store holds no source named ${source}`, {
           details: { source, known },
@@ -64,6 +66,9 @@ export async function run(options: LogOptions): Promise<number> {
       // Every command that takes a time says what it understood, before it acts.
       out.note(since === null ? 'since the first write archived' : describeInstant(since, 'since'));
       out.note(until === null ? 'until the last write archived' : describeInstant(until, 'until'));
+      // Which server wrote these: Redis 6 propagates expiries relative, 7.0 absolute.
+      if (record.server !== undefined)
+        out.note(`source ${source}: ${describeServer(record.server)}`);
       if (since !== null && until !== null && since.ms > until.ms) {
         throw new RfError(
           'RF_USAGE',

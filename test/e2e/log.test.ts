@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
 import { replicationInfo, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { hasFeature } from '../helpers/redis-bin.js';
+import { hasFeature, serverBuild } from '../helpers/redis-bin.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -110,9 +110,12 @@ describe('rf log', () => {
       'UTC',
     ]);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stderr.split('\n').slice(0, 2)).toEqual([
+    const { flavor, version } = serverBuild();
+    expect(res.stderr.split('\n').slice(0, 3)).toEqual([
       `since ${before} (${before.replace('Z', '+00:00')} UTC)`,
       `until ${middle} (${middle.replace('Z', '+00:00')} UTC)`,
+      // The server the writes came from, as rf listen recorded it.
+      `source default: ${flavor} ${version}`,
     ]);
     expect(
       res.stdout
