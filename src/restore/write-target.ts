@@ -4,7 +4,7 @@ import type tls from 'node:tls';
 import { errnoCode, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
-import { RedisClient } from '../resp/client.js';
+import { RedisClient, RedisReplyError } from '../resp/client.js';
 import { type Served, serveTarget } from './serve-target.js';
 
 export interface TargetOptions {
@@ -140,7 +140,7 @@ async function setMasterAuth(
       masteruser: await configGet(client, 'masteruser'),
     };
     // An empty masteruser is none (EMPTY_STRING_IS_NULL in redis/src/config.c): plain AUTH.
-    await client.call('CONFIG', 'SET', 'masterauth', password, 'masteruser', '');
+    await configSet(client, ['masterauth', password, 'masteruser', '']);
     return saved;
   } catch (err) {
     throw new RfError(
@@ -156,14 +156,23 @@ async function setMasterAuth(
 }
 
 async function restoreMasterAuth(client: RedisClient, saved: SavedAuth): Promise<void> {
-  await client.call(
-    'CONFIG',
-    'SET',
-    'masterauth',
-    saved.masterauth,
-    'masteruser',
-    saved.masteruser,
-  );
+  await configSet(client, ['masterauth', saved.masterauth, 'masteruser', saved.masteruser]);
+}
+
+/**
+ * CONFIG SET of several parameters at once, atomically where the server can (Redis 7.0+);
+ * Redis 6 takes one per call and answers the multi form with "wrong number of arguments".
+ */
+async function configSet(client: RedisClient, pairs: string[]): Promise<void> {
+  try {
+    await client.call('CONFIG', 'SET', ...pairs);
+  } catch (err) {
+    if (!(err instanceof RedisReplyError) || !/wrong number of arguments/i.test(err.message))
+      throw err;
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      await client.call('CONFIG', 'SET', pairs[i]!, pairs[i + 1]!);
+    }
+  }
 }
 
 /** Binds the restore port; an address that is not this host's is the operator's to fix. */
