@@ -63,10 +63,12 @@ export async function checkBase(storeDir: string, base: BaseMeta): Promise<void>
 
 /**
  * An RDB with no keys (header, EOF opcode, CRC64), for a target whose base comes as commands:
- * the replication protocol always starts with a snapshot.
+ * the replication protocol always starts with a snapshot. `version` 9 is one every Redis from
+ * 5.0 on loads (6.2 refuses 10: "Can't handle RDB format version 10").
  */
-export function emptyRdb(): Buffer {
-  const body = Buffer.concat([Buffer.from('REDIS0010', 'latin1'), Buffer.from([0xff])]);
+export function emptyRdb(version = 10): Buffer {
+  const header = `REDIS${String(version).padStart(4, '0')}`;
+  const body = Buffer.concat([Buffer.from(header, 'latin1'), Buffer.from([0xff])]);
   const crc = Buffer.alloc(8);
   crc.writeBigUInt64LE(new Crc64().update(body).value);
   return Buffer.concat([body, crc]);

@@ -94,7 +94,8 @@ export async function prepareAof(kv: KvReader, name: string, target: number): Pr
     dirBase: () => (format === null ? null : { format, chunks: readAofBase(kv, plan.base) }),
     targetBase: () => {
       if (format === 'rdb') return { bytes: plan.base.bytes, chunks: readAofBase(kv, plan.base) };
-      const empty = emptyRdb();
+      // The target may be any version the AOF came from, Redis 6 included.
+      const empty = emptyRdb(9);
       return { bytes: empty.length, chunks: once(empty) };
     },
     // A base made of commands goes to a target ahead of the incr commands, on an empty snapshot.
