@@ -83,6 +83,10 @@ const FEATURES = {
   PEXPIRETIME: { redis: '7.0.0', valkey: '7.2.4' },
   /** Expiries propagated as absolute times, SET … PXAT and PEXPIREAT (Redis 7.0). */
   'absolute expiries in the stream': { redis: '7.0.0', valkey: '7.2.4' },
+  /** Key specs in COMMAND's reply (Redis 7.0), which rf listen records for rf log --key. */
+  'COMMAND key specs': { redis: '7.0.0', valkey: '7.2.4' },
+  /** Loading RDB 10, as the scripted master's Redis 7.0 snapshots are (Redis 6 reads 9). */
+  'RDB 10': { redis: '7.0.0', valkey: '7.2.4' },
   /** REPLCONF rdb-only (Redis 7.0). */
   'REPLCONF rdb-only': { redis: '7.0.0', valkey: '7.2.4' },
   /** HEXPIRE, HPEXPIREAT … FIELDS, and RDB types 22-25 (Redis 7.4). */

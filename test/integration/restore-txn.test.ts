@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeMaster, startFakeMaster } from '../helpers/fake-master.js';
 import { startRedis } from '../helpers/redis.js';
+import { lacks } from '../helpers/redis-bin.js';
 import { answerPreflight, cmd, handshake, tinyRdb } from '../helpers/replica-script.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -87,7 +88,8 @@ async function restoreKeys(
   }
 }
 
-describe('rf restore never splits a transaction', () => {
+// The scripted master's base is RDB 10 (Redis 7.0), which a Redis 6 under test cannot boot.
+describe.skipIf(lacks('RDB 10'))('rf restore never splits a transaction', () => {
   it('a T between MULTI and EXEC cuts before the MULTI and reports the transaction dropped', async () => {
     const { keys, summary } = await restoreKeys(`@${(at.multi! + 100) / 1000}`, 'inside');
     expect(keys).toEqual({ 0: ['a'], 1: [] });
