@@ -94,13 +94,19 @@ export class WindowTracker {
 
 const NONE: ImpreciseWindow[] = [];
 
-/** The window T falls strictly inside, if any: where the stream cannot tell what had run by T. */
+/**
+ * The window T falls strictly inside, if any: where the stream cannot tell what had run by T. A
+ * window of the master's PINGs alone (an idle master while rf was down) changes no data, so
+ * every T in it restores the same dataset: it is not one.
+ */
 export function windowAt(
   windows: readonly ImpreciseWindow[],
   timeline: number,
   target: number,
 ): ImpreciseWindow | undefined {
-  return windows.find((w) => w.timeline === timeline && target > w.from && target < w.until);
+  return windows.find(
+    (w) => w.timeline === timeline && w.writes > 0 && target > w.from && target < w.until,
+  );
 }
 
 /** Finds the window an entry lies in, by timeline and offset: one binary search. */

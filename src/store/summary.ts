@@ -76,7 +76,14 @@ export async function indexSource(archive: Archive, source: SourceRecord): Promi
     archive.seen(source.name),
     archive.imprecise(source.name),
   ]);
-  return { source, timelines, bases, imprecise, ...restorableRanges(timelines, bases, seen) };
+  return {
+    source,
+    timelines,
+    bases,
+    // PINGs received late change no data: no restore is ambiguous for them (see windowAt).
+    imprecise: imprecise.filter((w) => w.writes > 0),
+    ...restorableRanges(timelines, bases, seen),
+  };
 }
 
 /** What `rf info` shows for a source's AOF capture (its `aof` field). */

@@ -100,4 +100,34 @@ describe('imprecise windows only where rf really was late', () => {
       ).toBeDefined();
     }
   }, 120_000);
+
+  it('an idle master while rf was stalled: the PINGs received late make no window', async () => {
+    const r = await master(['--repl-ping-replica-period', '1']);
+    const c = await r.client();
+    await c.call('SET', 'k', 'v');
+    const store = await storeDir();
+    const d = listen(r.url, store);
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    await caughtUp(r);
+    const stopAt = Date.now();
+    d.child.kill('SIGSTOP');
+    // The stall itself: the master pings the stalled replica once a second meanwhile.
+    await new Promise((res) => setTimeout(res, 3000));
+    const pinged = (await replicationInfo(c)).masterOffset;
+    d.child.kill('SIGCONT');
+    await waitFor(
+      async () => ((await replicationInfo(c)).replicas[0]?.offset ?? 0) >= pinged,
+      'the PINGs of the stall to be acknowledged',
+    );
+    expect(await windows(store)).toEqual([]);
+    const res = await rf([
+      'restore',
+      '--store',
+      store,
+      '--until',
+      `@${(stopAt + 1500) / 1000}`,
+      '--dry-run',
+    ]);
+    expect(res.code, res.stderr).toBe(0);
+  }, 60_000);
 });

@@ -156,5 +156,7 @@ describe('WindowTracker', () => {
     expect(windowAt(w, 1, 199)).toBe(w[0]);
     expect(windowAt(w, 1, 200)).toBeUndefined();
     expect(windowAt(w, 2, 150)).toBeUndefined();
+    // The master's PINGs alone, received late: no data changed, so no T is ambiguous.
+    expect(windowAt([{ ...w[0]!, writes: 0 }], 1, 150)).toBeUndefined();
   });
 });
