@@ -303,6 +303,28 @@ describe.skipIf(lacks('PEXPIRETIME'))(
       }
     });
 
+    it('refuses by name a value longer than the target takes in one RESTORE, writing the rest', async () => {
+      await client.call('SELECT', '7');
+      await client.call('SET', 'huge', 'h'.repeat(2 * 1024 * 1024));
+      await client.call('SET', 'small', 's');
+      await client.call('SELECT', '0');
+      const t3 = await checkpoint();
+      // 1mb is the smallest proto-max-bulk-len Redis accepts (config.c).
+      const target = await startRedis({ args: ['--proto-max-bulk-len', '1mb'] });
+      try {
+        const res = await into(t3, target.url, '--db', '7');
+        expect(res.code, res.stderr).toBe(2);
+        expect(res.json.error?.code).toBe('RF_VALUE_TOO_LARGE');
+        expect(res.json.error?.details.tooLarge).toEqual(['huge']);
+        expect(res.stderr).toContain('huge');
+        const c = await target.client({ db: 7 });
+        expect(String(await c.call('GET', 'small'))).toBe('s');
+        expect(Number(await c.call('EXISTS', 'huge'))).toBe(0);
+      } finally {
+        await target.stop();
+      }
+    });
+
     it('undoes a FLUSHDB of db 3 with --db 3 --ttl shift, each expiry moved on by the time since T', async () => {
       const sessions = await keyStates(client, 3);
       expect(sessions.size).toBe(301);

@@ -8,6 +8,7 @@ import {
   type IntoTarget,
   type KeyCommands,
   keepReplyError,
+  maxBulkOf,
   type TargetConnection,
 } from './target.js';
 
@@ -85,6 +86,10 @@ export class ClusterTarget implements IntoTarget {
     return Promise.all(
       [...new Set(this.owner)].filter((a) => a !== undefined).map((a) => this.node(a)),
     );
+  }
+
+  async maxBulk(): Promise<number> {
+    return maxBulkOf(await this.masters());
   }
 
   async close(): Promise<void> {

@@ -116,7 +116,7 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     } finally {
       client.destroy();
     }
-    const run = new IntoRun(options, target, progress);
+    const run = new IntoRun(options, target, progress, await target.maxBulk());
     const selection = { dbs: options.dbs, patterns: options.keys };
     const read = (payload: boolean, batch: (db: number, keys: ScratchKey[]) => Promise<void>) =>
       snapshotKeys(file, selection, payload, progress, batch);
@@ -146,6 +146,7 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
         inFlight.push(write);
       });
       for (const write of inFlight) await write;
+      run.refuseTooLarge();
     }
     return {
       ...run.result(dbs),
@@ -169,6 +170,7 @@ class IntoRun {
   private readonly created = new NameList();
   private readonly replacedNames = new NameList();
   private readonly expiredNames = new NameList();
+  private readonly tooLarge = new NameList();
   private matched = 0;
   private replaced = 0;
 
@@ -176,6 +178,7 @@ class IntoRun {
     private readonly options: IntoOptions,
     private readonly target: IntoTarget,
     private readonly progress: IntoProgress,
+    private readonly maxBulk: number,
   ) {}
 
   /** Which selected keys exist on the target already (EXISTS), and which have expired. */
@@ -224,6 +227,11 @@ class IntoRun {
         this.expiredNames.add(k.key);
         continue;
       }
+      if (k.payload!.length > this.maxBulk) {
+        // Refused by name, not split: a value in parts would be visible half written.
+        this.tooLarge.add(k.key);
+        continue;
+      }
       const restore = restoreCommand(k.key, k.payload!, expiry, replace);
       items.push({ key: k.key, commands: replace ? [['EXISTS', k.key], restore] : [restore] });
     }
@@ -257,6 +265,25 @@ class IntoRun {
         this.conflicts.add(item.key);
       }
     });
+  }
+
+  /** Values longer than the target's proto-max-bulk-len: the rest was written, these are named. */
+  refuseTooLarge(): void {
+    const { count, names } = this.tooLarge;
+    if (count === 0) return;
+    throw new RfError(
+      'RF_VALUE_TOO_LARGE',
+      `${count} value${count === 1 ? ' is' : 's are'} longer than ${this.target.where} takes in one RESTORE (proto-max-bulk-len ${this.maxBulk} bytes): ${names.slice(0, 10).join(', ')}; the other ${this.progress.written} keys were written`,
+      {
+        details: {
+          tooLarge: names,
+          tooLargeCount: count,
+          maxBulk: this.maxBulk,
+          written: this.progress.written,
+        },
+        hint: 'raise proto-max-bulk-len on the target (CONFIG SET proto-max-bulk-len), then run the restore again with --conflict skip',
+      },
+    );
   }
 
   result(dbs: number[]): Omit<IntoResult, 'splitTransactions' | 'functions'> {

@@ -25,6 +25,8 @@ export interface IntoTarget {
   dbSize(db: number): Promise<number>;
   /** The replies, in order, per key; a Redis error reply is returned, not thrown. */
   send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]>;
+  /** The longest bulk string each master takes (proto-max-bulk-len): no RESTORE payload may be longer. */
+  maxBulk(): Promise<number>;
   /** Every connection the target uses now: where FUNCTION commands go (each master). */
   masters(): Promise<RedisClient[]>;
   close(): Promise<void>;
@@ -34,6 +36,24 @@ export interface TargetConnection {
   endpoint: RedisEndpoint;
   tlsOptions?: tls.ConnectionOptions;
   timeoutMs: number;
+}
+
+/** Redis's default proto-max-bulk-len (config.c), assumed when CONFIG GET is refused. */
+const DEFAULT_MAX_BULK = 512 * 1024 * 1024;
+
+/** proto-max-bulk-len of the masters, the smallest; the default where CONFIG is not allowed. */
+export async function maxBulkOf(masters: readonly RedisClient[]): Promise<number> {
+  let least = Number.POSITIVE_INFINITY;
+  for (const m of masters) {
+    try {
+      const reply = (await m.call('CONFIG', 'GET', 'proto-max-bulk-len')) as unknown[];
+      least = Math.min(least, Number(String(reply[1] ?? DEFAULT_MAX_BULK)));
+    } catch (err) {
+      if (!(err instanceof RedisReplyError)) throw err;
+      least = Math.min(least, DEFAULT_MAX_BULK);
+    }
+  }
+  return Number.isFinite(least) ? least : DEFAULT_MAX_BULK;
 }
 
 export function connectOptions(c: TargetConnection) {
@@ -108,6 +128,10 @@ class StandaloneTarget implements IntoTarget {
 
   async masters(): Promise<RedisClient[]> {
     return [this.client];
+  }
+
+  maxBulk(): Promise<number> {
+    return maxBulkOf([this.client]);
   }
 
   async close(): Promise<void> {
