@@ -54,6 +54,12 @@ const codes = {
   RF_INTO_REFUSED: Exit.unreachable,
   RF_VALUE_TOO_LARGE: Exit.usage,
   RF_CLUSTER: Exit.unreachable,
+  RF_REPO_URL: Exit.usage,
+  RF_REPO_KEY: Exit.usage,
+  RF_REPO_BUCKET: Exit.unreachable,
+  RF_REPO_AUTH: Exit.unreachable,
+  RF_REPO_UNREACHABLE: Exit.unreachable,
+  RF_REPO_CONFLICT: Exit.integrity,
   RF_CHECKSUM: Exit.integrity,
   RF_CORRUPT: Exit.integrity,
 } as const satisfies Record<string, ExitCode>;
