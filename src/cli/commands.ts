@@ -87,6 +87,7 @@ export function registerCommands(program: Command): void {
         { value: null, shown: 'forever' },
       ),
       new Option('--metrics <host:port>', 'serve Prometheus metrics on http://host:port/metrics'),
+      ...o.repo('also upload what is sealed to this bucket: s3://<bucket>/<prefix>'),
       valueOption(
         '--base-every <duration>',
         'take a fresh base this often without pausing capture (24h, 6h, off)',
@@ -135,6 +136,7 @@ export function registerCommands(program: Command): void {
     description: 'show what the archive holds and what can be restored',
     options: [
       o.store(),
+      ...o.repo('read the archive from this bucket alone: s3://<bucket>/<prefix>'),
       o.name('only this source', false),
       o.tz('IANA time zone for local times (default: this machine)'),
       o.json(),
@@ -151,6 +153,7 @@ export function registerCommands(program: Command): void {
       'build a Redis dataset as it was at a moment: cut at a transaction boundary, never splitting one',
     options: [
       o.store(),
+      ...o.repo('read the archive from this bucket alone: s3://<bucket>/<prefix>'),
       o.time(
         '--until <time>',
         'the moment: ISO 8601 (with Z or an offset, or read in --tz), @<unix>, -15m, latest',
@@ -236,7 +239,12 @@ export function registerCommands(program: Command): void {
     name: 'verify',
     description:
       're-read the whole archive: checksums, contiguous offsets, bases, commands, AOF chunks, and the stream against the AOF',
-    options: [o.store(), o.name('only this source', false), o.json()],
+    options: [
+      o.store(),
+      ...o.repo('read the archive from this bucket alone: s3://<bucket>/<prefix>'),
+      o.name('only this source', false),
+      o.json(),
+    ],
     help: `Exit codes: 0 the archive is whole, 1 problems found (each with its location and time range),
 4 the archive cannot be read at all.
 

@@ -5,6 +5,10 @@ import { openReader } from '../daemon/open-reader.js';
 import { RfError } from '../errors.js';
 import { type Activity, activity } from '../log/activity.js';
 import { describeServer } from '../replication/server-info.js';
+import { RepoCache } from '../repo/cache.js';
+import { repoStatusKey } from '../repo/layout.js';
+import { type RepoFlags, repoFromFlags } from '../repo/open.js';
+import type { RepoStatus } from '../repo/uploader.js';
 import { aofCoverage, type Coverage } from '../restore/coverage.js';
 import { windowJson } from '../restore/plan.js';
 import { Archive } from '../store/archive.js';
@@ -17,7 +21,7 @@ import type { RetentionRecord } from '../store/types.js';
 import { canonicalZone, formatInZone, isoUtc, machineZone } from '../time.js';
 import { out, reportError } from './output.js';
 
-export interface InfoOptions {
+export interface InfoOptions extends RepoFlags {
   store: string;
   name?: string;
   tz?: string;
@@ -58,6 +62,8 @@ export interface SourceInfo {
   /** What `rf listen --retain` last pruned to, if it runs with retention. */
   retention: { retainMs: number; windowStart: string; prunedAt: string } | null;
   lag: CaptureLag | null;
+  /** The uploads of `rf listen --repo` to the bucket, as the daemon last recorded them. */
+  repo: RepoStatus | null;
   /** What the AOF record can restore where the stream cannot. */
   coverage: Coverage;
 }
@@ -121,6 +127,17 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
     imprecise: ix.imprecise.map((w, i) => windowJson(w, info.coverage.imprecise[i] ?? 'bounds')),
     restorable: ix.restorable.map((r) => ({ from: isoUtc(r.from), until: isoUtc(r.until) })),
     retention: info.retention,
+    repo:
+      info.repo === null
+        ? null
+        : {
+            repo: info.repo.repo,
+            backlogBytes: info.repo.backlogBytes,
+            uploadedBytes: info.repo.uploadedBytes,
+            errors: info.repo.errors,
+            lastManifestAt:
+              info.repo.lastManifestAt === null ? null : isoUtc(info.repo.lastManifestAt),
+          },
     bases: ix.bases.map((b) => ({
       timeline: b.timeline,
       offset: b.offset,
@@ -171,7 +188,12 @@ export async function run(options: InfoOptions): Promise<number> {
   try {
     // A bad --tz is refused before anything is printed.
     if (options.tz !== undefined) canonicalZone(options.tz);
-    const kv = await openReader(options.store);
+    const repo = await repoFromFlags(options);
+    // From the bucket alone: the manifests are all `rf info` needs.
+    const kv =
+      repo === undefined
+        ? await openReader(options.store)
+        : (await RepoCache.open(repo, options.name)).reader();
     try {
       const archive = new Archive(kv);
       const daemon = kv instanceof RemoteKv ? ((await kv.status()) as DaemonStatus) : null;
@@ -202,6 +224,7 @@ export async function run(options: InfoOptions): Promise<number> {
           lastDataWrite(archive, s.name, ix.timelines),
           kv.get(keys.retention(s.name)),
         ]);
+        const repoStatus = await kv.get(repoStatusKey(s.name));
         const r = retention === undefined ? undefined : json.decode<RetentionRecord>(retention);
         infos.push({
           ix,
@@ -218,10 +241,11 @@ export async function run(options: InfoOptions): Promise<number> {
                   prunedAt: isoUtc(r.prunedAt),
                 },
           lag: daemon !== null && daemon.name === s.name ? lagOf(daemon) : null,
+          repo: repoStatus === undefined ? null : json.decode<RepoStatus>(repoStatus),
           coverage: await aofCoverage(kv, s.name, ix.gaps, ix.imprecise, aof.chunks > 0),
         });
       }
-      const onDisk = await diskUsage(options.store);
+      const onDisk = repo === undefined ? await diskUsage(options.store) : 0;
       if (options.json) {
         out.json({
           store: options.store,

@@ -5,6 +5,7 @@ import { isRfError, RfError } from '../errors.js';
 import { parseListen } from '../listen-address.js';
 import { createLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
+import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { warnIfSharedSecret } from '../warnings.js';
 import { reportError } from './output.js';
 
@@ -40,7 +41,9 @@ export interface ListenOptions {
   json?: boolean;
 }
 
-export async function run(options: ListenOptions): Promise<number> {
+type ListenFlags = ListenOptions & RepoFlags;
+
+export async function run(options: ListenFlags): Promise<number> {
   // The command line may hold a password (--source redis://user:pw@…): `ps` shows this instead.
   process.title = `rf listen ${options.name}`;
   // The archive holds every value the master ever had: nobody else reads it (dirs 0700, files 0600).
@@ -50,6 +53,7 @@ export async function run(options: ListenOptions): Promise<number> {
   let listener: Listener;
   try {
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
+    const repo = await repoFromFlags(options);
     listener = new Listener(
       {
         sourceUrl: options.source,
@@ -81,6 +85,7 @@ export async function run(options: ListenOptions): Promise<number> {
               },
             }),
         ...(options.ingest === undefined ? {} : { ingest: ingestConfig(options) }),
+        ...(repo === undefined ? {} : { repo }),
       },
       log,
     );
@@ -96,6 +101,8 @@ export async function run(options: ListenOptions): Promise<number> {
           replTimeout: options.replTimeout,
           baseEvery: options.baseEvery,
           retain: options.retain,
+          repo: options.repo ?? null,
+          repoEncrypted: options.repoKeyFile !== undefined,
           tls: endpoint.tls,
           passwordFrom: options.passwordFile
             ? 'file'

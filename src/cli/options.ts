@@ -7,6 +7,7 @@ import {
 } from '../aof/defaults.js';
 import { parseBytes, parseWholeNumber } from '../config.js';
 import { isRfError, RfError } from '../errors.js';
+import { parseRepoUrl } from '../repo/url.js';
 import { isValidSourceName } from '../store/keys.js';
 import { parseClockTime, parseDuration, resolveTime } from '../time.js';
 
@@ -178,6 +179,23 @@ export const options = {
       value: DEFAULTS.rewriteTimeout,
       shown: '30m',
     }),
+  /**
+   * The archive in object storage (`--repo s3://bucket/prefix`) and how to reach it; a bad URL
+   * is RF_REPO_URL (exit 2) before anything is opened.
+   */
+  repo: (description: string): Option[] => [
+    new Option('--repo <s3-url>', description).argParser((v: string) => {
+      parseRepoUrl(v);
+      return v;
+    }),
+    new Option('--s3-endpoint <url>', 'an S3-compatible endpoint (MinIO, Ceph RGW, …), not AWS'),
+    new Option('--s3-region <region>', 'the bucket’s region (else AWS_REGION, else us-east-1)'),
+    new Option('--s3-path-style', 'address the bucket as endpoint/bucket, not bucket.endpoint'),
+    new Option(
+      '--repo-key-file <file>',
+      'encrypt (and decrypt) every object with this 32-byte key (64 hex digits)',
+    ),
+  ],
   /** The password file and TLS files of a command that connects to a Redis (`whose`: "the target's"). */
   connection: (whose: string): Option[] => [
     new Option('--password-file <file>', `${whose} password, from the first line of this file`),

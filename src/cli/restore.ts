@@ -3,6 +3,9 @@ import { redisConnection } from '../config.js';
 import { openReader } from '../daemon/open-reader.js';
 import { silentLogger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
+import { RepoCache } from '../repo/cache.js';
+import { fetchForRestore } from '../repo/fetch.js';
+import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import type { ConflictMode, TtlMode } from '../restore/into/decide.js';
 import { type OutLayout, parseLayout } from '../restore/layout.js';
 import { windowJson } from '../restore/plan.js';
@@ -13,7 +16,7 @@ import { out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
-export interface RestoreOptions {
+export interface RestoreOptions extends RepoFlags {
   store: string;
   until: string;
   out?: string;
@@ -66,12 +69,32 @@ export async function run(options: RestoreOptions): Promise<number> {
         'rf restore --store DIR --until latest --out /tmp/restored --layout redis6',
       );
     }
+    const repo = await repoFromFlags(options);
+    const tz = options.tz ?? machineZone();
+    const now = Date.now();
     const result = await restore({
-      open: () => openReader(options.store),
+      open:
+        repo === undefined
+          ? () => openReader(options.store)
+          : async () => {
+              // From the bucket alone: the one base and the segments after it, fetched first.
+              const cache = await RepoCache.open(repo, options.name);
+              try {
+                await fetchForRestore(cache, options.name, options.until, {
+                  tz,
+                  now,
+                  from: options.from,
+                });
+              } catch (err) {
+                await cache.close();
+                throw err;
+              }
+              return cache.reader();
+            },
       name: options.name,
       until: options.until,
-      tz: options.tz ?? machineZone(),
-      now: Date.now(),
+      tz,
+      now,
       from: options.from,
       into: options.dryRun && options.into === undefined ? null : into(options),
       acceptImprecise: options.acceptImprecise === true,

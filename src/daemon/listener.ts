@@ -17,6 +17,8 @@ import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import { describeServer, parseServerInfo } from '../replication/server-info.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
+import type { RepoClient } from '../repo/client.js';
+import { type RepoStatus, RepoUploader } from '../repo/uploader.js';
 import { RedisClient, RedisReplyError } from '../resp/client.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
@@ -57,6 +59,10 @@ export interface ListenConfig {
     tz?: string;
   };
   /** Accept AOF chunks from `rf ship` on the Redis host. */
+  /** Upload what is sealed to this bucket (--repo). */
+  repo?: RepoClient;
+  /** Longest SIGTERM waits for the uploads to finish (default 60 s). */
+  repoDrainMs?: number;
   ingest?: {
     listen: string;
     grants: IngestGrant[];
@@ -80,6 +86,7 @@ export interface ListenerStatus {
   errors: Record<string, number>;
   aof?: AofStatus | null;
   ingest?: ReturnType<IngestServer['stats']> | null;
+  repo?: RepoStatus | null;
 }
 
 /** Errors no reconnect can fix: the store itself is at fault. */
@@ -106,6 +113,7 @@ export class Listener {
   private samples: OffsetSamples | null = null;
   private aof: AofHandle | null = null;
   private ingest: IngestServer | null = null;
+  private uploader: RepoUploader | null = null;
   private rewrites = { count: 0, lastAt: 0 };
   /** INFO server of the master, read at start. */
   private server: ServerInfo | null = null;
@@ -137,6 +145,7 @@ export class Listener {
       master: this.watch?.latest() ?? null,
       aof: this.aof?.status() ?? null,
       ingest: this.ingest?.stats() ?? null,
+      repo: this.uploader?.snapshot() ?? null,
     };
   }
 
@@ -160,6 +169,7 @@ export class Listener {
       this.watch.start();
       if (config.metrics)
         metrics = await startMetricsServer(config.metrics, () => this.metricsSnapshot(), log);
+      if (config.repo) await this.startUpload(store, config.repo);
       if (config.aof) await this.startAof(store, config.aof);
       if (config.ingest) {
         this.ingest = await startIngestServer({
@@ -187,6 +197,8 @@ export class Listener {
       } finally {
         this.stop();
         await Promise.all(background);
+        // After the open segment is sealed: it goes up with the rest, for a bounded time.
+        await this.uploader?.finish(config.repoDrainMs ?? 60_000);
       }
     } finally {
       await this.ingest?.close();
@@ -336,6 +348,25 @@ export class Listener {
     }
   }
 
+  /**
+   * Starts the uploader. A bucket that is not there or refuses the credentials stops rf listen
+   * at once (the flags are wrong); one that does not answer only delays the uploads.
+   */
+  private async startUpload(store: Store, client: RepoClient): Promise<void> {
+    const log = this.log.child({ repo: client.location.url });
+    try {
+      await client.probe();
+    } catch (err) {
+      if (!isRfError(err, 'RF_REPO_UNREACHABLE')) throw err;
+      log.warn(
+        { error: { code: err.code, message: err.message } },
+        'repo: the bucket does not answer yet; uploads wait for it',
+      );
+    }
+    this.uploader = new RepoUploader({ store, source: this.config.name, client, log });
+    this.uploader.start();
+  }
+
   /** Prunes what the --retain window no longer needs, once a minute (or sooner for short windows). */
   private async scheduleRetention(store: Store): Promise<void> {
     const { config, log } = this;
@@ -344,7 +375,13 @@ export class Listener {
     const every = Math.max(1000, Math.min(retain / 10, 60_000));
     while (!this.stopping) {
       try {
-        const result = await pruneArchive(store, config.name, Date.now() - retain, retain, log);
+        // Nothing is deleted locally before the bucket holds it: with --repo the window starts
+        // no later than what the bucket already holds.
+        const windowStart = Math.min(
+          Date.now() - retain,
+          this.uploader?.heldUntil() ?? Number.POSITIVE_INFINITY,
+        );
+        const result = await pruneArchive(store, config.name, windowStart, retain, log);
         if (result.segmentsDeleted + result.basesDeleted + result.timelinesDropped > 0)
           log.info(result, 'retention: pruned');
       } catch (err) {
@@ -428,6 +465,7 @@ export class Listener {
       totals: { ...this.info.totals },
       errors: { ...this.info.errors },
       aof: this.aofMetrics(),
+      repo: this.uploader?.snapshot() ?? null,
     };
   }
 

@@ -16,6 +16,8 @@ export interface MetricsSnapshot {
   totals: { segments: number; streamBytes: number; bases: number; reconnects: number };
   errors: Record<string, number>;
   aof: { sizeBytes: number | null; chunks: number; bytes: number; rewrites: number } | null;
+  /** The uploads to --repo, when it is given. */
+  repo?: { backlogBytes: number; uploadedBytes: number; errors: number } | null;
 }
 
 /**
@@ -106,6 +108,21 @@ export async function startMetricsServer(
     'rf_aof_rewrite_cycles_total',
     'BGREWRITEAOF cycles run by rf',
     (s) => s.aof?.rewrites ?? 0,
+  );
+  gauge(
+    'rf_repo_backlog_bytes',
+    'sealed bytes in the local store not yet in the --repo bucket',
+    (s) => s.repo?.backlogBytes ?? null,
+  );
+  counter(
+    'rf_repo_uploaded_bytes_total',
+    'bytes written to the --repo bucket',
+    (s) => s.repo?.uploadedBytes ?? 0,
+  );
+  counter(
+    'rf_repo_errors_total',
+    'upload rounds to the --repo bucket that failed',
+    (s) => s.repo?.errors ?? 0,
   );
   const errors = new Counter({
     name: 'rf_errors_total',

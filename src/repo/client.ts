@@ -38,6 +38,8 @@ export interface StoredObject {
 
 // Object metadata (x-amz-meta-*) carrying what makes a put idempotent.
 const META_CONTENT = 'rf-content';
+// The sha256 of the stored bytes, where it is known before they are sent.
+const META_STORED = 'rf-stored';
 
 /**
  * The bucket as rf uses it: immutable objects under the archive's prefix, each put at most once
@@ -85,12 +87,20 @@ export class RepoClient {
   }
 
   /** The content id recorded with an object, or undefined when there is none by that name. */
-  async head(name: string): Promise<{ content: string | undefined; size: number } | undefined> {
+  async head(
+    name: string,
+  ): Promise<
+    { content: string | undefined; stored: string | undefined; size: number } | undefined
+  > {
     try {
       const out = await this.s3.send(
         new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.fullName(name) }),
       );
-      return { content: out.Metadata?.[META_CONTENT], size: out.ContentLength ?? 0 };
+      return {
+        content: out.Metadata?.[META_CONTENT],
+        stored: out.Metadata?.[META_STORED],
+        size: out.ContentLength ?? 0,
+      };
     } catch (err) {
       if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
         return undefined;
@@ -109,6 +119,7 @@ export class RepoClient {
     const existing = await this.existing(name, id);
     if (existing !== undefined) return existing;
     const stored = seal(this.key, name, content);
+    const storedSha256 = sha256(stored);
     try {
       await this.s3.send(
         new PutObjectCommand({
@@ -116,13 +127,13 @@ export class RepoClient {
           Key: this.fullName(name),
           Body: stored,
           ContentLength: stored.length,
-          Metadata: { [META_CONTENT]: id },
+          Metadata: { [META_CONTENT]: id, [META_STORED]: storedSha256 },
         }),
       );
     } catch (err) {
       throw repoError(err, this.location, `write ${name}`);
     }
-    return { kind: 'written', storedBytes: stored.length, storedSha256: sha256(stored) };
+    return { kind: 'written', storedBytes: stored.length, storedSha256 };
   }
 
   /** `put` for a file, streamed (a base can be many gigabytes): a multipart upload. */
@@ -156,7 +167,10 @@ export class RepoClient {
           Bucket: this.location.bucket,
           Key: this.fullName(name),
           Body: body,
-          Metadata: { [META_CONTENT]: id },
+          Metadata: {
+            [META_CONTENT]: id,
+            ...(this.key === undefined ? { [META_STORED]: fileSha256 } : {}),
+          },
         },
       }).done();
     } catch (err) {
@@ -178,7 +192,25 @@ export class RepoClient {
         },
       );
     }
-    return { kind: 'same', storedBytes: head.size, storedSha256: '' };
+    return {
+      kind: 'same',
+      storedBytes: head.size,
+      storedSha256: head.stored ?? (await this.storedSha256(name)),
+    };
+  }
+
+  /** The sha256 of an object's stored bytes, read through (streamed). */
+  async storedSha256(name: string): Promise<string> {
+    const hash = createHash('sha256');
+    try {
+      const res = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.location.bucket, Key: this.fullName(name) }),
+      );
+      for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
+    } catch (err) {
+      throw repoError(err, this.location, `read ${name}`);
+    }
+    return hash.digest('hex');
   }
 
   /** The stored bytes of an object, or undefined when it is not there. */

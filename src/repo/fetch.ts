@@ -1,0 +1,83 @@
+import { planRestore } from '../restore/locate.js';
+import { chooseTimeline } from '../restore/plan.js';
+import { chooseFrom, latestInstant, type RestoreFrom } from '../restore/prepare.js';
+import { Archive } from '../store/archive.js';
+import { indexSource } from '../store/summary.js';
+import { resolveTime } from '../time.js';
+import type { RepoCache } from './cache.js';
+
+/**
+ * What a restore needs from the bucket, fetched into the cache before the restore reads it:
+ * the one base and the stream packs from it to the target time (or, from the AOF record, its
+ * packs and bases). The restore's own planner has the last word: when it picks an older base
+ * than the first guess, the packs back to that base are fetched too. A plan that cannot be
+ * made (a time in a gap, say) fetches nothing more: the restore then says why, as it would
+ * from a local store.
+ */
+export async function fetchForRestore(
+  cache: RepoCache,
+  name: string,
+  until: string,
+  options: { tz: string; now: number; from: RestoreFrom | 'auto' },
+): Promise<void> {
+  const manifest = cache.manifests.get(name);
+  if (manifest === undefined) return;
+  const kv = cache.store;
+  const archive = new Archive(kv);
+  const from = await chooseFrom(options.from, archive, kv, name);
+  if (from === 'aof') {
+    await cache.fetchPacks(manifest.packs.filter((p) => p.kind === 'aof'));
+    for (const f of manifest.files) if (f.path.startsWith('aof-bases/')) await cache.fetchFile(f);
+    return;
+  }
+  const record = await archive.source(name);
+  if (record === undefined) return;
+  const latest = await latestInstant(from, archive, kv, name);
+  let target: number;
+  let timeline: number;
+  let guess: number;
+  try {
+    target = resolveTime(until, {
+      now: options.now,
+      tz: options.tz,
+      ...(latest === undefined ? {} : { latest }),
+    }).ms;
+    const index = await indexSource(archive, record);
+    const tl = chooseTimeline(index, target);
+    timeline = tl.id;
+    const offsets = index.bases
+      .filter((b) => b.timeline === tl.id && b.takenAt <= target)
+      .map((b) => b.offset);
+    guess = offsets.length === 0 ? tl.baseOffset : Math.max(...offsets);
+  } catch {
+    return;
+  }
+  const packsFrom = async (offset: number) => {
+    const wanted = [];
+    for (const p of manifest.packs) {
+      if (p.kind !== 'seg' || p.group !== timeline || p.end <= offset) continue;
+      wanted.push(p);
+      // The pack holding the first write at or after T is the last one the cut reads.
+      if (p.lastTime >= target) break;
+    }
+    await cache.fetchPacks(wanted);
+  };
+  await packsFrom(guess);
+  let plan: Awaited<ReturnType<typeof planRestore>>;
+  try {
+    plan = await planRestore(archive, name, target);
+  } catch {
+    return;
+  }
+  if (plan.base.offset < guess) await packsFrom(plan.base.offset);
+  const file = manifest.files.find((f) => f.path === plan.base.file);
+  if (file !== undefined) await cache.fetchFile(file);
+}
+
+/** Everything the manifests name: what `rf verify` reads. */
+export async function fetchAll(cache: RepoCache): Promise<void> {
+  for (const m of cache.manifests.values()) {
+    await cache.fetchPacks(m.packs);
+    for (const f of m.files) await cache.fetchFile(f);
+  }
+}

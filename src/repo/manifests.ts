@@ -1,0 +1,30 @@
+import type { RepoClient } from './client.js';
+import { type Manifest, names, parseManifest, seqOfManifest } from './layout.js';
+
+/** The manifests of a source in the bucket, oldest first. */
+export async function manifestNames(
+  client: RepoClient,
+  src: string,
+): Promise<{ name: string; seq: number }[]> {
+  const found: { name: string; seq: number }[] = [];
+  for await (const o of client.list(names.manifestPrefix(src))) {
+    const seq = seqOfManifest(o.name);
+    if (seq !== undefined) found.push({ name: o.name, seq });
+  }
+  return found.sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * The newest manifest of a source, or undefined when the bucket holds none. It is read first,
+ * so a missing or wrong key is told as RF_REPO_KEY here.
+ */
+export async function latestManifest(
+  client: RepoClient,
+  src: string,
+): Promise<Manifest | undefined> {
+  const all = await manifestNames(client, src);
+  const newest = all[all.length - 1];
+  if (newest === undefined) return undefined;
+  const content = await client.get(newest.name, true);
+  return content === undefined ? undefined : parseManifest(content, newest.name);
+}

@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisClient } from '../../src/resp/client.js';
+import { WriteLoad, waitFor } from '../helpers/load.js';
+import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
+import { S3_ENV, type S3Server, startS3 } from '../helpers/s3.js';
+import { caughtUp } from '../helpers/scope.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { workloadPhase } from '../helpers/workload.js';
+
+/**
+ * The archive leaves the host: rf listen --repo uploads under load, is killed with SIGKILL in
+ * the middle of it and started again, then stops on SIGTERM; the local store is deleted, and
+ * from the bucket alone every checkpoint restores to the master's DEBUG DIGEST. Everything is
+ * sealed with a key: a canary value is nowhere in the bucket's bytes, and a read without the
+ * key is refused.
+ */
+
+interface Checkpoint {
+  at: string;
+  digest: string;
+}
+
+const CANARY = `canary-${randomBytes(8).toString('hex')}`;
+let s3: S3Server;
+let master: RedisServer;
+let client: RedisClient;
+let work: string;
+let store: string;
+let keyFile: string;
+let repoFlags: string[];
+const checkpoints: Checkpoint[] = [];
+
+async function checkpoint(): Promise<void> {
+  await caughtUp(master);
+  const digest = String(await client.call('DEBUG', 'DIGEST'));
+  const at = new Date(Date.now()).toISOString();
+  checkpoints.push({ at, digest });
+  // Writes resume once rf has seen the master idle past the checkpoint (its `seen` record), so
+  // writes that reach rf late after the SIGKILL cannot make the checkpoint an imprecise time.
+  await waitFor(async () => {
+    const r = await rf(['info', '--store', store, '--json']);
+    const until = (
+      JSON.parse(r.stdout) as { sources: { restorable: { until: string }[] }[] }
+    ).sources[0]?.restorable.at(-1)?.until;
+    return until !== undefined && until >= at;
+  }, 'the store to be restorable up to the checkpoint');
+}
+
+function listen(): RfDaemon {
+  return RfDaemon.start(
+    [
+      '--source',
+      master.url,
+      '--store',
+      store,
+      ...repoFlags,
+      '--repo-key-file',
+      keyFile,
+      '--segment-size',
+      '16k',
+    ],
+    S3_ENV,
+  );
+}
+
+const uploadedPack = (l: { msg?: string }) => l.msg === 'repo: every sealed part is in the bucket';
+
+beforeAll(async () => {
+  s3 = await startS3();
+  master = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
+  client = await master.client();
+  work = await makeTempDir('rf-repo-e2e-');
+  store = path.join(work, 'store');
+  keyFile = path.join(work, 'repo.key');
+  await fs.writeFile(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  repoFlags = s3.flags('archives/cache-1');
+  await workloadPhase(client, 0);
+  await client.call('SET', 'canary:base', CANARY);
+
+  const first = listen();
+  await first.waitForLog((l) => l.msg === 'first timeline started from the base');
+  await workloadPhase(client, 1);
+  await checkpoint();
+  // Under load, and killed while uploads are under way.
+  const load = new WriteLoad(client, 50, 2);
+  load.start();
+  await waitFor(
+    async () =>
+      (await fs.readdir(s3.dir, { recursive: true })).some((f) => String(f).includes('/seg/')),
+    'a pack in the bucket',
+  );
+  await first.stop('SIGKILL');
+  await load.stop();
+  await client.call('SET', 'canary:stream', CANARY);
+  await workloadPhase(client, 2);
+
+  const second = listen();
+  await workloadPhase(client, 3);
+  await checkpoint();
+  const more = new WriteLoad(client, 50, 2);
+  more.start();
+  await new Promise((r) => setTimeout(r, 500));
+  await more.stop();
+  await checkpoint();
+  const exit = await second.stop('SIGTERM');
+  expect(exit.code, second.output).toBe(0);
+  expect(second.lines.some(uploadedPack), second.output).toBe(true);
+  // The host is gone: nothing of the store is left.
+  await fs.rm(store, { recursive: true, force: true });
+}, 120_000);
+
+afterAll(async () => {
+  await master?.stop();
+  await s3?.stop();
+  if (work !== undefined) await removeTempDir(work);
+});
+
+async function bucketBytes(): Promise<Buffer> {
+  const files = await fs.readdir(s3.dir, { recursive: true, withFileTypes: true });
+  const parts: Buffer[] = [];
+  for (const f of files)
+    if (f.isFile()) parts.push(await fs.readFile(path.join(f.parentPath, f.name)));
+  return Buffer.concat(parts);
+}
+
+describe('rf listen --repo, then the bucket alone', () => {
+  it('the checkpoints differ from each other (the oracle can fail)', () => {
+    expect(new Set(checkpoints.map((c) => c.digest)).size).toBe(checkpoints.length);
+  });
+
+  it('restores every checkpoint from the bucket alone to the master’s DEBUG DIGEST', async () => {
+    for (const [i, cp] of checkpoints.entries()) {
+      const out = path.join(work, `out-${i}`);
+      const r = await rf(
+        [
+          'restore',
+          '--store',
+          store,
+          ...repoFlags,
+          '--repo-key-file',
+          keyFile,
+          '--until',
+          cp.at,
+          '--out',
+          out,
+        ],
+        { env: S3_ENV, timeoutMs: 60_000 },
+      );
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(await bootedDigest(out)).toBe(cp.digest);
+    }
+  });
+
+  it('rf info --repo reads the manifests: the restorable range covers every checkpoint', async () => {
+    const r = await rf(['info', ...repoFlags, '--repo-key-file', keyFile, '--json'], {
+      env: S3_ENV,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout) as {
+      sources: { name: string; restorable: { from: string; until: string }[] }[];
+    };
+    const ranges = info.sources[0]!.restorable;
+    for (const cp of checkpoints) {
+      expect(ranges.some((x) => x.from <= cp.at && cp.at <= x.until)).toBe(true);
+    }
+  });
+
+  it('keeps the canary out of the bucket’s bytes, and refuses a read without the key or with another', async () => {
+    const bytes = await bucketBytes();
+    expect(bytes.length).toBeGreaterThan(1000);
+    expect(bytes.includes(Buffer.from(CANARY))).toBe(false);
+    // The check itself can fail: the canary is in the master.
+    expect(String(await client.call('GET', 'canary:stream'))).toBe(CANARY);
+
+    const without = await rf(['restore', ...repoFlags, '--until', 'latest', '--dry-run'], {
+      env: S3_ENV,
+    });
+    expect(without.code).toBe(2);
+    expect(without.stderr).toMatch(/RF_REPO_KEY.*no key was given/);
+    const other = path.join(work, 'other.key');
+    await fs.writeFile(other, randomBytes(32).toString('hex'));
+    const wrong = await rf(['info', ...repoFlags, '--repo-key-file', other], { env: S3_ENV });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/RF_REPO_KEY.*does not open the archive/);
+  });
+});
