@@ -108,6 +108,9 @@ interface Pending {
   command: string;
   sentAt: number;
   timeoutMs: number;
+  /** A pipeline(): the replies so far, and how many it waits for. */
+  batch?: unknown[];
+  expect?: number;
 }
 
 /**
@@ -307,6 +310,30 @@ export class RedisClient {
     });
   }
 
+  /**
+   * Sends many commands in one write and resolves with every reply in order, error replies as
+   * RedisReplyError values rather than rejections: one promise for a whole pipeline, for callers
+   * that send thousands of commands (a promise and a queue entry each cost more than the reply).
+   */
+  pipeline(commands: ReadonlyArray<ReadonlyArray<CommandArg>>): Promise<unknown[]> {
+    if (commands.length === 0) return Promise.resolve([]);
+    if (this.state !== 'open') return this.command(commands[0]!).then(() => []);
+    const payload = Buffer.concat(commands.map((args) => encodeCommand(args)));
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        resolve: resolve as (reply: unknown) => void,
+        reject,
+        command: `a pipeline of ${commands.length} commands`,
+        sentAt: performance.now(),
+        timeoutMs: this.timeoutMs,
+        batch: [],
+        expect: commands.length,
+      });
+      this.socket.write(payload);
+      this.armTimer();
+    });
+  }
+
   /** Resolves once the socket's write buffer has drained, for callers pipelining large batches. */
   waitForDrain(): Promise<void> {
     if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();
@@ -353,7 +380,23 @@ export class RedisClient {
     this.socket.destroy();
   }
 
+  /** A reply to a pipeline() in progress: kept until the last one comes. */
+  private batchReply(reply: unknown): boolean {
+    const head = this.queue[this.head];
+    if (head?.batch === undefined) return false;
+    head.batch.push(reply);
+    if (head.batch.length === head.expect) {
+      this.take();
+      head.resolve(head.batch);
+    } else {
+      this.lastReplyAt = performance.now();
+    }
+    this.armTimer();
+    return true;
+  }
+
   private onReply(reply: unknown): void {
+    if (this.batchReply(Array.isArray(reply) ? wrapNestedErrors(reply) : reply)) return;
     const pending = this.take();
     if (pending === undefined) {
       this.fail(
@@ -368,6 +411,7 @@ export class RedisClient {
   }
 
   private onErrorReply(text: string): void {
+    if (this.batchReply(new RedisReplyError(text))) return;
     const pending = this.take();
     if (pending === undefined) {
       this.fail(

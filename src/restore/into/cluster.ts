@@ -9,12 +9,17 @@ import {
   type KeyCommands,
   keepReplyError,
   maxBulkOf,
+  pipelineItems,
   type TargetConnection,
 } from './target.js';
 
 const SLOTS = 16384;
 /** Redirections one key may follow before rf gives up on it (a cluster that keeps moving). */
 const MAX_REDIRECTS = 5;
+
+function isRedirect(r: unknown): r is RedisReplyError {
+  return r instanceof RedisReplyError && (r.prefix === 'MOVED' || r.prefix === 'ASK');
+}
 
 /** Slot ranges nobody serves, as `[from, to]` pairs. */
 export function uncoveredSlots(owner: ReadonlyArray<string | undefined>): Array<[number, number]> {
@@ -79,7 +84,32 @@ export class ClusterTarget implements IntoTarget {
 
   async send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]> {
     await this.checkDb(db);
-    return Promise.all(items.map((item) => this.sendOne(item)));
+    // One pipeline per master; a key redirected (MOVED, ASK) is sent again on its own.
+    const byNode = new Map<string, number[]>();
+    items.forEach((item, i) => {
+      const address = this.owner[calculateSlot(item.key)]!;
+      const list = byNode.get(address);
+      if (list === undefined) byNode.set(address, [i]);
+      else list.push(i);
+    });
+    const out: unknown[][] = new Array(items.length);
+    await Promise.all(
+      [...byNode].map(async ([address, indices]) => {
+        const replies = await pipelineItems(
+          await this.node(address),
+          indices.map((i) => items[i]!),
+        );
+        indices.forEach((i, j) => {
+          out[i] = replies[j]!;
+        });
+      }),
+    );
+    await Promise.all(
+      items.map(async (item, i) => {
+        if (out[i]!.some(isRedirect)) out[i] = await this.sendOne(item);
+      }),
+    );
+    return out;
   }
 
   async masters(): Promise<RedisClient[]> {
@@ -112,10 +142,7 @@ export class ClusterTarget implements IntoTarget {
         calls.push(client.command(args).catch(keepReplyError));
       }
       const replies = await Promise.all(calls);
-      const redirect = replies.find(
-        (r): r is RedisReplyError =>
-          r instanceof RedisReplyError && (r.prefix === 'MOVED' || r.prefix === 'ASK'),
-      );
+      const redirect = replies.find(isRedirect);
       if (redirect === undefined) return replies;
       if (hop === MAX_REDIRECTS) {
         throw new RfError(

@@ -65,6 +65,20 @@ export function connectOptions(c: TargetConnection) {
   };
 }
 
+/** The commands of many keys in one pipeline, the replies given back per key. */
+export async function pipelineItems(
+  client: RedisClient,
+  items: readonly KeyCommands[],
+): Promise<unknown[][]> {
+  const replies = await client.pipeline(items.flatMap((item) => item.commands));
+  let at = 0;
+  return items.map((item) => {
+    const mine = replies.slice(at, at + item.commands.length);
+    at += item.commands.length;
+    return mine;
+  });
+}
+
 /** A Redis error reply kept as a value: the run decides what each one means. */
 export function keepReplyError(err: unknown): unknown {
   if (err instanceof RedisReplyError) return err;
@@ -116,14 +130,11 @@ class StandaloneTarget implements IntoTarget {
 
   async send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]> {
     const select = this.select(db);
-    const replies = items.map((item) =>
-      Promise.all(item.commands.map((args) => this.client.command(args).catch(keepReplyError))),
-    );
-    const all = Promise.all(replies);
+    const replies = pipelineItems(this.client, items);
     // A connection lost under the SELECT rejects both: report it once.
-    all.catch(() => undefined);
+    replies.catch(() => undefined);
     await select;
-    return all;
+    return replies;
   }
 
   async masters(): Promise<RedisClient[]> {
