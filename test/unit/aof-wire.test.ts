@@ -55,8 +55,9 @@ describe('parseListen', () => {
   it.each([
     ['127.0.0.1:7379', { host: '127.0.0.1', port: 7379 }],
     ['[::1]:7379', { host: '::1', port: 7379 }],
-    [':7379', { host: '0.0.0.0', port: 7379 }],
-    ['7379', { host: '0.0.0.0', port: 7379 }],
+    [':7379', { host: '127.0.0.1', port: 7379 }],
+    ['0.0.0.0:7379', { host: '0.0.0.0', port: 7379 }],
+    ['7379', { host: '127.0.0.1', port: 7379 }],
     ['backup-1:0', { host: 'backup-1', port: 0 }],
   ])('%s', (text, expected) => {
     expect(parseListen('--ingest', text)).toEqual(expected);
