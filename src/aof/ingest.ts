@@ -333,9 +333,12 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     const p = handle(req, res).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
+  // Past maxConnections a connection waits unaccepted until one closes: a peer that sends no
+  // headers is closed within HEADERS_TIMEOUT_MS (checked every second, not every 30 s).
+  const serving = { connectionsCheckingInterval: 1_000 };
   const server = options.tls
-    ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
-    : http.createServer(onRequest);
+    ? https.createServer({ ...serving, cert: options.tls.cert, key: options.tls.key }, onRequest)
+    : http.createServer(serving, onRequest);
   server.keepAliveTimeout = 30_000;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.maxConnections = MAX_CONNECTIONS;

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LocalSink } from '../../src/aof/sink.js';
 import { printable } from '../../src/cli/output.js';
 import { Store } from '../../src/store/store.js';
+import { aofFileRecord } from '../helpers/aof-records.js';
 import { rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -31,19 +32,7 @@ describe('rf prints received text, not terminal controls', () => {
     const storeDir = path.join(dir, 'store');
     const store = await Store.open(storeDir, { create: true });
     const sink = new LocalSink(store, 'cache', 'aof-ship://test');
-    await sink.putFile({
-      fileNo: 1,
-      name: hostile,
-      kind: 'incr',
-      seq: 1,
-      ino: 1,
-      chunkStart: 0,
-      firstSeenAt: Date.now(),
-      capturedEnd: 0,
-      chunks: 0,
-      last: null,
-      ended: null,
-    });
+    await sink.putFile(aofFileRecord(1, { name: hostile, ino: 1 }));
     await sink.putGap({
       fileNo: 1,
       file: hostile,

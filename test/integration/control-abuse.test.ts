@@ -228,7 +228,7 @@ describe('the control socket under abuse', () => {
     await stillServes();
   });
 
-  it('serves 50 readers at once, and past its cap of connections refuses the rest cleanly', async () => {
+  it('serves 50 readers at once; past its cap of connections a reader fails only as RF_DAEMON', async () => {
     const range = { gte: 'k/', lt: 'k/01' };
     const expected = (await all(store, range)).map(([k]) => k);
     const readOnce = async (): Promise<'served' | 'refused'> => {

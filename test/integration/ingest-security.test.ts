@@ -12,6 +12,7 @@ import { parseListen } from '../../src/listen-address.js';
 import { silentLogger } from '../../src/logger.js';
 import { AofArchive, type AofChunkMeta, AofChunkWriter } from '../../src/store/chunks.js';
 import { Store, storePaths } from '../../src/store/store.js';
+import { aofFileRecord } from '../helpers/aof-records.js';
 import { rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -68,19 +69,7 @@ function put(
 const codeOf = async (res: Response) =>
   ((await res.json()) as { error?: { code: string } }).error?.code;
 
-const fileRecord = (fileNo: number) => ({
-  fileNo,
-  name: 'appendonly.aof.1.incr.aof',
-  kind: 'incr',
-  seq: 1,
-  ino: 42,
-  chunkStart: 0,
-  firstSeenAt: Date.now(),
-  capturedEnd: 0,
-  chunks: 0,
-  last: null,
-  ended: null,
-});
+const fileRecord = (fileNo: number) => aofFileRecord(fileNo);
 
 function chunk(data: Buffer, start = 0): AofChunkMeta {
   return {
