@@ -8,9 +8,9 @@ import { locateAof } from '../../src/aof/layout.js';
 import { run as ship } from '../../src/cli/ship.js';
 import { isRfError, type RfError } from '../../src/errors.js';
 import { Store } from '../../src/store/store.js';
+import { quiet } from '../helpers/aof.js';
 import { startRedis } from '../helpers/redis.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { quiet } from './aof-support.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -8,10 +8,6 @@ import type { RedisClient } from '../../src/resp/client.js';
 import { AofArchive } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
 import { aofSummary } from '../../src/store/summary.js';
-import { WriteLoad, waitFor } from '../helpers/load.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { lacks } from '../helpers/redis-bin.js';
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import {
   commandsOf,
   loadCommands,
@@ -21,7 +17,11 @@ import {
   sleep,
   storedBases,
   storedFiles,
-} from './aof-support.js';
+} from '../helpers/aof.js';
+import { WriteLoad, waitFor } from '../helpers/load.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { lacks } from '../helpers/redis-bin.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const SOURCE = 'cache';
 

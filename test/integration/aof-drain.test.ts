@@ -6,10 +6,10 @@ import { LocalSink } from '../../src/aof/sink.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import type { AofFileRecord } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
+import { quiet } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { quiet } from './aof-support.js';
 
 /**
  * The rewrite cycle calls drain() while the capture loop may be finishing a file. The loop owns

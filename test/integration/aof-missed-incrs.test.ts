@@ -7,10 +7,10 @@ import { encodeCommand } from '../../src/resp/encode.js';
 import { restore } from '../../src/restore/restore.js';
 import { AofArchive } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
+import { quiet } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { quiet } from './aof-support.js';
 
 /**
  * Incr files that came and went between two looks at the manifest (rewrites faster than the

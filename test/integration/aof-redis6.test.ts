@@ -7,11 +7,11 @@ import { isRfError } from '../../src/errors.js';
 import { rdbLength } from '../../src/rdb/length.js';
 import type { RedisClient } from '../../src/resp/client.js';
 import { Store } from '../../src/store/store.js';
+import { commandsOf, quiet, storedBases, storedFiles } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { startRedis } from '../helpers/redis.js';
 import { lacks } from '../helpers/redis-bin.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { commandsOf, quiet, storedBases, storedFiles } from './aof-support.js';
 
 /**
  * Redis 6 kept one `appendonly.aof`: with `aof-use-rdb-preamble yes` an RDB followed by commands,

@@ -8,11 +8,11 @@ import { RewriteScheduler, runRewriteCycle } from '../../src/aof/rewrite.js';
 import { isRfError } from '../../src/errors.js';
 import type { RedisClient } from '../../src/resp/client.js';
 import { Store } from '../../src/store/store.js';
+import { quiet, REDIS7_AOF, storedBases, storedFiles } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { lacks } from '../helpers/redis-bin.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { quiet, REDIS7_AOF, storedBases, storedFiles } from './aof-support.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {

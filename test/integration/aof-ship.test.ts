@@ -15,10 +15,6 @@ import { type ShipOptions, run as ship } from '../../src/cli/ship.js';
 import { AofArchive, type AofChunkMeta, sha256 } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
 import { aofSummary } from '../../src/store/summary.js';
-import { WriteLoad, waitFor } from '../helpers/load.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { lacks } from '../helpers/redis-bin.js';
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import {
   commandsOf,
   loadCommands,
@@ -27,7 +23,11 @@ import {
   sleep,
   storedBases,
   storedFiles,
-} from './aof-support.js';
+} from '../helpers/aof.js';
+import { WriteLoad, waitFor } from '../helpers/load.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { lacks } from '../helpers/redis-bin.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 /** Grants for the tests of the wire itself; the CLI ties each token to named sources. */

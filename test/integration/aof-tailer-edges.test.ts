@@ -6,9 +6,9 @@ import { isRfError } from '../../src/errors.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import { AofArchive } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
+import { quiet, sleep, storedFiles } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { quiet, sleep, storedFiles } from './aof-support.js';
 
 /**
  * What a real Redis does rarely and cannot be made to do on demand (a short write it truncates,

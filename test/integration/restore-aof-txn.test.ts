@@ -6,10 +6,10 @@ import { encodeCommand } from '../../src/resp/encode.js';
 import { restore } from '../../src/restore/restore.js';
 import { AofArchive } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
+import { quiet } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { quiet } from './aof-support.js';
 
 /**
  * Transactions at the end of the AOF record. Redis writes MULTI … EXEC in one flush of the AOF
