@@ -58,6 +58,8 @@ export interface StartAofCaptureOptions {
   lingerMs?: number;
   sizeSampleMs?: number;
   rewriteTimeoutMs?: number;
+  /** A scheduled rewrite cycle failed (it runs again at the next --rewrite-at): for counting. */
+  onRewriteFailure?: (err: unknown) => void;
 }
 
 export interface AofStatus extends AofCaptureStatus {
@@ -126,6 +128,8 @@ export async function startCapture(
       options.tz ?? machineZone(),
       cycle,
       log.child({ aof: options.source, cycle: 'rewrite' }),
+      undefined,
+      options.onRewriteFailure,
     );
     scheduler.start();
   }

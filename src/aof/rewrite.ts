@@ -203,6 +203,7 @@ export class RewriteScheduler {
     private readonly log: Logger,
     /** When the next cycle runs, given now; the next --rewrite-at in `tz` unless given (tests). */
     private readonly nextAt: (now: number) => number = (now) => nextOccurrence(clock, now, tz),
+    private readonly onFailure?: (err: unknown) => void,
   ) {}
 
   start(): void {
@@ -239,6 +240,7 @@ export class RewriteScheduler {
         if (signal.aborted) return;
         const code = isRfError(err) ? err.code : 'RF_INTERNAL';
         this.last = { at: Date.now(), ok: false, error: { code, message: (err as Error).message } };
+        this.onFailure?.(err);
         this.log.error(
           { err: isRfError(err) ? err.toJSON() : { message: String(err) } },
           'AOF rewrite cycle failed; trying again at the next --rewrite-at',

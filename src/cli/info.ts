@@ -50,6 +50,9 @@ export interface CaptureLag {
   lastReceiveAt: number | null;
   /** Bytes the master's AOF holds that the AOF capture has not stored yet (`--aof-dir`). */
   aofLagBytes: number | null;
+  /** Failures of the stream and of the daemon's background jobs since it started, by RF_ code. */
+  errors: Record<string, number>;
+  lastError: { code: string; message: string; at: number; job: string } | null;
 }
 
 export interface SourceInfo {
@@ -79,6 +82,8 @@ interface DaemonStatus {
   } | null;
   master?: { offset: number; at: number } | null;
   aof?: { lagBytes: number } | null;
+  errors?: Record<string, number>;
+  lastError?: CaptureLag['lastError'];
 }
 
 /** The stable `--json` shape (DESIGN.md): add fields, never rename or remove them. */
@@ -169,6 +174,10 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
         : {
             ...info.lag,
             lastReceiveAt: info.lag.lastReceiveAt === null ? null : isoUtc(info.lag.lastReceiveAt),
+            lastError:
+              info.lag.lastError === null
+                ? null
+                : { ...info.lag.lastError, at: isoUtc(info.lag.lastError.at) },
           },
     activity:
       info.activity === null
@@ -278,6 +287,8 @@ function lagOf(d: DaemonStatus): CaptureLag {
     pendingBytes: received !== null && durable !== null ? received - durable : null,
     lastReceiveAt: s?.lastReceiveAt ?? null,
     aofLagBytes: d.aof?.lagBytes ?? null,
+    errors: d.errors ?? {},
+    lastError: d.lastError ?? null,
   };
 }
 
@@ -453,6 +464,15 @@ function printCapture(info: SourceInfo, now: number): void {
     out.line(`              last byte received ${ago(now - lag.lastReceiveAt)}`);
   if (lag.aofLagBytes !== null)
     out.line(`              AOF capture ${formatBytes(lag.aofLagBytes)} behind the AOF on disk`);
+  const counts = Object.entries(lag.errors);
+  if (counts.length > 0)
+    out.line(
+      `  errors      ${counts.map(([code, n]) => `${code} ×${n}`).join(', ')} since rf listen started`,
+    );
+  if (lag.lastError !== null)
+    out.line(
+      `              last: ${lag.lastError.job}: ${lag.lastError.code}: ${lag.lastError.message} (${ago(now - lag.lastError.at)})`,
+    );
 }
 
 function printActivity(info: SourceInfo): void {

@@ -1,3 +1,4 @@
+import { access } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type tls from 'node:tls';
 import {
@@ -30,6 +31,7 @@ import { checkControlSocketPath, startControlServer } from './control.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
 import { OffsetSamples } from './offset-samples.js';
+import { ErrorCounts, messageOf } from './supervise.js';
 
 export interface ListenConfig {
   sourceUrl: string;
@@ -78,7 +80,8 @@ export interface ListenerStatus {
   startedAt: number;
   sessions: number;
   reconnects: number;
-  lastError: { code: string; message: string; at: number } | null;
+  /** The last failure of the stream or of a background job (`job` names which). */
+  lastError: { code: string; message: string; at: number; job: string } | null;
   session: SessionStatus | null;
   master: MasterSample | null;
   lastBaseAt: number | null;
@@ -115,6 +118,9 @@ export class Listener {
   private ingest: IngestServer | null = null;
   private uploader: RepoUploader | null = null;
   private rewrites = { count: 0, lastAt: 0 };
+  private readonly failures = new ErrorCounts();
+  /** The failure of a background task that stops the daemon, as any fatal error does. */
+  private fatal: { err: unknown } | null = null;
   /** INFO server of the master, read at start. */
   private server: ServerInfo | null = null;
 
@@ -141,6 +147,8 @@ export class Listener {
   status(): ListenerStatus {
     return {
       ...this.info,
+      errors: { ...this.failures.byCode },
+      lastError: this.failures.last,
       session: this.session?.snapshot() ?? null,
       master: this.watch?.latest() ?? null,
       aof: this.aof?.status() ?? null,
@@ -153,18 +161,29 @@ export class Listener {
   async run(): Promise<void> {
     const { config, log } = this;
     checkControlSocketPath(config.store, storePaths(config.store).socket);
-    const store = await openOwned(config.store);
+    // A first run that cannot reach the master leaves no store behind: check before creating it.
+    const existed = await storeExists(config.store);
+    if (!existed) await this.preflight(null);
+    const store = await openOwned(config.store, log);
     let control: { close(): Promise<void> } | null = null;
     let metrics: { close(): Promise<void> } | null = null;
     try {
-      await this.preflight(store);
+      if (existed) await this.preflight(store);
       const known = await new Archive(store).bases(config.name);
       this.info.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
       const samples = new OffsetSamples(store, config.name, log);
       await samples.load();
       this.samples = samples;
-      this.watch = new MasterWatch(config.endpoint, config.tlsOptions, log, 100, (m) =>
-        samples.add(m),
+      this.watch = new MasterWatch(
+        config.endpoint,
+        config.tlsOptions,
+        log,
+        100,
+        (m) => {
+          samples.add(m);
+          if (this.failures.recovered('master watch')) log.info('master watch sampling again');
+        },
+        (err) => this.failedEpisode('master watch', err, 'the lag metrics are stale'),
       );
       this.watch.start();
       if (config.metrics)
@@ -187,10 +206,10 @@ export class Listener {
         (source, segments) => reindexSegments(store, source, segments),
       );
       const background = [
-        this.scheduleBases(store),
-        this.scheduleRetention(store),
-        this.recordSeen(store),
-        samples.run(this.wake.signal),
+        this.supervise('fresh bases', this.scheduleBases(store)),
+        this.supervise('retention', this.scheduleRetention(store)),
+        this.supervise('seen record', this.recordSeen(store)),
+        this.supervise('offset samples', samples.run(this.wake.signal)),
       ];
       try {
         await this.loop(store);
@@ -200,6 +219,7 @@ export class Listener {
         // After the open segment is sealed: it goes up with the rest, for a bounded time.
         await this.uploader?.finish(config.repoDrainMs ?? 60_000);
       }
+      if (this.fatal !== null) throw this.fatal.err;
     } finally {
       await this.ingest?.close();
       await this.aof
@@ -219,6 +239,26 @@ export class Listener {
     this.stopping = true;
     this.session?.stop();
     this.wake.abort();
+  }
+
+  /**
+   * A background task that throws (rather than counting its failure and trying again) stops the
+   * daemon with its error, as a fatal stream error would: never an unhandled rejection.
+   */
+  private supervise(job: string, task: Promise<void>): Promise<void> {
+    return task.catch((err: unknown) => {
+      const code = this.failures.note(job, err);
+      this.log.error({ job, error: { code, message: messageOf(err) } }, `${job} failed; stopping`);
+      this.fatal ??= { err };
+      this.stop();
+    });
+  }
+
+  /** A job that retries on a short period: counted and logged once per episode. */
+  private failedEpisode(job: string, err: unknown, effect: string): void {
+    const code = this.failures.episode(job, err);
+    if (code !== null)
+      this.log.warn({ job, error: { code, message: messageOf(err) } }, `${job} failing: ${effect}`);
   }
 
   private async loop(store: Store): Promise<void> {
@@ -254,9 +294,7 @@ export class Listener {
         const status = session.snapshot();
         const streamed = status.durableOffset !== null;
         everStreamed ||= streamed;
-        const code = isRfError(err) ? err.code : 'RF_INTERNAL';
-        this.info.lastError = { code, message: (err as Error).message, at: Date.now() };
-        this.info.errors[code] = (this.info.errors[code] ?? 0) + 1;
+        const code = this.failures.note('stream', err);
         if (!isRfError(err) || FATAL.has(code)) throw err;
         // Until a first snapshot is in, a wrong address or password is an operator's mistake to report.
         if (!everStreamed && !(err instanceof MasterRetryLater)) throw err;
@@ -317,11 +355,8 @@ export class Listener {
         if (fresh !== null) this.baseTaken(fresh.takenAt);
       } catch (err) {
         if (this.stopping) return;
-        const code = isRfError(err) ? err.code : 'RF_INTERNAL';
-        log.warn(
-          { error: { code, message: (err as Error).message } },
-          'fresh base failed; will try again',
-        );
+        const code = this.failures.note('fresh base', err);
+        log.warn({ error: { code, message: messageOf(err) } }, 'fresh base failed; will try again');
       }
     }
   }
@@ -341,9 +376,16 @@ export class Listener {
       if (s.phase !== 'streaming' || s.timeline === null || s.durableOffset === null) continue;
       if (m.replid !== s.replid || m.offset > s.durableOffset || m.at <= last) continue;
       const seen: SeenRecord = { timeline: s.timeline, offset: s.durableOffset, time: m.at };
-      await store
-        .batch([{ type: 'put', key: keys.seen(this.config.name), value: json.encode(seen) }])
-        .catch(() => undefined);
+      try {
+        await store.batch([
+          { type: 'put', key: keys.seen(this.config.name), value: json.encode(seen) },
+        ]);
+      } catch (err) {
+        // Restores up to an idle master's present wait for the next write meanwhile.
+        this.failedEpisode('seen record', err, 'the restorable end waits for the next write');
+        continue;
+      }
+      this.failures.recovered('seen record');
       last = m.at;
     }
   }
@@ -385,10 +427,9 @@ export class Listener {
         if (result.segmentsDeleted + result.basesDeleted + result.timelinesDropped > 0)
           log.info(result, 'retention: pruned');
       } catch (err) {
-        const code = isRfError(err) ? err.code : 'RF_INTERNAL';
-        this.info.errors[code] = (this.info.errors[code] ?? 0) + 1;
+        const code = this.failures.note('retention', err);
         log.warn(
-          { error: { code, message: (err as Error).message } },
+          { error: { code, message: messageOf(err) } },
           'retention: pruning failed; will try again',
         );
       }
@@ -418,14 +459,13 @@ export class Listener {
         url: config.sourceUrl,
       },
       log,
+      onRewriteFailure: (err) => this.failures.note('AOF rewrite cycle', err),
     });
     this.aof.done.catch((err: unknown) => {
       if (this.stopping) return;
-      const code = isRfError(err) ? err.code : 'RF_INTERNAL';
-      this.info.errors[code] = (this.info.errors[code] ?? 0) + 1;
-      this.info.lastError = { code, message: (err as Error).message, at: Date.now() };
+      const code = this.failures.note('AOF capture', err);
       log.error(
-        { error: { code, message: (err as Error).message } },
+        { error: { code, message: messageOf(err) } },
         'AOF capture stopped; the stream capture goes on',
       );
     });
@@ -463,14 +503,14 @@ export class Listener {
       lastDurableAt: s?.lastDurableAt ?? null,
       lastBaseAt: this.info.lastBaseAt,
       totals: { ...this.info.totals },
-      errors: { ...this.info.errors },
+      errors: { ...this.failures.byCode },
       aof: this.aofMetrics(),
       repo: this.uploader?.snapshot() ?? null,
     };
   }
 
   /** Refuses what cannot be archived before touching the store: a replica, a wrong password. */
-  private async preflight(store: Store): Promise<void> {
+  private async preflight(store: Store | null): Promise<void> {
     const { config, log } = this;
     const where = describeEndpoint(config.endpoint);
     let client: RedisClient;
@@ -482,6 +522,7 @@ export class Listener {
     } catch (err) {
       // With an archive to resume, a master that is down now is waited for, not an error.
       if (
+        store !== null &&
         (await new Archive(store).state(config.name)) !== undefined &&
         isRfError(err, 'RF_CONNECT')
       ) {
@@ -547,14 +588,44 @@ export class Listener {
   }
 }
 
-/** The owner's open: a reader holding the lock for a moment is waited for, briefly. */
-async function openOwned(dir: string): Promise<Store> {
-  for (let attempt = 0; ; attempt++) {
+/**
+ * How long rf listen waits for a reader that holds the store (`rf verify` without a daemon reads
+ * LevelDB itself, for minutes on a large archive) before it gives up with RF_STORE_LOCKED.
+ */
+export const LOCK_WAIT_MS = 10 * 60_000;
+
+/**
+ * The owner's open: a reader holding the lock is waited for, bounded and logged, instead of
+ * failing at once (under systemd that would be a restart loop while the master's backlog runs
+ * out). Readers finish; rf listen then starts.
+ */
+async function openOwned(dir: string, log: Logger, waitMs = LOCK_WAIT_MS): Promise<Store> {
+  const began = Date.now();
+  let warned = false;
+  for (;;) {
     try {
-      return await Store.open(dir, { create: true });
+      const store = await Store.open(dir, { create: true });
+      if (warned) log.info({ store: dir, waitedMs: Date.now() - began }, 'store free; starting');
+      return store;
     } catch (err) {
-      if (!isRfError(err, 'RF_STORE_LOCKED') || attempt >= 8) throw err;
+      if (!isRfError(err, 'RF_STORE_LOCKED') || Date.now() - began >= waitMs) throw err;
+      if (!warned) {
+        log.warn(
+          { store: dir, waitMs },
+          'the store is held by another process (a reader such as rf verify?); waiting for it',
+        );
+        warned = true;
+      }
       await sleep(250);
     }
+  }
+}
+
+async function storeExists(dir: string): Promise<boolean> {
+  try {
+    await access(storePaths(dir).db);
+    return true;
+  } catch {
+    return false;
   }
 }

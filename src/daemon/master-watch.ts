@@ -31,6 +31,8 @@ export class MasterWatch {
     private readonly log: Logger,
     private readonly everyMs = 100,
     private readonly onSample?: (sample: MasterSample) => void,
+    /** Each failed sample (the caller counts episodes: this runs every `everyMs`). */
+    private readonly onFailure?: (err: unknown) => void,
   ) {}
 
   start(): void {
@@ -78,6 +80,7 @@ export class MasterWatch {
       }
     } catch (err) {
       this.log.debug({ error: (err as Error).message }, 'master offset sample failed');
+      this.onFailure?.(err);
       const c = this.client;
       this.client = null;
       c?.destroy();

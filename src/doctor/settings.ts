@@ -62,7 +62,14 @@ const NEEDED: string[][] = [
   ['ROLE'],
   ['CONFIG', 'GET', 'appendonly'],
   ['BGREWRITEAOF'],
+  ['CLIENT', 'SETNAME', 'rf'],
 ];
+
+/** How ACL rules name a command: `info`, or `config|get` for a container's subcommand. */
+function aclName(cmd: string[]): string {
+  const name = cmd[0]!.toLowerCase();
+  return name === 'config' || name === 'client' ? `${name}|${cmd[1]!.toLowerCase()}` : name;
+}
 
 export function aclLine(user: string): string {
   return `ACL SETUSER ${user} on >CHOOSE-A-PASSWORD resetkeys resetchannels ${RF_ACL_RULES}`;
@@ -188,7 +195,7 @@ async function layoutCheck(config: ConfigGet, redis6: boolean): Promise<Check> {
 async function aclCheck(client: RedisClient, user: string, redis6: boolean): Promise<Check> {
   const base = {
     name: `ACL user ${user}`,
-    recommended: `only ${NEEDED.map((c) => c[0]!.toLowerCase() + (c[0] === 'CONFIG' ? '|get' : '')).join(', ')}`,
+    recommended: `only ${NEEDED.map(aclName).join(', ')}`,
     why: `rf should log in as a user that can do what rf does and no more: create it with the ACL SETUSER line below and put it in the --source URL (redis://${user}:PASSWORD@host:port).`,
     fix: null,
   };
@@ -230,7 +237,7 @@ async function aclCheck(client: RedisClient, user: string, redis6: boolean): Pro
       if (!(err instanceof RedisReplyError)) throw err;
       allowed = false;
     }
-    if (!allowed) missing.push(cmd[0] === 'CONFIG' ? 'config|get' : cmd[0]!.toLowerCase());
+    if (!allowed) missing.push(aclName(cmd));
   }
   if (missing.length > 0)
     return { ...base, status: 'fail', current: `${commands} (missing ${missing.join(', ')})` };

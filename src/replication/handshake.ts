@@ -155,7 +155,10 @@ export function parsePsyncReply(reply: string, peer: string): PsyncReply {
 }
 
 /** The ACL line for a user that can do what rf does and no more (rf doctor prints the same). */
-export const RF_ACL_RULES = '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof';
+// +client|setname: every connection but the replication one names itself (rf-watch,
+// rf-aof-rewrite, rf-doctor) so that CLIENT LIST shows what each is.
+export const RF_ACL_RULES =
+  '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof +client|setname';
 
 export function noPermission(peer: string, command: string, reply: string): RfError {
   return new RfError(

@@ -243,7 +243,11 @@ export class RedisClient {
       );
     }
     if (options.name !== undefined)
-      handshake.push(client.command(['CLIENT', 'SETNAME', options.name]));
+      handshake.push(
+        client
+          .command(['CLIENT', 'SETNAME', options.name])
+          .catch((err) => Promise.reject(client.setnameError(err))),
+      );
     try {
       await Promise.all(handshake);
     } catch (err) {
@@ -539,6 +543,21 @@ export class RedisClient {
         hint: noPasswordSet
           ? 'the server has no password set: remove it from the URL and RF_PASSWORD'
           : 'check the password (in the URL or RF_PASSWORD) and that the user exists and is enabled: ACL GETUSER <user>',
+        cause: err,
+      },
+    );
+  }
+
+  /** A user without +client|setname: the ACL, not rf, is what needs changing. */
+  private setnameError(err: unknown): unknown {
+    if (!(err instanceof RedisReplyError) || err.prefix !== 'NOPERM') return err;
+    const user = this.endpoint.username ?? 'default';
+    return new RfError(
+      'RF_AUTH',
+      `user ${JSON.stringify(user)} may not run CLIENT SETNAME on ${this.where}: ${err.message}`,
+      {
+        details: { peer: this.where, user, command: 'client|setname' },
+        hint: 'grant the user what rf needs: `rf doctor` (run as an admin) prints the ACL SETUSER line',
         cause: err,
       },
     );

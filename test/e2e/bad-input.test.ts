@@ -86,6 +86,13 @@ const rows: Row[] = [
     says: ['--ingest', 'token'],
   },
   { args: 'listen --store {store} --source http://x', code: 'RF_BAD_URL', exit: 2 },
+  // A first rf listen that cannot reach its master leaves no store behind.
+  {
+    args: 'listen --store {store} --source redis://127.0.0.1:{nobody}',
+    code: 'RF_CONNECT',
+    exit: 3,
+    says: ['127.0.0.1:{nobody}'],
+  },
   {
     args: 'restore --store {store} --until latest --out {out} --target-timeout soon',
     code: 'RF_USAGE',
@@ -176,7 +183,11 @@ describe('every command refuses bad input with its RF_ code and exit, writing no
     const [command = '', ...rest] = argv(fill(row.args));
     const res = await rf([command, '--json', ...rest], { timeoutMs: 20_000 });
     expect({ exit: res.code, stderr: res.stderr }).toMatchObject({ exit: row.exit });
-    const reported = JSON.parse(res.stdout) as { ok: boolean; error: { code: string } };
+    // rf listen logs to stdout too: the error is the last document.
+    const reported = JSON.parse(res.stdout.slice(res.stdout.lastIndexOf('{\n  "ok"'))) as {
+      ok: boolean;
+      error: { code: string };
+    };
     expect(reported).toMatchObject({ ok: false, error: { code: row.code } });
     expect(res.stderr).toContain(`rf: ${row.code}: `);
     for (const word of row.says ?? []) expect(res.stderr).toContain(fill(word));
