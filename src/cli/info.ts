@@ -464,15 +464,31 @@ function printCapture(info: SourceInfo, now: number): void {
     out.line(`              last byte received ${ago(now - lag.lastReceiveAt)}`);
   if (lag.aofLagBytes !== null)
     out.line(`              AOF capture ${formatBytes(lag.aofLagBytes)} behind the AOF on disk`);
-  const counts = Object.entries(lag.errors);
-  if (counts.length > 0)
-    out.line(
-      `  errors      ${counts.map(([code, n]) => `${code} ×${n}`).join(', ')} since rf listen started`,
-    );
-  if (lag.lastError !== null)
-    out.line(
-      `              last: ${lag.lastError.job}: ${lag.lastError.code}: ${lag.lastError.message} (${ago(now - lag.lastError.at)})`,
-    );
+  const counts = Object.entries(lag.errors).map(([code, n]) => `${code} ×${n}`);
+  if (counts.length > 0) {
+    for (const [i, line] of wrapWords(`${counts.join(', ')} since rf listen started`).entries())
+      out.line(`  ${i === 0 ? 'errors    ' : '          '}  ${line}`);
+  }
+  const last = lag.lastError;
+  if (last !== null) {
+    out.line(`              last: ${last.job}, ${last.code}, ${ago(now - last.at)}`);
+    for (const line of wrapWords(last.message)) out.line(`                ${line}`);
+  }
+}
+
+/** Words into lines that fit the 80 columns after the 16-column indent of the capture rows. */
+function wrapWords(text: string, width = 64): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    const piece = word.length > width ? `${word.slice(0, width - 1)}…` : word;
+    if (line !== '' && line.length + 1 + piece.length > width) {
+      lines.push(line);
+      line = piece;
+    } else line = line === '' ? piece : `${line} ${piece}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
 }
 
 function printActivity(info: SourceInfo): void {

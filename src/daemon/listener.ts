@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type tls from 'node:tls';
@@ -28,6 +29,7 @@ import { reindexSegments } from '../store/reindex.js';
 import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
 import { checkControlSocketPath, startControlServer } from './control.js';
+import { RemoteKv } from './control-client.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
 import { OffsetSamples } from './offset-samples.js';
@@ -609,6 +611,14 @@ async function openOwned(dir: string, log: Logger, waitMs = LOCK_WAIT_MS): Promi
       return store;
     } catch (err) {
       if (!isRfError(err, 'RF_STORE_LOCKED') || Date.now() - began >= waitMs) throw err;
+      // Another rf listen (it answers on the control socket) is not a reader that will finish.
+      const owner = existsSync(storePaths(dir).socket)
+        ? await RemoteKv.connect(dir, storePaths(dir).socket)
+        : null;
+      if (owner !== null) {
+        await owner.close();
+        throw err;
+      }
       if (!warned) {
         log.warn(
           { store: dir, waitMs },
