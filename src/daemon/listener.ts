@@ -170,7 +170,8 @@ export class Listener {
     let control: { close(): Promise<void> } | null = null;
     let metrics: { close(): Promise<void> } | null = null;
     try {
-      if (existed) await this.preflight(store);
+      // Once more with the store: a first run records what it learns there (command specs).
+      await this.preflight(store);
       const known = await new Archive(store).bases(config.name);
       this.info.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
       const samples = new OffsetSamples(store, config.name, log);
@@ -511,7 +512,10 @@ export class Listener {
     };
   }
 
-  /** Refuses what cannot be archived before touching the store: a replica, a wrong password. */
+  /**
+   * Refuses what cannot be archived before touching the store: a replica, a wrong password.
+   * With no store yet (null), it only checks; nothing is recorded.
+   */
   private async preflight(store: Store | null): Promise<void> {
     const { config, log } = this;
     const where = describeEndpoint(config.endpoint);
@@ -544,7 +548,7 @@ export class Listener {
         this.server = server;
         log.info({ peer: where, server }, `archiving ${describeServer(server)}`);
       }
-      await this.recordCommandSpecs(client, store);
+      if (store !== null) await this.recordCommandSpecs(client, store);
       const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
       if (Array.isArray(role) && String(role[0]) === 'slave') {
         throw new RfError(

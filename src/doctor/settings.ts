@@ -63,6 +63,7 @@ const NEEDED: string[][] = [
   ['CONFIG', 'GET', 'appendonly'],
   ['BGREWRITEAOF'],
   ['CLIENT', 'SETNAME', 'rf'],
+  ['COMMAND'],
 ];
 
 /** How ACL rules name a command: `info`, or `config|get` for a container's subcommand. */

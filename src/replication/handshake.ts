@@ -156,9 +156,10 @@ export function parsePsyncReply(reply: string, peer: string): PsyncReply {
 
 /** The ACL line for a user that can do what rf does and no more (rf doctor prints the same). */
 // +client|setname: every connection but the replication one names itself (rf-watch,
-// rf-aof-rewrite, rf-doctor) so that CLIENT LIST shows what each is.
+// rf-aof-rewrite, rf-doctor) so that CLIENT LIST shows what each is. +command: rf listen
+// records the master's key specs (COMMAND) so that rf log finds the keys of any command.
 export const RF_ACL_RULES =
-  '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof +client|setname';
+  '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof +client|setname +command';
 
 export function noPermission(peer: string, command: string, reply: string): RfError {
   return new RfError(
