@@ -10,7 +10,7 @@
  * `rf listen` at that nice level, as a unit with Nice=10 would on the master's host.
  *
  * Rows: 1 capture overhead, 2 capture lag, 3 offline capture rate, 4 storage, 5 restore,
- * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into. `--only 1,5` runs just those (a row that shares
+ * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into, 10 rf log --key, 11 key index size. `--only 1,5` runs just those (a row that shares
  * its setup with another runs that setup once).
  */
 import { existsSync } from 'node:fs';
@@ -22,6 +22,7 @@ import { archiveRows } from './bench/archive.mjs';
 import { captureRows } from './bench/capture.mjs';
 import { cleanupSync, installCleanup, RF_LISTEN_NICE, RF_MAIN } from './bench/env.mjs';
 import { renderTable, row } from './bench/format.mjs';
+import { indexRows } from './bench/index.mjs';
 import { intoRows } from './bench/into.mjs';
 import { machine } from './bench/machine.mjs';
 import { memoryRows } from './bench/memory.mjs';
@@ -39,6 +40,7 @@ const CONFIG = {
     seek: { writes: 10_000_000, lookups: 25 },
     memory: { snapshotBytes: 1024 ** 3, valueBytes: 1000 },
     into: { keys: 1_000_000, reps: 3 },
+    index: { writes: 10_000_000, reps: 3 },
   },
   quick: {
     capture: { requestsPerTest: 100_000, reps: 3, warmUpPerTest: 20_000 },
@@ -48,6 +50,7 @@ const CONFIG = {
     seek: { writes: 1_000_000, lookups: 10 },
     memory: { snapshotBytes: 256 * 1024 ** 2, valueBytes: 1000 },
     into: { keys: 100_000, reps: 1 },
+    index: { writes: 1_000_000, reps: 1 },
   },
 };
 
@@ -60,6 +63,7 @@ const SCENARIOS = [
   { rows: [7], name: 'seek', run: seekRows },
   { rows: [8], name: 'memory', run: memoryRows },
   { rows: [9], name: 'into', run: intoRows },
+  { rows: [10, 11], name: 'index', run: indexRows },
 ];
 
 const NAMES = {
@@ -75,13 +79,16 @@ const NAMES = {
   seek: 7,
   memory: 8,
   into: 9,
+  log: 10,
+  index: 11,
 };
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
   console.error(
     'usage: node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]\n' +
-      '  rows: 1 capture overhead, 2 lag, 3 offline rate, 4 storage, 5 restore, 6 pitr, 7 seek, 8 memory, 9 into',
+      '  rows: 1 capture overhead, 2 lag, 3 offline rate, 4 storage, 5 restore, 6 pitr, 7 seek, 8 memory,\n' +
+      '        9 into, 10 rf log --key, 11 key index size',
   );
   process.exit(2);
 }
@@ -90,7 +97,7 @@ function parseOnly(text) {
   const want = new Set();
   for (const part of text.split(',').map((s) => s.trim().toLowerCase())) {
     const n = NAMES[part] ?? Number.parseInt(part, 10);
-    if (!Number.isInteger(n) || n < 1 || n > 9)
+    if (!Number.isInteger(n) || n < 1 || n > 11)
       usage(`--only: unknown row ${JSON.stringify(part)}`);
     want.add(n);
   }
@@ -117,7 +124,7 @@ async function main() {
   const mode = args.quick ? 'quick' : 'full';
   const cfg = CONFIG[mode];
   const want =
-    args.only === undefined ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9]) : parseOnly(args.only);
+    args.only === undefined ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) : parseOnly(args.only);
 
   const began = performance.now();
   const since = () => `${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s`;
