@@ -26,7 +26,7 @@ const PROBE = 'user:42';
 const KIX = `s/${SOURCE}/kix/`;
 
 /** Writes `writes` frames into a new archive; returns the stream's size. */
-async function build(dir, writes) {
+export async function build(dir, writes) {
   const t0 = Date.now() - Math.ceil(writes / WRITES_PER_MS) - 60_000;
   const { store, writer } = await newArchive(dir, t0);
   const rand = randomInts(17);

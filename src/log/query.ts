@@ -1,16 +1,17 @@
 import { isRfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
+import { forEachEntry } from '../store/codec.js';
 import {
   CommandState,
   commandName,
-  frameKind,
+  frameKindAt,
   Kind,
   nameOf,
   parseArgs,
 } from '../store/commands.js';
 import { indexedPrefixLength, keyHash, prefixHash } from '../store/key-hash.js';
 import { KeyIndex, type KeyProbe } from '../store/key-index.js';
-import type { Entry, SegmentMeta } from '../store/types.js';
+import type { SegmentMeta } from '../store/types.js';
 import { globMatch, literalKey, literalPrefix, literalRuns } from './glob.js';
 import { changesEveryKey, keyArgs } from './key-args.js';
 import type { CommandKeySpecs } from './key-specs.js';
@@ -119,19 +120,6 @@ export function keyProbe(pattern: Buffer): KeyProbe | null {
   return end === 0 ? null : { kind: 'prefix', hash: prefixHash(prefix, 0, end) };
 }
 
-/** Whether the segment's key index rules it out; a missing or damaged index rules nothing out. */
-async function indexRulesOut(
-  archive: Archive,
-  source: string,
-  meta: SegmentMeta,
-  probe: KeyProbe,
-  db: number | undefined,
-): Promise<boolean> {
-  const stored = await archive.keyIndex(source, meta);
-  const index = stored === undefined ? null : KeyIndex.decode(stored);
-  return index !== null && !index.mayMatch(probe, db);
-}
-
 function dbMatches(want: number, db: number, name: string, args: readonly Buffer[]): boolean {
   if (name === 'flushall') return true;
   if (name === 'swapdb') return args.slice(1, 3).some((a) => Number(a.toString('latin1')) === want);
@@ -151,8 +139,8 @@ export async function* queryLog(
     filter.key === undefined
       ? null
       : new KeyMatcher(filter.key, await archive.commandSpecs(source));
-  const needle = matcher?.needle ?? null;
   const probe = filter.key === undefined ? null : keyProbe(filter.key);
+  const scan: SegmentScan = { source, filter, matcher, since, until, stats };
   for (const tl of await archive.timelines(source)) {
     if (tl.lastTime < since || tl.startedAt > until) continue;
     const first =
@@ -160,78 +148,127 @@ export async function* queryLog(
         ? undefined
         : await archive.segmentAtTime(source, tl.id, Math.max(0, since));
     if (window.since !== null && first === undefined) continue;
-    for await (const meta of archive.segments(source, tl.id, first?.start)) {
-      if (meta.firstTime > until) break;
-      // Segments committed after the timeline record was read belong to a later query.
-      if (meta.start > tl.durableOffset) break;
-      if (probe !== null && (await indexRulesOut(archive, source, meta, probe, filter.db))) {
-        stats.skipped++;
-        continue;
-      }
-      stats.segments++;
-      let entries: Entry[];
-      let payloadBytes: number;
-      try {
-        ({ entries, payloadBytes } = await archive.readSegment(source, meta));
-      } catch (err) {
-        if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
-        stats.damaged.push(damage(meta, err.code, err.message));
-        continue;
-      }
-      const state = new CommandState(meta.db, meta.multiAt);
-      // Where the needle occurs in the segment's frames: only entries holding one are split.
-      const hits = needle === null ? null : needleHits(entries, payloadBytes, needle);
-      let hit = 0;
-      for (const e of entries) {
-        stats.entries++;
-        if (e.time > until) break;
-        // The kind from the name's bytes: no string is made for a write the filters pass over.
-        const kind = frameKind(e.bytes);
-        const length = nameLength(e.bytes);
-        if (kind === Kind.select || kind === Kind.multi || kind === Kind.exec) {
-          state.applyKind(kind, kind === Kind.select ? parseArgs(e.bytes) : [], e.offset);
+    // The key indexes are read in step with the metas, with one iterator: one seek, not one
+    // lookup per segment.
+    const indexes =
+      probe === null
+        ? null
+        : archive.keyIndexes(source, tl.id, first?.start ?? 0)[Symbol.asyncIterator]();
+    let head = indexes === null ? null : await indexes.next();
+    try {
+      for await (const meta of archive.segments(source, tl.id, first?.start)) {
+        if (meta.firstTime > until) break;
+        // Segments committed after the timeline record was read belong to a later query.
+        if (meta.start > tl.durableOffset) break;
+        let index: KeyIndex | null = null;
+        if (indexes !== null && head !== null) {
+          while (!head.done && head.value[0] < meta.start) head = await indexes.next();
+          if (!head.done && head.value[0] === meta.start) index = KeyIndex.decode(head.value[1]);
+        }
+        // A segment the window holds whole is passed over when its index rules the key out
+        // (its writes still count); one the window cuts is read, so the count stays exact.
+        const whole = meta.firstTime >= since && meta.lastTime <= until;
+        if (index !== null && probe !== null && whole && !index.mayMatch(probe, filter.db)) {
+          stats.skipped++;
+          stats.writes += meta.writes;
           continue;
         }
-        if (kind !== Kind.write || e.time < since) continue;
-        stats.writes++;
-        if (filter.command !== undefined && length !== filter.command.length) continue;
-        if (hits !== null) {
-          const from = e.bytes.byteOffset;
-          while (hit < hits.length && hits[hit]! < from) hit++;
-          const inside = hit < hits.length && hits[hit]! < from + e.bytes.length;
-          if (!inside && !mayChangeEveryKey(e.bytes, length)) continue;
-        } else if (needle !== null && e.bytes.indexOf(needle) < 0) {
-          if (!mayChangeEveryKey(e.bytes, length)) continue;
+        stats.segments++;
+        const found: LogWrite[] = [];
+        try {
+          const { data, where } = await archive.segmentData(source, meta);
+          scanSegment(scan, tl.id, meta, data, where, found);
+        } catch (err) {
+          if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
+          stats.damaged.push(damage(meta, err.code, err.message));
+          continue;
         }
-        const args = parseArgs(e.bytes);
-        const full = nameOf(args[0]);
-        if (filter.command !== undefined && full !== filter.command) continue;
-        if (filter.db !== undefined && !dbMatches(filter.db, state.db, full, args)) continue;
-        if (matcher !== null && !matcher.matches(full, args)) continue;
-        stats.matched++;
-        yield {
-          source,
-          timeline: tl.id,
-          offset: e.offset,
-          time: e.time,
-          db: state.db,
-          name: full,
-          args,
-          multiAt: state.multiAt,
-        };
+        yield* found;
       }
+    } finally {
+      await indexes?.return?.();
     }
   }
 }
 
-/** The length of a frame's first bulk string (its command name), read without allocating. */
-function nameLength(frame: Buffer): number {
+interface SegmentScan {
+  source: string;
+  filter: LogFilter;
+  matcher: KeyMatcher | null;
+  since: number;
+  until: number;
+  stats: LogStats;
+}
+
+/**
+ * The matching writes of one segment, checked first (RF_CHECKSUM, RF_CORRUPT). Entries are read
+ * where they lie in the stored value: only those that may match are split into arguments.
+ */
+function scanSegment(
+  scan: SegmentScan,
+  timeline: number,
+  meta: SegmentMeta,
+  data: Buffer,
+  where: string,
+  out: LogWrite[],
+): void {
+  const { filter, matcher, since, until, stats } = scan;
+  const needle = matcher?.needle ?? null;
+  const state = new CommandState(meta.db, meta.multiAt);
+  let hits: number[] | null = null;
+  let hit = 0;
+  let done = false;
+  forEachEntry(data, meta, where, (offset, time, pos, length) => {
+    if (done) return;
+    if (hits === null && needle !== null) hits = needleHits(data, pos, needle);
+    stats.entries++;
+    if (time > until) {
+      done = true;
+      return;
+    }
+    // The kind from the name's bytes: no string is made for a write the filters pass over.
+    const kind = frameKindAt(data, pos);
+    if (kind === Kind.select || kind === Kind.multi || kind === Kind.exec) {
+      const args = kind === Kind.select ? parseArgs(data.subarray(pos, pos + length)) : [];
+      state.applyKind(kind, args, offset);
+      return;
+    }
+    if (kind !== Kind.write || time < since) return;
+    stats.writes++;
+    const nameLen = nameLength(data, pos);
+    if (filter.command !== undefined && nameLen !== filter.command.length) return;
+    if (hits !== null) {
+      while (hit < hits.length && hits[hit]! < pos) hit++;
+      const inside = hit < hits.length && hits[hit]! < pos + length;
+      if (!inside && !mayChangeEveryKey(data, pos, length, nameLen)) return;
+    }
+    const args = parseArgs(data.subarray(pos, pos + length));
+    const full = nameOf(args[0]);
+    if (filter.command !== undefined && full !== filter.command) return;
+    if (filter.db !== undefined && !dbMatches(filter.db, state.db, full, args)) return;
+    if (matcher !== null && !matcher.matches(full, args)) return;
+    stats.matched++;
+    out.push({
+      source: scan.source,
+      timeline,
+      offset,
+      time,
+      db: state.db,
+      name: full,
+      args,
+      multiAt: state.multiAt,
+    });
+  });
+}
+
+/** The length of the first bulk string (the command name) of the frame at buf[pos], read in place. */
+function nameLength(buf: Buffer, pos: number): number {
   // *<argc>\r\n$<len>\r\n<name>…
-  let i = frame.indexOf(0x24);
+  let i = buf.indexOf(0x24, pos);
   if (i < 0) return 0;
   let n = 0;
-  for (i++; i < frame.length; i++) {
-    const c = frame[i]!;
+  for (i++; i < buf.length; i++) {
+    const c = buf[i]!;
     if (c < 0x30 || c > 0x39) break;
     n = n * 10 + (c - 0x30);
   }
@@ -239,30 +276,16 @@ function nameLength(frame: Buffer): number {
 }
 
 /** FLUSHDB, FLUSHALL and SWAPDB name no key: they match any key pattern. Lengths 6 to 8 only. */
-function mayChangeEveryKey(frame: Buffer, length: number): boolean {
-  return length >= 6 && length <= 8 && changesEveryKey(commandName(frame));
+function mayChangeEveryKey(buf: Buffer, pos: number, length: number, nameLen: number): boolean {
+  return (
+    nameLen >= 6 && nameLen <= 8 && changesEveryKey(commandName(buf.subarray(pos, pos + length)))
+  );
 }
 
-/**
- * Absolute byte positions (in the segment's buffer) where the needle starts, found with one
- * native search over the whole payload instead of one per entry. Null when the entries are not
- * one contiguous view (then each entry is searched on its own).
- */
-function needleHits(
-  entries: readonly Entry[],
-  payloadBytes: number,
-  needle: Buffer,
-): number[] | null {
-  const first = entries[0];
-  const last = entries[entries.length - 1];
-  if (first === undefined || last === undefined) return [];
-  const span = last.bytes.byteOffset + last.bytes.length - first.bytes.byteOffset;
-  if (first.bytes.buffer !== last.bytes.buffer || span !== payloadBytes) return null;
-  const payload = Buffer.from(first.bytes.buffer, first.bytes.byteOffset, span);
+/** Where the needle starts in buf[from…], found with one native search over the segment. */
+function needleHits(buf: Buffer, from: number, needle: Buffer): number[] {
   const hits: number[] = [];
-  for (let at = payload.indexOf(needle); at >= 0; at = payload.indexOf(needle, at + 1)) {
-    hits.push(first.bytes.byteOffset + at);
-  }
+  for (let at = buf.indexOf(needle, from); at >= 0; at = buf.indexOf(needle, at + 1)) hits.push(at);
   return hits;
 }
 

@@ -166,9 +166,18 @@ export class Archive {
     }
   }
 
-  /** A segment's stored key index (key-index.ts), unchecked; undefined in an older store. */
-  async keyIndex(src: string, meta: SegmentMeta): Promise<Buffer | undefined> {
-    return this.kv.get(keys.keyIndex(src, meta.timeline, meta.start));
+  /**
+   * The stored key indexes (key-index.ts) of a timeline's segments from offset `from` on, as
+   * (segment start, index), unchecked; a segment of an older store has none.
+   */
+  async *keyIndexes(src: string, tl: number, from: number): AsyncIterable<[number, Buffer]> {
+    const prefix = keys.keyIndexPrefix(src, tl);
+    for await (const [k, v] of this.kv.entries({
+      gte: keys.keyIndex(src, tl, from),
+      lt: prefixEnd(prefix),
+    })) {
+      yield [Number.parseInt(k.slice(prefix.length), 16), v];
+    }
   }
 
   /** A segment's stored value, unchecked, and how to name it in an error: see forEachEntry. */

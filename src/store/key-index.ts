@@ -12,9 +12,11 @@ import type { Entry } from './types.js';
  * segment in a hundred that does not hold the key passes it too, and is read and found empty.
  * Exact results, then, either way.
  *
- * A write whose keys key-args.ts cannot tell (a command it does not know) has every argument
- * indexed, as `rf log` matches every argument of it; one that changes every key (FLUSHDB,
- * FLUSHALL, SWAPDB) marks the segment as matching every pattern.
+ * Keys come from key-args.ts's own table, which follows Redis's key specs. A write of a command
+ * the table does not know has every argument indexed: a superset of the keys any key spec the
+ * master records for it names (log/key-specs.ts), and of what `rf log` matches without one. A
+ * write that changes every key (FLUSHDB, FLUSHALL, SWAPDB) marks the segment as matching every
+ * pattern.
  *
  *   u8 version | u8 flags (1: every key) | u8 probes | u8 0 | u32 CRC-32 of what follows
  *   | u32 bits | u32 dbs | dbs x u32 db | bits / 8 bytes of filter
