@@ -317,7 +317,7 @@ Examples:
     ],
     required: ['aof-dir', 'to'],
     help: `Examples:
-  RF_TOKEN=$(cat /etc/rf/token) rf ship --aof-dir /var/lib/redis --to http://backup-1:7379 --name cache
+  rf ship --aof-dir /var/lib/redis --to http://127.0.0.1:7379 --token-file /etc/rf/token --name cache
   rf ship --aof-dir /var/lib/redis/appendonlydir --to https://backup-1:7379 --to-ca /etc/rf/ca.pem \\
       --token-file /etc/rf/token --name cache --chunk-size 256k --chunk-pause 100ms \\
       --source redis://127.0.0.1:6379 --rewrite-at 03:30

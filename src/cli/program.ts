@@ -2,11 +2,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { RfError } from '../errors.js';
 import { setWarningSink, warnOnce } from '../warnings.js';
+import { commandLineSecrets } from './argv-secrets.js';
 import { registerCommands, requiredOptions } from './commands.js';
 import { applyConfig } from './config-file.js';
 import { version } from './options.js';
 import { out, reportError } from './output.js';
-import { commandLineSecrets } from './title.js';
 
 // `rf info | head` closes stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

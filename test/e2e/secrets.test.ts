@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { commandLineSecrets } from '../../src/cli/title.js';
+import { commandLineSecrets } from '../../src/cli/argv-secrets.js';
 import { waitFor } from '../helpers/load.js';
 import { RF_BIN, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';

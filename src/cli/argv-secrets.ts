@@ -1,11 +1,4 @@
-/**
- * Imported first by main.ts, so it runs before the rest of rf loads: the process title replaces
- * the command line in `ps` and /proc/<pid>/cmdline, where a password in a URL or a --token would
- * otherwise be readable by every user of the host for as long as rf takes to start (over a
- * second on a loaded machine). The rest of rf sets a more precise title later (`rf listen cache`).
- */
-const command = process.argv[2];
-process.title = command !== undefined && /^[a-z]+$/.test(command) ? `rf ${command}` : 'rf';
+/** Secrets on rf's command line, which main.ts hides behind the process title at once. */
 
 /** Credentials in a URL's userinfo: `redis://user:password@host`, `redis://:password@host`. */
 const URL_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i;
