@@ -1,9 +1,9 @@
 import { type ImpreciseWindow, WindowLookup } from '../bounds/windows.js';
 import { openReader } from '../daemon/open-reader.js';
 import { Exit, RfError } from '../errors.js';
-import { formatCommand, jsonArg } from '../log/format.js';
 import { emptyLogStats, type LogFilter, type LogWrite, queryLog } from '../log/query.js';
 import { describeServer } from '../replication/server-info.js';
+import { formatCommand, jsonArg } from '../resp/format.js';
 import { Archive } from '../store/archive.js';
 import {
   describeInstant,

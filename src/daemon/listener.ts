@@ -12,7 +12,6 @@ import {
 } from '../aof/index.js';
 import { Backoff } from '../backoff.js';
 import { isRfError, RfError } from '../errors.js';
-import { parseCommandTable } from '../log/key-specs.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import { takeFreshBase } from '../replication/fresh-base.js';
@@ -22,6 +21,7 @@ import { ReplicationSession, type SessionStatus } from '../replication/session.j
 import type { RepoClient } from '../repo/client.js';
 import { type RepoStatus, RepoUploader } from '../repo/uploader.js';
 import { RedisClient, RedisReplyError } from '../resp/client.js';
+import { parseCommandTable } from '../resp/key-specs.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';

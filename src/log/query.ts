@@ -1,4 +1,7 @@
 import { isRfError } from '../errors.js';
+import { globMatch, literalKey, literalPrefix, literalRuns } from '../resp/glob.js';
+import { changesEveryKey, keyArgs } from '../resp/key-args.js';
+import type { CommandKeySpecs } from '../resp/key-specs.js';
 import type { Archive } from '../store/archive.js';
 import { forEachEntry } from '../store/codec.js';
 import {
@@ -12,9 +15,6 @@ import {
 import { indexedPrefixLength, keyHash, prefixHash } from '../store/key-hash.js';
 import { KeyIndex, type KeyProbe } from '../store/key-index.js';
 import type { SegmentMeta } from '../store/types.js';
-import { globMatch, literalKey, literalPrefix, literalRuns } from './glob.js';
-import { changesEveryKey, keyArgs } from './key-args.js';
-import type { CommandKeySpecs } from './key-specs.js';
 
 /**
  * `rf log`: the writes of a time window, in stream order, filtered by key pattern, db and

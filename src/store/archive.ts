@@ -1,6 +1,6 @@
 import type { ImpreciseWindow } from '../bounds/windows.js';
 import { RfError } from '../errors.js';
-import type { CommandKeySpecs } from '../log/key-specs.js';
+import type { CommandKeySpecs } from '../resp/key-specs.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
 import { decodeMinute, type MinuteCount } from './minutes.js';

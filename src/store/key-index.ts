@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
-import { keyArgsOf } from '../log/key-args.js';
 import type { ScannedFrame } from '../resp/frames.js';
+import { keyArgsOf } from '../resp/key-args.js';
 import { CommandState, frameKind, Kind, nameOf, parseArgs } from './commands.js';
 import { fmix32, inDb, keyHash, MAX_PREFIXES, prefixHash, SEPARATOR } from './key-hash.js';
 import type { Entry } from './types.js';
@@ -14,7 +14,7 @@ import type { Entry } from './types.js';
  *
  * Keys come from key-args.ts's own table, which follows Redis's key specs. A write of a command
  * the table does not know has every argument indexed: a superset of the keys any key spec the
- * master records for it names (log/key-specs.ts), and of what `rf log` matches without one. A
+ * master records for it names (resp/key-specs.ts), and of what `rf log` matches without one. A
  * write that changes every key (FLUSHDB, FLUSHALL, SWAPDB) marks the segment as matching every
  * pattern.
  *

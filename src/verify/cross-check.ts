@@ -1,5 +1,5 @@
 import { isRfError } from '../errors.js';
-import { formatCommand } from '../log/format.js';
+import { formatCommand } from '../resp/format.js';
 import { FrameScanner } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive, type AofChunkMeta, aofKeys } from '../store/chunks.js';

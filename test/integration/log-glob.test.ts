@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globMatch, literalKey, literalRuns } from '../../src/log/glob.js';
 import type { RedisClient } from '../../src/resp/client.js';
+import { globMatch, literalKey, literalRuns } from '../../src/resp/glob.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
 /**

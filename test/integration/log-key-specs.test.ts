@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openReader } from '../../src/daemon/open-reader.js';
-import { bufferArgs, keyArgs } from '../../src/log/key-args.js';
-import { specsFor } from '../../src/log/key-specs.js';
+import { bufferArgs, keyArgs } from '../../src/resp/key-args.js';
+import { specsFor } from '../../src/resp/key-specs.js';
 import { Archive } from '../../src/store/archive.js';
 import { hasFeature, lacks } from '../helpers/redis-bin.js';
 import { rf } from '../helpers/rf.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keyArgs } from '../../src/log/key-args.js';
 import { emptyLogStats, type LogFilter, type LogWrite, queryLog } from '../../src/log/query.js';
+import { keyArgs } from '../../src/resp/key-args.js';
 import { Archive } from '../../src/store/archive.js';
 import { keys } from '../../src/store/keys.js';
 import { Store } from '../../src/store/store.js';

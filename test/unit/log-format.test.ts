@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatCommand, quoteArg } from '../../src/log/format.js';
+import { formatCommand, quoteArg } from '../../src/resp/format.js';
 
 /** rf log quotes arguments the way redis-cli shows them (sds.c sdscatrepr). */
 describe('quoteArg', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { bufferArgs, keyArgs } from '../../src/log/key-args.js';
-import { keysBySpecs, parseCommandTable } from '../../src/log/key-specs.js';
 import { KeyMatcher } from '../../src/log/query.js';
+import { bufferArgs, keyArgs } from '../../src/resp/key-args.js';
+import { keysBySpecs, parseCommandTable } from '../../src/resp/key-specs.js';
 
 const b = (...a: string[]) => a.map((x) => Buffer.from(x));
 

@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises';
-import { globMatch } from '../../log/glob.js';
 import { dumpPayload } from '../../rdb/entries.js';
 import { walkRdb } from '../../rdb/length.js';
 import type { RedisClient } from '../../resp/client.js';
+import { globMatch } from '../../resp/glob.js';
 import { FAR_FUTURE_MS } from './scripts.js';
 
 /** One key of the state at T, as the scratch server's snapshot holds it. */

@@ -1,5 +1,5 @@
-import { keyArgs } from '../../log/key-args.js';
 import { FrameScanner } from '../../resp/frames.js';
+import { keyArgs } from '../../resp/key-args.js';
 import { keyName } from './decide.js';
 import { type Selection, selected } from './read.js';
 
