@@ -1,4 +1,5 @@
 import type tls from 'node:tls';
+import { LIVE_TOLERANCE_MS } from '../bounds/windows.js';
 import type { Logger } from '../logger.js';
 import type { RedisEndpoint } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
@@ -53,6 +54,23 @@ export class MasterWatch {
     await c?.close().catch(() => undefined);
   }
 
+  /**
+   * No answer for longer than a live capture allows (rf stalled, the link or the master did):
+   * writes the master ran in this span are known only within it, and form an imprecise window
+   * if any. Said once per span, so the log explains each window `rf info` lists.
+   */
+  private stalled(from: number, until: number, bytes: number): void {
+    this.log.warn(
+      {
+        from: new Date(from).toISOString(),
+        until: new Date(until).toISOString(),
+        gapMs: until - from,
+        masterBytes: bytes,
+      },
+      'master offset samples stalled: writes in this span are known only within it',
+    );
+  }
+
   private async tick(): Promise<void> {
     if (this.busy || this.timer === null) return;
     this.busy = true;
@@ -75,7 +93,10 @@ export class MasterWatch {
       const answeredAt = Date.now();
       const offset = Number(info.master_repl_offset);
       if (Number.isFinite(offset)) {
+        const previous = this.sample;
         this.sample = { offset, replid: info.master_replid ?? '', at, answeredAt };
+        if (previous !== null && answeredAt - previous.at > LIVE_TOLERANCE_MS)
+          this.stalled(previous.at, answeredAt, offset - previous.offset);
         this.onSample?.(this.sample);
       }
     } catch (err) {

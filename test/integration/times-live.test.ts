@@ -51,7 +51,17 @@ describe('imprecise windows only where rf really was late', () => {
     expect(code).toBe(0);
     const offset = await caughtUp(r, 60_000);
     expect(offset).toBeGreaterThan(20_000_000);
-    expect(await windows(store)).toEqual([]);
+    // A window means the master's offset went unsampled for longer than a live capture allows:
+    // rf itself was stalled, which a machine shared with a whole test run can do to it, and rf
+    // says so in its log. Live, as on a machine running just this load, there is none.
+    const stalls = d.lines
+      .filter((l) => l.msg.startsWith('master offset samples stalled'))
+      .map((l) => Date.parse(String(l.from)));
+    for (const w of await windows(store)) {
+      expect(stalls, `window ${w.from}..${w.until} with no stall logged`).toContain(
+        Date.parse(w.from),
+      );
+    }
   }, 120_000);
 
   it('ten cuts of the link each leave a window no wider than the cut', async () => {
