@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -86,19 +86,23 @@ describe('rf AOF capture refuses bad input with a clear error', () => {
     cleanup.push(async () => chmodSync(dir, 0o755));
     let result: { code: string; message: string };
     if (process.getuid?.() === 0) {
-      // root reads anything: ask as nobody, through the built module.
-      const layout = path.resolve(
-        path.dirname(fileURLToPath(import.meta.url)),
-        '../../dist/aof/layout.js',
-      );
-      if (!existsSync(layout))
-        throw new Error(`${layout} is missing: run \`npm run build\` (npm test does it first)`);
+      // root reads anything: ask as nobody, through the built module. Nobody may not be able
+      // to read the clone (a checkout under a 0700 directory), so the module is copied beside
+      // the AOF directory first, into a directory nobody can read.
+      const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist');
+      if (!existsSync(path.join(dist, 'aof/layout.js')))
+        throw new Error(`${dist} is missing: run \`npm run build\` (npm test does it first)`);
+      const copy = path.join(parent, 'dist');
+      cpSync(dist, copy, { recursive: true, filter: (src) => !src.endsWith('.map') });
+      const layout = path.join(copy, 'aof/layout.js');
       const script = `import(${JSON.stringify(layout)}).then((m) => m.locateAof(${JSON.stringify(dir)})).then(() => console.log('{}'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))`;
       const child = spawnSync(process.execPath, ['-e', script], {
         uid: 65534,
         gid: 65534,
+        cwd: parent,
         encoding: 'utf8',
       });
+      expect(child.stderr).toBe('');
       result = JSON.parse(child.stdout);
     } else {
       const err = await failure(locateAof(dir));
