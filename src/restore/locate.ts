@@ -45,6 +45,6 @@ export async function planRestore(
     const { entries } = await archive.readSegment(source, seg);
     cut = cutInSegment(seg, entries, target, seg.end === timeline.durableOffset);
   }
-  const base = chooseBase(index.bases, timeline.id, cut.offset);
+  const base = chooseBase(index.bases, timeline.id, cut.offset, target);
   return { source, target, timeline, base, fromOffset: base.offset + 1, cut, imprecise };
 }

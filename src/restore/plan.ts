@@ -188,17 +188,28 @@ function applied(e: Entry | null): AppliedEntry | null {
   return e === null ? null : { offset: e.offset, time: e.time, command: commandName(e.bytes) };
 }
 
-/** The latest base of the timeline that the cut does not precede. */
+/**
+ * The latest base of the timeline that the cut does not precede, and that was taken by the
+ * target time. A fresh base's takenAt (its +FULLRESYNC) can come after the stream entries up to
+ * its offset were stamped: a restore to a moment between them uses the base before it, so that
+ * what a restore to T uses is what `rf info` counts restorable at T (a timeline's restorable
+ * range starts at its first base's takenAt) and what retention keeps for its window's start.
+ */
 export function chooseBase(
   bases: readonly BaseMeta[],
   timeline: number,
   cutOffset: number,
+  target: number = Number.POSITIVE_INFINITY,
 ): BaseMeta {
   let best: BaseMeta | undefined;
+  let anyTime: BaseMeta | undefined;
   for (const b of bases) {
     if (b.timeline !== timeline || b.offset > cutOffset) continue;
-    if (best === undefined || b.offset > best.offset) best = b;
+    if (anyTime === undefined || b.offset > anyTime.offset) anyTime = b;
+    if (b.takenAt <= target && (best === undefined || b.offset > best.offset)) best = b;
   }
+  // No base taken by then (retention kept only a later one): the cut still has one below it.
+  best ??= anyTime;
   if (best === undefined) {
     throw new RfError(
       'RF_CORRUPT',
