@@ -136,7 +136,7 @@ export function valueOption<T>(
 export function repeatable<T>(flags: string, description: string, parseArg: Parse<T>): Option {
   return new Option(flags, description)
     .argParser((v: string, previous: T[] | undefined) => [...(previous ?? []), parseArg(v)])
-    .default([]);
+    .default([], 'none');
 }
 
 export const options = {
