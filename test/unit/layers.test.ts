@@ -129,6 +129,22 @@ describe('the layers of src/', () => {
     expect([...folders].sort()).toEqual(Object.keys(LAYERS).sort());
   });
 
+  it('is the layout docs/ARCHITECTURE.md and the README describe', () => {
+    const root = path.join(SRC, '..');
+    const doc = readFileSync(path.join(root, 'docs/ARCHITECTURE.md'), 'utf8');
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    for (const [folder, allowed] of Object.entries(LAYERS)) {
+      expect(readme, folder).toContain(`src/${folder}/`);
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${folder}/\` |`));
+      expect(row, folder).toBeDefined();
+      // The last column says what the folder may import, as the table above has it.
+      const said = row!.split('|').at(-2)!.trim();
+      if (folder === 'cli') expect(said).toBe('everything above');
+      else if (allowed.length === 0) expect(said, folder).toBe('nothing of rf');
+      else expect(said.split(', ').sort(), folder).toEqual([...allowed].sort());
+    }
+  });
+
   it('imports only what each folder may import', () => {
     expect(forbiddenImports(edges)).toEqual([]);
   });
