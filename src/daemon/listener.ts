@@ -16,12 +16,10 @@ import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
-import { describeServer, parseServerInfo } from '../replication/server-info.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import type { RepoClient } from '../repo/client.js';
 import { type RepoStatus, RepoUploader } from '../repo/uploader.js';
-import { RedisClient, RedisReplyError } from '../resp/client.js';
-import { parseCommandTable } from '../resp/key-specs.js';
+import { RedisClient } from '../resp/client.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
@@ -33,6 +31,7 @@ import { RemoteKv } from './control-client.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
 import { OffsetSamples } from './offset-samples.js';
+import { recordSourceFacts } from './source-facts.js';
 import { ErrorCounts, messageOf } from './supervise.js';
 
 export interface ListenConfig {
@@ -538,17 +537,6 @@ export class Listener {
       throw err;
     }
     try {
-      // Which server and version this is goes into the source record, so a restore can write
-      // the layout that version loads (Redis 6 has no appendonlydir) and rf info can say so.
-      const server = await client
-        .info('server')
-        .then((info) => parseServerInfo(info, Date.now()))
-        .catch(() => null);
-      if (server !== null) {
-        this.server = server;
-        log.info({ peer: where, server }, `archiving ${describeServer(server)}`);
-      }
-      if (store !== null) await this.recordCommandSpecs(client, store);
       const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
       if (Array.isArray(role) && String(role[0]) === 'slave') {
         throw new RfError(
@@ -560,26 +548,11 @@ export class Listener {
           },
         );
       }
+      // After the refusals: a source rf will not archive leaves nothing in the store.
+      // (A first start checks the master before the store exists: the key specs wait for it.)
+      this.server = (await recordSourceFacts(client, store, config.name, log)) ?? this.server;
     } finally {
       await client.close();
-    }
-  }
-
-  /**
-   * The master's key specs (COMMAND, Redis 7.0+), for rf log --key: they cover its modules and
-   * commands newer than rf's own table. A user without +command, or a Redis 6 (no key specs),
-   * leaves what was recorded before, and rf log falls back to its table.
-   */
-  private async recordCommandSpecs(client: RedisClient, store: Store): Promise<void> {
-    try {
-      const specs = parseCommandTable(await client.call('COMMAND'));
-      if (Object.keys(specs).length === 0) return;
-      await store.batch([
-        { type: 'put', key: keys.commandSpecs(this.config.name), value: json.encode(specs) },
-      ]);
-    } catch (err) {
-      if (!(err instanceof RedisReplyError)) throw err;
-      this.log.debug({ error: err.message }, 'COMMAND refused; rf log uses its own key table');
     }
   }
 
