@@ -3,6 +3,9 @@ import path from 'node:path';
 import { RemoteKv } from '../daemon/control-client.js';
 import { openReader } from '../daemon/open-reader.js';
 import { Exit, hasCode, isRfError, RfError } from '../errors.js';
+import { RepoCache } from '../repo/cache.js';
+import { type BucketProblem, checkBucket } from '../repo/check.js';
+import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { reindexSegments } from '../store/reindex.js';
 import { type KvReader, Store, storePaths } from '../store/store.js';
 import { isoUtc } from '../time.js';
@@ -20,7 +23,7 @@ import { formatBytes } from './info.js';
 import { out, reportError } from './output.js';
 import { Progress } from './progress.js';
 
-export interface VerifyCliOptions {
+export interface VerifyCliOptions extends RepoFlags {
   store: string;
   name?: string;
   json?: boolean;
@@ -29,7 +32,24 @@ export interface VerifyCliOptions {
 export async function run(options: VerifyCliOptions): Promise<number> {
   const began = Date.now();
   try {
-    const kv = await openStore(options.store);
+    const repo = await repoFromFlags(options);
+    let bucket: BucketProblem[] | null = null;
+    let kv: KvReader;
+    if (repo === undefined) {
+      kv = await openStore(options.store);
+    } else {
+      // From the bucket alone: every object checked against its recorded checksum on the way
+      // into a private store, which the archive checks below then read as a local one.
+      const cache = await RepoCache.open(repo, options.name);
+      try {
+        bucket = await checkBucket(cache);
+      } catch (err) {
+        await cache.close();
+        throw err;
+      }
+      kv = cache.reader();
+    }
+    const where = repo === undefined ? options.store : repo.location.url;
     try {
       const sources = await selectSources(kv, options);
       const counters = emptyCounters();
@@ -52,21 +72,28 @@ export async function run(options: VerifyCliOptions): Promise<number> {
         bar.stop();
       }
       const keyIndex: KeyIndexFix[] = [];
-      for (const r of reports) keyIndex.push(await repairKeyIndex(kv, r));
+      // The bucket is never written by a check: its key index is repaired where it is made.
+      for (const r of reports) {
+        keyIndex.push(
+          bucket === null ? await repairKeyIndex(kv, r) : { added: 0, rebuilt: 0, removed: 0 },
+        );
+      }
       const seconds = (Date.now() - began) / 1000;
-      const problems = reports.reduce((n, r) => n + r.problems.length, 0);
+      const problems = reports.reduce((n, r) => n + r.problems.length, 0) + (bucket?.length ?? 0);
       if (options.json) {
         out.json({
           ok: true,
           clean: problems === 0,
-          store: options.store,
+          store: where,
           problems,
+          ...(bucket === null ? {} : { bucket }),
           sources: reports.map((r, i) => ({ ...sourceJson(r), keyIndex: keyIndex[i] })),
           checked: counters,
           seconds,
         });
       } else {
-        printText(options.store, reports, keyIndex, counters, seconds);
+        if (bucket !== null) printBucket(bucket);
+        printText(where, reports, keyIndex, counters, seconds, bucket?.length ?? 0);
       }
       return problems === 0 ? Exit.ok : Exit.problems;
     } finally {
@@ -210,6 +237,7 @@ function printText(
   keyIndex: KeyIndexFix[],
   counters: VerifyCounters,
   seconds: number,
+  bucketProblems = 0,
 ): void {
   out.line(`verify ${store}`);
   if (reports.length === 0) out.line('  no source archived yet');
@@ -268,12 +296,21 @@ function printText(
   out.line(
     `checked ${counters.segments} segments (${formatBytes(counters.streamBytes)}, ${counters.entries} commands), ${counters.bases} bases (${formatBytes(counters.baseBytes)})${counters.chunks > 0 || counters.aofFiles > 0 ? `, ${counters.chunks} AOF chunks (${formatBytes(counters.chunkBytes)})` : ''}${counters.compared > 0 ? `, ${counters.compared} writes cross-checked` : ''} in ${seconds.toFixed(1)} s`,
   );
-  const problems = reports.reduce((n, r) => n + r.problems.length, 0);
+  const problems = reports.reduce((n, r) => n + r.problems.length, 0) + bucketProblems;
   out.line(
     problems === 0
       ? 'the archive is whole'
       : `${problems} problem${problems === 1 ? '' : 's'} found: a restore that needs a damaged part is refused; the times above say which restore times are at risk`,
   );
+}
+
+function printBucket(problems: readonly BucketProblem[]): void {
+  out.line(
+    problems.length === 0
+      ? 'bucket: every object matches its checksum'
+      : `bucket: ${problems.length} problem${problems.length === 1 ? '' : 's'}`,
+  );
+  for (const p of problems) out.line(`  ${p.kind.padEnd(8)} ${p.object}  ${p.why}`);
 }
 
 function describeAlso(source: string, where: Location): string {

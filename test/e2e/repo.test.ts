@@ -188,3 +188,74 @@ describe('rf listen --repo, then the bucket alone', () => {
     expect(wrong.stderr).toMatch(/RF_REPO_KEY.*does not open the archive/);
   });
 });
+
+describe('rf verify --repo', () => {
+  it('passes a whole bucket, then names a flipped byte, a deleted object and one copied in; a restore across them refuses', async () => {
+    const verify = () =>
+      rf(['verify', ...repoFlags, '--repo-key-file', keyFile, '--json'], {
+        env: S3_ENV,
+        timeoutMs: 60_000,
+      });
+    const clean = await verify();
+    expect(clean.code, clean.stderr + clean.stdout).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ clean: true, bucket: [] });
+
+    // s3rver keeps each object's bytes in `<key>._S3rver_object`.
+    const objects = (await fs.readdir(s3.dir, { recursive: true }))
+      .map(String)
+      .filter((f) => f.endsWith('._S3rver_object') && f.includes('/seg/'))
+      .sort();
+    expect(objects.length).toBeGreaterThanOrEqual(3);
+    const keyOf = (f: string) => f.slice(f.indexOf('default/'), -'._S3rver_object'.length);
+    const flipped = objects[0]!;
+    const deleted = objects[objects.length - 1]!;
+    const file = path.join(s3.dir, flipped);
+    const bytes = await fs.readFile(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await fs.writeFile(file, bytes);
+    for (const suffix of ['._S3rver_object', '._S3rver_object.md5', '._S3rver_metadata.json']) {
+      await fs.rm(path.join(s3.dir, deleted.replace('._S3rver_object', suffix)), { force: true });
+    }
+    const strayDir = path.join(path.dirname(path.join(s3.dir, objects[1]!)), '..', '0000ffff');
+    await fs.mkdir(strayDir, { recursive: true });
+    for (const suffix of ['._S3rver_object', '._S3rver_object.md5', '._S3rver_metadata.json']) {
+      await fs.copyFile(
+        path.join(s3.dir, objects[1]!.replace('._S3rver_object', suffix)),
+        path.join(strayDir, `0000000000000001-0000000000000002${suffix}`),
+      );
+    }
+
+    const found = await verify();
+    expect(found.code, found.stderr + found.stdout).toBe(1);
+    const report = JSON.parse(found.stdout) as {
+      clean: boolean;
+      bucket: { kind: string; object: string }[];
+    };
+    expect(report.clean).toBe(false);
+    expect(report.bucket).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'damaged', object: keyOf(flipped) }),
+        expect.objectContaining({ kind: 'missing', object: keyOf(deleted) }),
+        expect.objectContaining({
+          kind: 'extra',
+          object: 'default/seg/0000ffff/0000000000000001-0000000000000002',
+        }),
+      ]),
+    );
+
+    const restore = await rf(
+      [
+        'restore',
+        ...repoFlags,
+        '--repo-key-file',
+        keyFile,
+        '--until',
+        checkpoints[checkpoints.length - 1]!.at,
+        '--dry-run',
+      ],
+      { env: S3_ENV, timeoutMs: 60_000 },
+    );
+    expect(restore.code, restore.stderr).toBe(4);
+    expect(restore.stderr).toMatch(/RF_CHECKSUM|RF_CORRUPT/);
+  });
+});
