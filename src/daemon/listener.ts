@@ -399,7 +399,8 @@ export class Listener {
   private async startUpload(store: Store, client: RepoClient): Promise<void> {
     const log = this.log.child({ repo: client.location.url });
     try {
-      await client.probe();
+      // Bounded: a bucket that does not answer must not hold up the start of capture.
+      await client.probe(5_000);
     } catch (err) {
       if (!isRfError(err, 'RF_REPO_UNREACHABLE')) throw err;
       log.warn(

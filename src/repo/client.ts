@@ -78,9 +78,12 @@ export class RepoClient {
   }
 
   /** Checks the bucket answers to these credentials: a clear RF_REPO_* before any work starts. */
-  async probe(): Promise<void> {
+  async probe(timeoutMs?: number): Promise<void> {
     try {
-      await this.s3.send(new HeadBucketCommand({ Bucket: this.location.bucket }));
+      await this.s3.send(
+        new HeadBucketCommand({ Bucket: this.location.bucket }),
+        timeoutMs === undefined ? {} : { abortSignal: AbortSignal.timeout(timeoutMs) },
+      );
     } catch (err) {
       throw repoError(err, this.location, 'open the bucket');
     }

@@ -64,6 +64,7 @@ export function repoError(err: unknown, location: RepoLocation, doing: string): 
   if (
     (code !== undefined && NETWORK.has(code)) ||
     name === 'TimeoutError' ||
+    name === 'AbortError' ||
     name === 'RequestTimeout' ||
     (status !== undefined && status >= 500)
   ) {

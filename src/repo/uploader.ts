@@ -82,7 +82,36 @@ export class RepoUploader {
   }
 
   start(): void {
-    this.running ??= this.loop();
+    this.running ??= Promise.all([this.loop(), this.watch()]).then(() => undefined);
+  }
+
+  /**
+   * Measures the backlog every second, apart from the rounds: a bucket that hangs holds up a
+   * round, not what `rf info` and the metrics say is waiting.
+   */
+  private async watch(): Promise<void> {
+    const { store, source } = this.options;
+    while (!this.stopping) {
+      try {
+        const records = await readRecords(store, source);
+        const plan = await planUpload(
+          store,
+          source,
+          records,
+          this.manifest ?? emptyManifest(source),
+          {
+            packBytes: Number.POSITIVE_INFINITY,
+            maxPacks: 1,
+          },
+        );
+        this.status.backlogBytes = plan.backlogBytes;
+        this.heldUntilMs = plan.heldUntil;
+        await this.recordStatus();
+      } catch (err) {
+        this.options.log.debug({ error: String(err) }, 'repo: could not measure the backlog');
+      }
+      await sleep(1000, undefined, { signal: this.wake.signal }).catch(() => undefined);
+    }
   }
 
   private async loop(): Promise<void> {
@@ -110,6 +139,7 @@ export class RepoUploader {
     const message = err instanceof Error ? err.message : String(err);
     this.status.errors++;
     this.status.lastError = { code, message, at: Date.now() };
+    this.recordStatus().catch(() => undefined);
     this.options.log.warn(
       { error: { code, message }, backlogBytes: this.status.backlogBytes },
       'repo: upload failed; will try again',
@@ -226,10 +256,16 @@ export class RepoUploader {
     });
     this.status.backlogBytes = after.backlogBytes;
     this.heldUntilMs = after.heldUntil;
+    await this.recordStatus();
+    return plan.packs.length >= concurrency * 4;
+  }
+
+  /** The status as `rf info` reads it from the store (a record the bucket never gets). */
+  private async recordStatus(): Promise<void> {
+    const { store, source } = this.options;
     await store.batch([
       { type: 'put', key: repoStatusKey(source), value: json.encode(this.status) },
     ]);
-    return plan.packs.length >= concurrency * 4;
   }
 
   private async putPack(p: PlannedPack): Promise<PackEntry> {
