@@ -4,10 +4,11 @@ import type { RedisClient } from '../../src/resp/client.js';
 import { type KeyState, keyStates, only } from '../helpers/keys.js';
 import { waitFor } from '../helpers/load.js';
 import { startProxy } from '../helpers/proxy.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
 import { lacks, redisBin } from '../helpers/redis-bin.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { caughtUp as caughtUpWith } from '../helpers/scope.js';
+import { makeTestCertificate } from '../helpers/tls.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { LIBRARY } from '../helpers/workload.js';
 
@@ -206,6 +207,40 @@ describe.skipIf(lacks('PEXPIRETIME'))(
         await expect(restorer.call('CONFIG', 'GET', 'port')).rejects.toThrow(/NOPERM/);
       } finally {
         await empty.stop();
+      }
+    });
+
+    it('writes into a rediss:// target with --tls-ca', async () => {
+      const made = makeTestCertificate(work, 'into');
+      const tlsPort = await freePort();
+      const target = await startRedis({
+        args: [
+          '--tls-port',
+          String(tlsPort),
+          '--tls-cert-file',
+          made.cert,
+          '--tls-key-file',
+          made.key,
+          '--tls-ca-cert-file',
+          made.cert,
+          '--tls-auth-clients',
+          'no',
+        ],
+      });
+      try {
+        const res = await into(
+          t0,
+          `rediss://localhost:${tlsPort}`,
+          '--key',
+          'order:*',
+          '--tls-ca',
+          made.cert,
+        );
+        expect(res.code, res.stderr).toBe(0);
+        expect(res.json.written).toBe(200);
+        expect(Number(await (await target.client()).call('DBSIZE'))).toBe(200);
+      } finally {
+        await target.stop();
       }
     });
 
