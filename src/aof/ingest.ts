@@ -255,8 +255,13 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
         if (length > maxChunk) {
           throw refusal(
             413,
-            ingestUsage(
+            new RfError(
+              'RF_USAGE',
               `a chunk of ${length} bytes is larger than the ${maxChunk} this receiver takes`,
+              {
+                details: { bytes: length, max: maxChunk },
+                hint: "keep rf ship's --chunk-size under the receiver's --ingest-max-chunk, or raise that (a single command larger than it needs a larger one)",
+              },
             ),
           );
         }
