@@ -103,11 +103,25 @@ export class ScratchServer {
     commands: AsyncIterable<Buffer>,
     idleTimeoutMs: number,
   ): Promise<void> {
-    await loadTarget(
-      { endpoint: this.endpoint, serveHost: '127.0.0.1', idleTimeoutMs, log: this.log },
-      base,
-      commands,
-    );
+    try {
+      await loadTarget(
+        { endpoint: this.endpoint, serveHost: '127.0.0.1', idleTimeoutMs, log: this.log },
+        base,
+        commands,
+      );
+    } catch (err) {
+      if (!isRfError(err, 'RF_TARGET') && !isRfError(err, 'RF_TIMEOUT')) throw err;
+      const log = await readFile(path.join(this.dir, 'redis.log'), 'utf8').catch(() => '');
+      throw new RfError(
+        'RF_REDIS_SERVER',
+        `the scratch redis-server ${this.version} could not load the state at T: ${err.message}`,
+        {
+          details: { version: this.version, log: log.trimEnd().split('\n').slice(-5).join('\n') },
+          hint: 'a base from a newer Redis needs a redis-server at least as new: give one with --redis-server PATH',
+          cause: err,
+        },
+      );
+    }
   }
 
   /**

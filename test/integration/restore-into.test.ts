@@ -249,12 +249,14 @@ describe.skipIf(lacks('PEXPIRETIME'))(
       try {
         const c = await target.client();
         await c.call('SET', 'user:500', 'already here');
-        const failed = await into(t0, target.url, '--key', 'user:*');
+        const failed = await into(t0, target.url, '--key', 'user:*', '--functions');
         expect(failed.code, failed.stderr).toBe(2);
         expect(failed.json.error?.code).toBe('RF_INTO_CONFLICT');
         expect(failed.json.error?.details.conflicts).toEqual(['user:500']);
         expect(failed.stderr).toContain('user:500');
         expect(Number(await c.call('DBSIZE'))).toBe(1);
+        // Nothing means the function libraries too.
+        expect(await c.call('FUNCTION', 'LIST')).toEqual([]);
 
         // A library in the way refuses the restore too, before any key is written.
         await c.call('FUNCTION', 'LOAD', LIBRARY.replace("'bump'", "'other'"));

@@ -121,11 +121,13 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     const read = (payload: boolean, batch: (db: number, keys: ScratchKey[]) => Promise<void>) =>
       snapshotKeys(file, selection, payload, progress, batch);
     const plan = (db: number, keys: ScratchKey[]) => run.plan(db, keys);
-    // Libraries first: under --conflict fail one in the way refuses the restore before any key.
-    const functions = options.functions
-      ? await copyLibraries(target, libs, options.conflict, options.dryRun)
-      : null;
+    // Libraries go before the keys, after the keys' conflict check: under --conflict fail a
+    // key or a library in the way refuses the restore before anything is written.
+    const copyFunctions = () =>
+      options.functions ? copyLibraries(target, libs, options.conflict, options.dryRun) : null;
+    let functions: LibraryCopy | null = null;
     if (options.dryRun) {
+      functions = await copyFunctions();
       await read(false, plan);
     } else {
       if (options.conflict === 'fail') {
@@ -136,6 +138,7 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
         run.refuseConflicts();
         progress.scanned = 0;
       }
+      functions = await copyFunctions();
       // Several batches in flight: the target's round trips overlap each other and the walk
       // of the snapshot.
       const inFlight: Promise<void>[] = [];
