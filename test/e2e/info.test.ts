@@ -2,9 +2,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
 import { formatInZone } from '../../src/time.js';
-import { replicationInfo, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -46,13 +46,6 @@ interface InfoJson {
   }[];
 }
 
-async function caughtUp(): Promise<void> {
-  await waitFor(async () => {
-    const info = await replicationInfo(client);
-    return info.replicas[0]?.state === 'online' && info.replicas[0].offset === info.masterOffset;
-  }, 'rf to acknowledge every write');
-}
-
 async function writes(prefix: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await client.call('SET', `${prefix}:${i}`, String(i));
 }
@@ -65,13 +58,13 @@ beforeAll(async () => {
   daemon = RfDaemon.start(['--source', master.url, '--store', store, '--flush-interval', '20']);
   await daemon.waitForLog((l) => l.msg === 'first timeline started from the base');
   await writes('first', 200);
-  await caughtUp();
+  await caughtUp(master);
   const before = daemon.lines.length;
   await master.restart();
   await daemon.waitForLog((l) => l.msg === 'new timeline after a gap', 30_000, before);
   client = await master.client();
   await writes('second', 300);
-  await caughtUp();
+  await caughtUp(master);
   running = await info();
   expect((await daemon.stop()).code).toBe(0);
   stopped = await info();

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
-import { replicationInfo, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { hasFeature, serverBuild } from '../helpers/redis-bin.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -26,13 +26,6 @@ let after: string;
 const LINE =
   /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:Z|[+-]\d\d:\d\d)) {2}db (\d+) {2}tl 1 {2}offset (\d+) {2}(.*)$/;
 
-async function caughtUp(): Promise<void> {
-  await waitFor(async () => {
-    const info = await replicationInfo(client);
-    return info.replicas[0]?.state === 'online' && info.replicas[0].offset === info.masterOffset;
-  }, 'rf to acknowledge every write');
-}
-
 const pause = () => new Promise((r) => setTimeout(r, 20));
 
 beforeAll(async () => {
@@ -43,13 +36,13 @@ beforeAll(async () => {
   daemon = RfDaemon.start(['--source', master.url, '--store', store, '--flush-interval', '20']);
   await daemon.waitForLog((l) => l.msg === 'first timeline started from the base');
   for (let i = 0; i < 500; i++) await client.call('SET', `noise:${i}`, 'x');
-  await caughtUp();
+  await caughtUp(master);
   await pause();
   before = new Date().toISOString();
   await pause();
   await client.call('SET', 'user:42', 'ann');
   await client.call('HSET', 'user:42:profile', 'city', 'Paris');
-  await caughtUp();
+  await caughtUp(master);
   await pause();
   middle = new Date().toISOString();
   await pause();
@@ -58,7 +51,7 @@ beforeAll(async () => {
   await client.call('SELECT', '0');
   await client.call('DEL', 'user:42');
   for (let i = 500; i < 1000; i++) await client.call('SET', `noise:${i}`, 'x');
-  await caughtUp();
+  await caughtUp(master);
   await pause();
   after = new Date().toISOString();
 }, 60_000);

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Archive } from '../../src/store/archive.js';
 import { keys } from '../../src/store/keys.js';
 import { Store } from '../../src/store/store.js';
-import { replicationInfo, waitFor } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /** Bad input to rf restore: a clear RF_* code, the right exit, and nothing written. */
@@ -18,14 +18,6 @@ let info: {
   restorable: { from: string; until: string }[];
   gaps: { from: string; until: string }[];
 };
-
-async function caughtUp(r: RedisServer): Promise<void> {
-  const c = await r.client();
-  await waitFor(async () => {
-    const i = await replicationInfo(c);
-    return i.replicas[0]?.state === 'online' && i.replicas[0].offset === i.masterOffset;
-  }, 'rf to catch up');
-}
 
 beforeAll(async () => {
   master = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });

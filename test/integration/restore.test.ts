@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
-import { replicationInfo, waitFor } from '../helpers/load.js';
 import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
 import { hasFeature } from '../helpers/redis-bin.js';
 import { aofCaughtUp, RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { workloadPhase } from '../helpers/workload.js';
 
@@ -28,20 +28,13 @@ let store: string;
 let daemon: RfDaemon;
 const checkpoints: Checkpoint[] = [];
 
-async function caughtUp(): Promise<void> {
-  await waitFor(async () => {
-    const info = await replicationInfo(client);
-    return info.replicas[0]?.state === 'online' && info.replicas[0].offset === info.masterOffset;
-  }, 'rf to acknowledge every write');
-}
-
 async function keyCount(c: RedisClient): Promise<number> {
   const info = await c.info('keyspace');
   return Object.values(info).reduce((n, v) => n + Number(/keys=(\d+)/.exec(v)?.[1] ?? 0), 0);
 }
 
 async function checkpoint(): Promise<void> {
-  await caughtUp();
+  await caughtUp(master);
   const digest = String(await client.call('DEBUG', 'DIGEST'));
   const keys = await keyCount(client);
   // Capture times are stamped when rf receives a write: everything acknowledged is before now.
@@ -96,7 +89,7 @@ beforeAll(async () => {
   }
   // Writes after the last checkpoint must not show up in any restore.
   await workloadPhase(client, 4);
-  await caughtUp();
+  await caughtUp(master);
   await aofCaughtUp(store, master.dir);
 }, 120_000);
 

@@ -7,9 +7,10 @@ import { pruneArchive } from '../../src/retention/prune.js';
 import { Archive } from '../../src/store/archive.js';
 import { type BatchOp, Store } from '../../src/store/store.js';
 import { dumpArchive } from '../helpers/archive.js';
-import { replicationInfo, waitFor } from '../helpers/load.js';
+import { waitFor } from '../helpers/load.js';
 import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -24,15 +25,8 @@ let store: string;
 const cps: { at: number; digest: string }[] = [];
 let tl1LastWrite = 0;
 
-async function caughtUp(): Promise<void> {
-  await waitFor(async () => {
-    const i = await replicationInfo(client);
-    return i.replicas[0]?.state === 'online' && i.replicas[0].offset === i.masterOffset;
-  }, 'rf to catch up');
-}
-
 async function checkpoint(): Promise<void> {
-  await caughtUp();
+  await caughtUp(master);
   cps.push({ at: Date.now(), digest: String(await client.call('DEBUG', 'DIGEST')) });
   await new Promise((r) => setTimeout(r, 5));
 }
@@ -65,7 +59,7 @@ beforeAll(async () => {
   ]);
   await d.waitForLog((l) => l.msg === 'first timeline started from the base');
   await writeFor(500, 'old');
-  await caughtUp();
+  await caughtUp(master);
   tl1LastWrite = Date.now();
   const before = d.lines.length;
   await master.restart();

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicationInfo, waitFor } from '../helpers/load.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTestCertificate } from '../helpers/tls.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -17,14 +17,6 @@ afterAll(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   await removeTempDir(work);
 });
-
-async function caughtUp(r: RedisServer): Promise<void> {
-  const c = await r.client();
-  await waitFor(async () => {
-    const i = await replicationInfo(c);
-    return i.replicas[0]?.state === 'online' && i.replicas[0].offset === i.masterOffset;
-  }, 'rf to catch up');
-}
 
 describe('rf listen over rediss://', () => {
   let master: RedisServer;

@@ -5,10 +5,11 @@ import type { RedisClient } from '../../src/resp/client.js';
 import { type AofChunkMeta, type AofFileRecord, aofKeys, sha256 } from '../../src/store/chunks.js';
 import { prefixEnd } from '../../src/store/keys.js';
 import { json, Store } from '../../src/store/store.js';
-import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
+import { WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { aofTimestampArgs } from '../helpers/redis-bin.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -83,11 +84,8 @@ async function rewrite(): Promise<void> {
 }
 
 /** Until the stream is acknowledged and the AOF capture holds every byte of the current file. */
-async function caughtUp(): Promise<void> {
-  await waitFor(async () => {
-    const info = await replicationInfo(client);
-    return info.replicas[0]?.state === 'online' && info.replicas[0].offset === info.masterOffset;
-  }, 'rf to acknowledge every write');
+async function bothCaughtUp(): Promise<void> {
+  await caughtUp(master);
   await waitFor(
     async () => {
       const res = await rf(['info', '--store', store, '--json']);
@@ -156,7 +154,7 @@ beforeAll(async () => {
   await rewrite();
   await waitFor(() => load.sent > 8000, 'more load after the second rewrite');
   written = await load.stop();
-  await caughtUp();
+  await bothCaughtUp();
   expect((await d.stop()).code).toBe(0);
   const s = await Store.open(store, { create: false });
   try {

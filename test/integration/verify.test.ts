@@ -6,9 +6,10 @@ import { Archive } from '../../src/store/archive.js';
 import { keys } from '../../src/store/keys.js';
 import { Store } from '../../src/store/store.js';
 import type { BaseMeta, SegmentMeta } from '../../src/store/types.js';
-import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
+import { WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
+import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -44,13 +45,6 @@ interface VerifyJson {
     }[];
   }[];
   checked: { segments: number; entries: number; bases: number };
-}
-
-async function caughtUp(): Promise<void> {
-  await waitFor(async () => {
-    const info = await replicationInfo(client);
-    return info.replicas[0]?.state === 'online' && info.replicas[0].offset === info.masterOffset;
-  }, 'rf to acknowledge every write');
 }
 
 function listen(): RfDaemon {
@@ -111,7 +105,7 @@ beforeAll(async () => {
   // Verified through the running daemon, while it appends.
   whileRunning = await verifyJson(store);
   await load.stop();
-  await caughtUp();
+  await caughtUp(master);
   expect((await d.stop()).code).toBe(0);
 
   await withStore(store, async (s) => {
