@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commandLineSecrets } from '../../src/cli/argv-secrets.js';
 import { waitFor } from '../helpers/load.js';
 import { RF_BIN, rf } from '../helpers/rf.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -14,13 +15,10 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
  * others can read are named too.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const scope = testScope();
 async function tempDir(): Promise<string> {
   const dir = await makeTempDir('rf-secrets-');
-  cleanups.push(() => removeTempDir(dir));
+  scope.defer(() => removeTempDir(dir));
   return dir;
 }
 
@@ -32,7 +30,7 @@ async function silentPort(): Promise<number> {
     s.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(async () => {
+  scope.defer(async () => {
     for (const s of sockets) s.destroy();
     await new Promise((r) => server.close(r));
   });
@@ -81,7 +79,7 @@ describe('secrets on the command line', () => {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise((r) => child.once('close', r));
-    cleanups.push(async () => {
+    scope.defer(async () => {
       child.kill('SIGKILL');
       await exited;
     });

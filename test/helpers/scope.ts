@@ -10,12 +10,18 @@ import { makeTempDir, removeTempDir } from './tmp.js';
  * through it is stopped or removed after each test, last made first.
  */
 export function testScope() {
-  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch {
+        // One cleanup that fails does not keep the others from running.
+      }
+    }
   });
   return {
-    defer(fn: () => Promise<unknown>): void {
+    defer(fn: () => unknown): void {
       cleanups.push(fn);
     },
     /** A real redis-server whose diskless syncs start at once. */

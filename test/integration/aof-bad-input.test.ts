@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startAofCapture } from '../../src/aof/index.js';
 import { locateAof } from '../../src/aof/layout.js';
 import { run as ship } from '../../src/cli/ship.js';
@@ -10,23 +10,20 @@ import { isRfError, type RfError } from '../../src/errors.js';
 import { Store } from '../../src/store/store.js';
 import { quiet } from '../helpers/aof.js';
 import { startRedis } from '../helpers/redis.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => undefined);
-  cleanup = [];
-});
+const scope = testScope();
 
 async function tempDir(): Promise<string> {
   const dir = await makeTempDir();
-  cleanup.push(() => removeTempDir(dir));
+  scope.defer(() => removeTempDir(dir));
   return dir;
 }
 
 async function store(): Promise<Store> {
   const s = await Store.open(await tempDir(), { create: true });
-  cleanup.push(() => s.close());
+  scope.defer(() => s.close());
   return s;
 }
 
@@ -83,7 +80,7 @@ describe('rf AOF capture refuses bad input with a clear error', () => {
       'file appendonly.aof.1.incr.aof seq 1 type i\n',
     );
     chmodSync(dir, 0o000);
-    cleanup.push(async () => chmodSync(dir, 0o755));
+    scope.defer(async () => chmodSync(dir, 0o755));
     let result: { code: string; message: string };
     if (process.getuid?.() === 0) {
       // root reads anything: ask as nobody, through the built module. Nobody may not be able
@@ -129,7 +126,7 @@ describe('rf AOF capture refuses bad input with a clear error', () => {
 
   it('a Redis with appendonly off: RF_AOF_OFF, exit 2, pointing to rf doctor --fix', async () => {
     const redis = await startRedis();
-    cleanup.push(() => redis.stop());
+    scope.defer(() => redis.stop());
     const err = await failure(
       startAofCapture({
         store: await store(),

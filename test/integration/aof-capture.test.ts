@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startAofCapture, startCapture } from '../../src/aof/index.js';
 import type { Manifest } from '../../src/aof/manifest.js';
 import { LocalSink } from '../../src/aof/sink.js';
@@ -21,6 +21,7 @@ import {
 import { WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { lacks } from '../helpers/redis-bin.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const SOURCE = 'cache';
@@ -33,18 +34,14 @@ interface Rig {
   appendDir: string;
 }
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => undefined);
-  cleanup = [];
-});
+const scope = testScope();
 
 async function rig(extraArgs: string[] = []): Promise<Rig> {
   const redis = await startRedis({ args: [...REDIS7_AOF, ...extraArgs] });
-  cleanup.push(() => redis.stop());
+  scope.defer(() => redis.stop());
   const storeDir = await makeTempDir('rf-aof-store-');
   const store = await Store.open(storeDir, { create: true });
-  cleanup.push(async () => {
+  scope.defer(async () => {
     await store.close();
     await removeTempDir(storeDir);
   });
@@ -98,7 +95,7 @@ describe.skipIf(lacks('multi-part AOF'))(
         redis: endpoint(redis),
         log: quiet,
       });
-      cleanup.push(() => handle.stop());
+      scope.defer(() => handle.stop());
       const manifests: Manifest[] = [];
       handle.capture.on('manifest', (m) => manifests.push(m));
 
@@ -166,7 +163,7 @@ describe.skipIf(lacks('multi-part AOF'))(
         pollMs: 10,
         log: quiet,
       });
-      cleanup.push(() => handle.stop());
+      scope.defer(() => handle.stop());
       const endedAfterDeletion: string[] = [];
       handle.capture.on('file-ended', (r) => {
         if (!existsSync(path.join(redis.dir, 'appendonlydir', r.name)))
@@ -212,7 +209,7 @@ describe.skipIf(lacks('multi-part AOF'))(
         log: quiet,
         pollMs: 10,
       });
-      cleanup.push(() => handle.stop());
+      scope.defer(() => handle.stop());
       // Redis write()s the AOF before it replies: the file is complete once the SETs are answered.
       const size = statSync(path.join(appendDirOf(redis), 'appendonly.aof.1.incr.aof')).size;
       await waitFor(
@@ -255,7 +252,7 @@ describe.skipIf(lacks('multi-part AOF'))(
       await first.stop();
       await sleep(200);
       const second = await start();
-      cleanup.push(() => second.stop());
+      scope.defer(() => second.stop());
       await sleep(300);
       const sent = await load.stop();
       await second.capture.drain();
@@ -298,7 +295,7 @@ describe.skipIf(lacks('multi-part AOF'))(
         pollMs: 10,
         log: quiet,
       });
-      cleanup.push(() => second.stop());
+      scope.defer(() => second.stop());
       await second.capture.drain();
 
       const [old, current] = await storedFiles(store, SOURCE);

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type AofHandle, startAofCapture } from '../../src/aof/index.js';
 import { parseManifest } from '../../src/aof/manifest.js';
 import { RewriteScheduler, runRewriteCycle } from '../../src/aof/rewrite.js';
@@ -12,13 +12,10 @@ import { quiet, REDIS7_AOF, storedBases, storedFiles } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { lacks } from '../helpers/redis-bin.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => undefined);
-  cleanup = [];
-});
+const scope = testScope();
 
 async function setup(): Promise<{
   redis: RedisServer;
@@ -28,10 +25,10 @@ async function setup(): Promise<{
   target: { endpoint: { host: string; port: number; db: number; tls: boolean } };
 }> {
   const redis = await startRedis({ args: REDIS7_AOF });
-  cleanup.push(() => redis.stop());
+  scope.defer(() => redis.stop());
   const dir = await makeTempDir();
   const store = await Store.open(dir, { create: true });
-  cleanup.push(async () => {
+  scope.defer(async () => {
     await store.close();
     await removeTempDir(dir);
   });
@@ -46,7 +43,7 @@ async function setup(): Promise<{
     redis: target,
     log: quiet,
   });
-  cleanup.push(() => handle.stop());
+  scope.defer(() => handle.stop());
   const client = await redis.client();
   for (let i = 0; i < 20; i++) await client.call('SET', `k${i}`, 'v');
   return { redis, client, store, handle, target };
@@ -65,7 +62,7 @@ describe.skipIf(lacks('multi-part AOF'))('the AOF rewrite cycle, on a multi-part
       (now) => (calls++ === 0 ? now + 300 : now + 3_600_000),
     );
     scheduler.start();
-    cleanup.push(() => scheduler.stop());
+    scope.defer(() => scheduler.stop());
     await waitFor(() => scheduler.status().last !== null, 'the first cycle');
     expect(scheduler.status().last).toMatchObject({
       ok: true,

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   HttpSink,
   type IngestServer,
@@ -27,6 +27,7 @@ import {
 import { WriteLoad, waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { lacks } from '../helpers/redis-bin.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -34,11 +35,7 @@ const TOKEN = 'test-token-0123456789abcdef';
 const ANY_SOURCE = [{ token: TOKEN, sources: 'any' as const }];
 const SOURCE = 'cache';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => undefined);
-  cleanup = [];
-});
+const scope = testScope();
 
 /** A receiver: a store and the ingest server on it, which can be killed and started again. */
 async function receiver(tls?: IngestTls) {
@@ -76,7 +73,7 @@ async function receiver(tls?: IngestTls) {
       });
     },
   };
-  cleanup.push(async () => {
+  scope.defer(async () => {
     await r.kill().catch(() => undefined);
     await removeTempDir(dir);
   });
@@ -85,7 +82,7 @@ async function receiver(tls?: IngestTls) {
 
 async function redisWithAof(): Promise<RedisServer> {
   const redis = await startRedis({ args: REDIS7_AOF });
-  cleanup.push(() => redis.stop());
+  scope.defer(() => redis.stop());
   return redis;
 }
 
@@ -105,7 +102,7 @@ function shipping(redis: RedisServer, to: string, extra: Partial<ShipOptions> = 
     signal: abort.signal,
     ...extra,
   });
-  cleanup.push(async () => {
+  scope.defer(async () => {
     abort.abort();
     await exit;
   });
@@ -247,7 +244,7 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
 
   it('ships over TLS to a receiver with its own CA', async () => {
     const dir = await makeTempDir();
-    cleanup.push(() => removeTempDir(dir));
+    scope.defer(() => removeTempDir(dir));
     const key = path.join(dir, 'key.pem');
     const cert = path.join(dir, 'cert.pem');
     execFileSync(
@@ -300,7 +297,7 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
     for (let i = 0; i < 20; i++) await client.call('SET', `t${i}`, 'v');
     const dir = await makeTempDir();
     const store = await Store.open(dir, { create: true });
-    cleanup.push(async () => {
+    scope.defer(async () => {
       await store.close();
       await removeTempDir(dir);
     });
@@ -326,9 +323,9 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
       grants: ANY_SOURCE,
       log,
     });
-    cleanup.push(() => ingest.close());
+    scope.defer(() => ingest.close());
     const capture = await handle;
-    cleanup.push(() => capture.stop());
+    scope.defer(() => capture.stop());
     const size = readFileSync(incrFile(redis)).length;
     await waitFor(
       async () => (await storedFiles(store, SOURCE))[0]?.bytes.length === size,

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startAofCapture } from '../../src/aof/index.js';
 import { isRfError } from '../../src/errors.js';
 import { encodeCommand } from '../../src/resp/encode.js';
@@ -8,6 +8,7 @@ import { AofArchive } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
 import { quiet, sleep, storedFiles } from '../helpers/aof.js';
 import { waitFor } from '../helpers/load.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -21,11 +22,7 @@ const cmds = (from: number, to: number) =>
     ),
   );
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => undefined);
-  cleanup = [];
-});
+const scope = testScope();
 
 async function setup(initial: Buffer) {
   const aofDir = await makeTempDir();
@@ -42,7 +39,7 @@ async function setup(initial: Buffer) {
     pollMs: 5,
     log: quiet,
   });
-  cleanup.push(async () => {
+  scope.defer(async () => {
     await handle.stop();
     await store.close();
     await removeTempDir(storeDir);

@@ -1,14 +1,12 @@
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
 import { startRedis } from '../helpers/redis.js';
 import { RfDaemon } from '../helpers/rf.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const scope = testScope();
 
 function parseMetrics(text: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -25,9 +23,9 @@ describe('rf listen --metrics', () => {
     const r = await startRedis({
       args: ['--repl-diskless-sync-delay', '0', '--appendonly', 'yes'],
     });
-    cleanups.push(() => r.stop());
+    scope.defer(() => r.stop());
     const dir = await makeTempDir('rf-metrics-');
-    cleanups.push(() => removeTempDir(dir));
+    scope.defer(() => removeTempDir(dir));
     const d = RfDaemon.start([
       '--source',
       r.url,
@@ -40,7 +38,7 @@ describe('rf listen --metrics', () => {
       '--chunk-size',
       '4k',
     ]);
-    cleanups.push(() => d.stop('SIGKILL'));
+    scope.defer(() => d.stop('SIGKILL'));
     const line = await d.waitForLog((l) => l.msg === 'metrics listening');
     const url = String(line.metrics);
     await d.waitForLog((l) => l.msg === 'first timeline started from the base');

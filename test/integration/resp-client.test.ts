@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRfError, type RfCode, type RfError } from '../../src/errors.js';
 import type { RedisEndpoint } from '../../src/redis-url.js';
 import { RedisClient, RedisReplyError } from '../../src/resp/client.js';
 import { type FakeMaster, startFakeMaster } from '../helpers/fake-master.js';
 import { startProxy, type TcpProxy } from '../helpers/proxy.js';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { testScope } from '../helpers/scope.js';
 import { makeTestCertificate } from '../helpers/tls.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -28,10 +29,7 @@ async function rfErrorOf(promise: Promise<unknown>, code: RfCode): Promise<RfErr
   return outcome.err;
 }
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = testScope();
 
 describe('RedisClient against redis-server', () => {
   let redis: RedisServer;
@@ -101,7 +99,7 @@ describe('RedisClient against redis-server', () => {
 
   it('selects the database of the endpoint and sets the client name', async () => {
     const inDb2 = await RedisClient.connect(local(redis.port, { db: 2 }), { name: 'rf-test' });
-    cleanups.push(() => inDb2.close());
+    scope.defer(() => inDb2.close());
     await inDb2.call('SET', 'only-in-2', '1');
     expect(await inDb2.call('CLIENT', 'GETNAME')).toBe('rf-test');
     const inDb0 = await redis.client();
@@ -149,7 +147,7 @@ describe('RedisClient authentication', () => {
 
   it('logs in with a password alone, as the default user', async () => {
     const client = await RedisClient.connect(local(redis.port, { password: 'default-secret' }));
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     expect(await client.call('ACL', 'WHOAMI')).toBe('default');
   });
 
@@ -157,7 +155,7 @@ describe('RedisClient authentication', () => {
     const client = await RedisClient.connect(
       local(redis.port, { username: 'archiver', password: 'archiver-secret' }),
     );
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     expect(await client.call('ACL', 'WHOAMI')).toBe('archiver');
   });
 
@@ -176,7 +174,7 @@ describe('RedisClient authentication', () => {
 
   it('reports NOAUTH as RF_AUTH with the way to give a password', async () => {
     const client = await RedisClient.connect(local(redis.port));
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     const err = await rfErrorOf(client.call('GET', 'k'), 'RF_AUTH');
     expect(err.hint).toContain('RF_PASSWORD');
     expect(err.cause).toBeInstanceOf(RedisReplyError);
@@ -184,7 +182,7 @@ describe('RedisClient authentication', () => {
 
   it('says so when a password is given to a server that has none', async () => {
     const open = await startRedis();
-    cleanups.push(() => open.stop());
+    scope.defer(() => open.stop());
     const err = await rfErrorOf(
       RedisClient.connect(local(open.port, { password: 'needless' })),
       'RF_AUTH',
@@ -229,7 +227,7 @@ describe('RedisClient connection failures', () => {
 
     it('times out a call with RF_TIMEOUT naming the command', async () => {
       const client = await RedisClient.connect(local(silent.port), { timeoutMs: 300 });
-      cleanups.push(() => client.destroy());
+      scope.defer(() => client.destroy());
       const started = Date.now();
       const err = await rfErrorOf(client.call('PING'), 'RF_TIMEOUT');
       expect(Date.now() - started).toBeGreaterThanOrEqual(290);
@@ -254,12 +252,12 @@ describe('RedisClient connection failures', () => {
       await conn.writeBytewise('$5\r\nhe\r\nl\r\n', 0);
       await conn.closed;
     });
-    cleanups.push(async () => {
+    scope.defer(async () => {
       await fake.close();
       expect(fake.errors).toEqual([]);
     });
     const client = await RedisClient.connect(local(fake.port));
-    cleanups.push(() => client.destroy());
+    scope.defer(() => client.destroy());
     expect(await client.call('GET', 'k')).toBe('he\r\nl');
   });
 
@@ -273,12 +271,12 @@ describe('RedisClient connection failures', () => {
       }
       await conn.closed;
     });
-    cleanups.push(async () => {
+    scope.defer(async () => {
       await fake.close();
       expect(fake.errors).toEqual([]);
     });
     const client = await RedisClient.connect(local(fake.port), { timeoutMs: 400 });
-    cleanups.push(() => client.destroy());
+    scope.defer(() => client.destroy());
     const replies = await Promise.all(Array.from({ length: 6 }, () => client.call('PING')));
     expect(replies).toEqual(['PONG 0', 'PONG 1', 'PONG 2', 'PONG 3', 'PONG 4', 'PONG 5']);
   });
@@ -307,14 +305,14 @@ describe('RedisClient connection failures', () => {
       await rfErrorOf(client.call('PING'), 'RF_CONNECT');
 
       const again = await RedisClient.connect(local(proxy.port));
-      cleanups.push(() => again.close());
+      scope.defer(() => again.close());
       expect(await again.call('PING')).toBe('PONG');
       expect(proxy.connections).toBe(2);
     });
 
     it('carries a large value both ways', async () => {
       const client = await RedisClient.connect(local(proxy.port), { returnBuffers: true });
-      cleanups.push(() => client.close());
+      scope.defer(() => client.close());
       const value = Buffer.alloc(8 * 1024 * 1024, 0x5a);
       await client.call('SET', 'big', value);
       const reply = await client.call('GET', 'big');
@@ -357,7 +355,7 @@ describe('RedisClient over TLS (rediss://)', () => {
     const client = await RedisClient.connect(local(tlsPort, { host: 'localhost', tls: true }), {
       tlsOptions: { ca },
     });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     expect(await client.call('PING')).toBe('PONG');
     expect(await client.call('CLIENT', 'INFO')).toMatch(/laddr=127\.0\.0\.1:\d+|addr=/);
   });
@@ -375,7 +373,7 @@ describe('RedisClient over TLS (rediss://)', () => {
 describe('test harness: startRedis', () => {
   it('restarts on the same port and directory, with extra arguments', async () => {
     const redis = await startRedis({ args: ['--appendonly', 'yes'] });
-    cleanups.push(() => redis.stop());
+    scope.defer(() => redis.stop());
     const { port, dir, pid } = redis;
     const before = await redis.client();
     await before.call('SET', 'kept', 'yes');

@@ -1,8 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { isRfError, type RfCode, type RfError } from '../../src/errors.js';
 import { checkRdbFile, RdbChecker } from '../../src/rdb/check.js';
 import { Crc64, crc64 } from '../../src/rdb/crc64.js';
 import { hasFeature, redisBin } from '../helpers/redis-bin.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
 
@@ -163,7 +163,7 @@ describe('checkRdbFile on files written by redis-server', () => {
   let rdb: Buffer;
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'rf-rdb-check-'));
+    root = await makeTempDir('rf-rdb-check-');
     const dir = await mkdtemp(join(root, 'checksummed-'));
     const redis = await startRedis(dir);
     servers.push(redis);
@@ -175,7 +175,7 @@ describe('checkRdbFile on files written by redis-server', () => {
 
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.stop()));
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    if (root !== undefined) await removeTempDir(root);
   });
 
   async function variant(name: string, bytes: Uint8Array): Promise<string> {

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { encodeCommand } from '../../src/resp/encode.js';
@@ -12,6 +9,7 @@ import { keys } from '../../src/store/keys.js';
 import { json, Store } from '../../src/store/store.js';
 import type { BaseMeta, DurableState, Timeline } from '../../src/store/types.js';
 import { StreamWriter } from '../../src/store/writer.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
  * Retention against a hand-built archive, where the awkward case is forced: a fresh base taken
@@ -39,12 +37,12 @@ function base(offset: number, takenAt: number): BaseMeta {
 let dir: string;
 let store: Store;
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'rf-unit-ret-'));
+  dir = await makeTempDir('rf-unit-ret-');
   store = await Store.open(dir, { create: true });
 });
 afterEach(async () => {
   await store.close();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 async function build(): Promise<{ firstEnd: number }> {

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OffsetClock, type OffsetSample } from '../../src/bounds/clock.js';
 import { silentLogger } from '../../src/logger.js';
@@ -14,6 +11,7 @@ import { pruneTimeEvidence, sampleOps, samplesFrom, windowOp } from '../../src/s
 import { json, Store } from '../../src/store/store.js';
 import type { DurableState, SegmentMeta, Timeline } from '../../src/store/types.js';
 import { StreamWriter } from '../../src/store/writer.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const cmd = (...args: string[]) => encodeCommand(args);
 const R = 'a'.repeat(40);
@@ -133,12 +131,12 @@ describe('StreamWriter', () => {
   let dir: string;
   let store: Store;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'rf-unit-'));
+    dir = await makeTempDir('rf-unit-');
     store = await Store.open(dir, { create: true });
   });
   afterEach(async () => {
     await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   });
 
   it('commits contiguous segments, tracks db and open MULTI, and indexes them by time', async () => {
