@@ -4,10 +4,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
 import { WriteLoad, waitFor } from '../helpers/load.js';
-import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import {
+  type Checkpoint,
+  checkpoint as checkpointOf,
+  expectRestoresFromBucket,
+} from '../helpers/repo-archive.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { S3_ENV, type S3Server, startS3 } from '../helpers/s3.js';
-import { caughtUp } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { workloadPhase } from '../helpers/workload.js';
 
@@ -18,11 +22,6 @@ import { workloadPhase } from '../helpers/workload.js';
  * sealed with a key: a canary value is nowhere in the bucket's bytes, and a read without the
  * key is refused.
  */
-
-interface Checkpoint {
-  at: string;
-  digest: string;
-}
 
 const CANARY = `canary-${randomBytes(8).toString('hex')}`;
 let s3: S3Server;
@@ -35,19 +34,7 @@ let repoFlags: string[];
 const checkpoints: Checkpoint[] = [];
 
 async function checkpoint(): Promise<void> {
-  await caughtUp(master);
-  const digest = String(await client.call('DEBUG', 'DIGEST'));
-  const at = new Date(Date.now()).toISOString();
-  checkpoints.push({ at, digest });
-  // Writes resume once rf has seen the master idle past the checkpoint (its `seen` record), so
-  // writes that reach rf late after the SIGKILL cannot make the checkpoint an imprecise time.
-  await waitFor(async () => {
-    const r = await rf(['info', '--store', store, '--json']);
-    const until = (
-      JSON.parse(r.stdout) as { sources: { restorable: { until: string }[] }[] }
-    ).sources[0]?.restorable.at(-1)?.until;
-    return until !== undefined && until >= at;
-  }, 'the store to be restorable up to the checkpoint');
+  checkpoints.push(await checkpointOf(master, store));
 }
 
 function listen(): RfDaemon {
@@ -133,26 +120,7 @@ describe('rf listen --repo, then the bucket alone', () => {
   });
 
   it('restores every checkpoint from the bucket alone to the master’s DEBUG DIGEST', async () => {
-    for (const [i, cp] of checkpoints.entries()) {
-      const out = path.join(work, `out-${i}`);
-      const r = await rf(
-        [
-          'restore',
-          '--store',
-          store,
-          ...repoFlags,
-          '--repo-key-file',
-          keyFile,
-          '--until',
-          cp.at,
-          '--out',
-          out,
-        ],
-        { env: S3_ENV, timeoutMs: 60_000 },
-      );
-      expect(r.code, r.stderr + r.stdout).toBe(0);
-      expect(await bootedDigest(out)).toBe(cp.digest);
-    }
+    await expectRestoresFromBucket([...repoFlags, '--repo-key-file', keyFile], checkpoints, work);
   });
 
   it('rf info --repo reads the manifests: the restorable range covers every checkpoint', async () => {

@@ -101,3 +101,77 @@ export async function startS3(bucket = 'rf-test'): Promise<S3Server> {
     },
   };
 }
+
+export interface FlakyFront {
+  readonly port: number;
+  readonly endpoint: string;
+  /** `ok` forwards to the server; `503` holds each request for `hangMs`, then answers 503. */
+  mode: 'ok' | '503';
+  /** Requests answered 503 so far. */
+  readonly refused: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP front for an S3 server that can turn unwell: while in `503` mode it holds every
+ * request for a while and then answers 503 Service Unavailable (SlowDown), as a store under
+ * load does. Requests are forwarded unchanged (the SigV4 signature covers the Host header the
+ * client sent, which the server checks as it receives it).
+ */
+export async function startFlakyFront(targetPort: number, hangMs = 2_000): Promise<FlakyFront> {
+  const http = await import('node:http');
+  let refused = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const state = { mode: 'ok' as 'ok' | '503' };
+  const server = http.createServer((req, res) => {
+    if (state.mode === '503') {
+      req.resume();
+      const t = setTimeout(() => {
+        timers.delete(t);
+        refused++;
+        res
+          .writeHead(503, { 'content-type': 'application/xml' })
+          .end(
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
+          );
+      }, hangMs);
+      timers.add(t);
+      return;
+    }
+    const upstream = http.request(
+      {
+        host: '127.0.0.1',
+        port: targetPort,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    endpoint: `http://127.0.0.1:${port}`,
+    get mode() {
+      return state.mode;
+    },
+    set mode(m) {
+      state.mode = m;
+    },
+    get refused() {
+      return refused;
+    },
+    async close() {
+      for (const t of timers) clearTimeout(t);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

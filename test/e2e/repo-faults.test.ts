@@ -1,0 +1,120 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { WriteLoad, waitFor } from '../helpers/load.js';
+import { startProxy } from '../helpers/proxy.js';
+import { type Checkpoint, checkpoint, expectRestoresFromBucket } from '../helpers/repo-archive.js';
+import { rf } from '../helpers/rf.js';
+import { S3_ENV, startFlakyFront, startS3 } from '../helpers/s3.js';
+import { testScope } from '../helpers/scope.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+/**
+ * The bucket misbehaves while rf listen --repo captures under load: the link to it is cut
+ * again and again, or it holds every request and then answers 503. Capture goes on, the
+ * uploads catch up once it is well, and from the bucket alone every checkpoint restores.
+ */
+
+const scope = testScope();
+
+async function setUp() {
+  const s3 = await startS3();
+  scope.defer(() => s3.stop());
+  const master = await scope.master();
+  const work = await makeTempDir('rf-repo-faults-');
+  scope.defer(() => removeTempDir(work));
+  return { s3, master, work, store: path.join(work, 'store') };
+}
+
+async function backlog(store: string): Promise<{ backlogBytes: number; errors: number } | null> {
+  const r = await rf(['info', '--store', store, '--json']);
+  return (
+    (
+      JSON.parse(r.stdout) as {
+        sources: { repo: { backlogBytes: number; errors: number } | null }[];
+      }
+    ).sources[0]?.repo ?? null
+  );
+}
+
+describe('rf listen --repo against a bucket that misbehaves', () => {
+  it('keeps capturing through cut connections, and the bucket alone restores', async () => {
+    const { s3, master, work, store } = await setUp();
+    const proxy = await startProxy(s3.port);
+    scope.defer(() => proxy.close());
+    const flags = [
+      '--repo',
+      `s3://${s3.bucket}/cut`,
+      '--s3-endpoint',
+      `http://127.0.0.1:${proxy.port}`,
+      '--s3-path-style',
+    ];
+    const d = scope.daemon(
+      ['--source', master.url, '--store', store, ...flags, '--segment-size', '16k'],
+      S3_ENV,
+    );
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const load = new WriteLoad(await master.client(), 50, 2);
+    load.start();
+    // Cut every link to the bucket each time rf has opened new ones, five times over.
+    for (let i = 0; i < 5; i++) {
+      const seen = proxy.connections;
+      // A request on a link cut while idle fails only once its socket times out (30 s).
+      await waitFor(async () => proxy.connections > seen, 'rf to reach the bucket again', 60_000);
+      proxy.cut();
+    }
+    await load.stop();
+    expect(load.errors).toEqual([]);
+    const cps: Checkpoint[] = [await checkpoint(master, store)];
+    await waitFor(
+      async () => (await backlog(store))?.backlogBytes === 0,
+      'the uploads to catch up',
+      60_000,
+    );
+    expect((await d.stop('SIGTERM')).code, d.output).toBe(0);
+    await fs.rm(store, { recursive: true, force: true });
+    await expectRestoresFromBucket(flags, cps, work);
+  });
+
+  it('keeps capturing while the bucket hangs and answers 503, and catches up once it is well', async () => {
+    const { s3, master, work, store } = await setUp();
+    const front = await startFlakyFront(s3.port, 1_500);
+    scope.defer(() => front.close());
+    const flags = [
+      '--repo',
+      `s3://${s3.bucket}/slow`,
+      '--s3-endpoint',
+      front.endpoint,
+      '--s3-path-style',
+    ];
+    const d = scope.daemon(
+      ['--source', master.url, '--store', store, ...flags, '--segment-size', '16k'],
+      S3_ENV,
+    );
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    front.mode = '503';
+    const load = new WriteLoad(await master.client(), 50, 2);
+    load.start();
+    await waitFor(
+      async () => {
+        const r = await backlog(store);
+        return r !== null && r.errors > 0 && r.backlogBytes > 0;
+      },
+      'rf info to show failed uploads and a backlog',
+      60_000,
+    );
+    await load.stop();
+    expect(load.errors).toEqual([]);
+    const cps: Checkpoint[] = [await checkpoint(master, store)];
+    expect(front.refused).toBeGreaterThan(0);
+    front.mode = 'ok';
+    await waitFor(
+      async () => (await backlog(store))?.backlogBytes === 0,
+      'the uploads to catch up',
+      90_000,
+    );
+    expect((await d.stop('SIGTERM')).code, d.output).toBe(0);
+    await fs.rm(store, { recursive: true, force: true });
+    await expectRestoresFromBucket(flags, cps, work);
+  });
+});
