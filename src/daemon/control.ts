@@ -84,16 +84,30 @@ export async function startControlServer(
 ): Promise<{ close(): Promise<void> }> {
   // A socket file left by a killed daemon: nothing answers on it (we hold the store lock).
   await fs.rm(socketPath, { force: true });
-  const clients = new Set<net.Socket>();
+  /** Each connection and whether it is idle: no request of its being answered or queued. */
+  const clients = new Map<net.Socket, () => boolean>();
   const server = net.createServer((conn) => {
-    clients.add(conn);
+    // Past the cap, the oldest idle connection makes room: one that holds a slot and asks
+    // nothing (or only half of something) must not keep a reader out. With none idle, the
+    // newcomer is turned away and the readers being served go on.
+    if (clients.size >= limits.connections) {
+      const idle = [...clients].find(([, isIdle]) => isIdle())?.[0];
+      log.warn(
+        { connections: clients.size, evicted: idle !== undefined },
+        'control connections at their cap',
+      );
+      if (idle === undefined) {
+        conn.destroy();
+        return;
+      }
+      idle.destroy();
+      clients.delete(idle);
+    }
+    clients.set(conn, serveConnection(conn));
     conn.on('close', () => clients.delete(conn));
-    serveConnection(conn);
   });
-  // Past the cap a connection is closed at once; the readers already connected go on.
-  server.maxConnections = limits.connections;
 
-  const serveConnection = (conn: net.Socket) => {
+  const serveConnection = (conn: net.Socket): (() => boolean) => {
     conn.on('error', () => conn.destroy());
     const reader = new RequestLines(limits.requestBytes);
     const queue: string[] = [];
@@ -144,6 +158,7 @@ export async function startControlServer(
         busy = false;
       }
     };
+    return () => !busy && queue.length === 0;
   };
 
   const page = async (req: Extract<ControlRequest, { op: 'entries' }>) => {
@@ -219,7 +234,7 @@ export async function startControlServer(
   log.debug({ socket: socketPath }, 'control socket listening');
   return {
     close: async () => {
-      for (const c of clients) c.destroy();
+      for (const c of clients.keys()) c.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await fs.rm(socketPath, { force: true });
     },

@@ -228,6 +228,24 @@ describe('the control socket under abuse', () => {
     await stillServes();
   });
 
+  it('makes room for a reader when idle and half-sent connections hold every slot', async () => {
+    const idle: net.Socket[] = [];
+    for (let i = 0; i < limits.connections; i++) {
+      const conn = await connectRaw(socket());
+      // Half of them sent half a request, the other half garbage answered with an error.
+      conn.write(i % 2 === 0 ? '{"id":1,"op":' : 'garbage\n');
+      conn.resume();
+      idle.push(conn);
+    }
+    await waitFor(
+      () => idle.filter((c) => c.bytesRead > 0).length === limits.connections / 2,
+      'the garbage answered',
+    );
+    await stillServes();
+    expect(idle.filter((c) => c.destroyed).length).toBeGreaterThan(0);
+    for (const c of idle) c.destroy();
+  });
+
   it('serves 50 readers at once; past its cap of connections a reader fails only as RF_DAEMON', async () => {
     const range = { gte: 'k/', lt: 'k/01' };
     const expected = (await all(store, range)).map(([k]) => k);
