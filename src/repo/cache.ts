@@ -3,7 +3,9 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RfError } from '../errors.js';
-import { type KvReader, Store } from '../store/store.js';
+import { keys, startFromTimeKey } from '../store/keys.js';
+import { json, type KvReader, Store } from '../store/store.js';
+import type { SegmentMeta } from '../store/types.js';
 import type { RepoClient } from './client.js';
 import { damaged, open } from './crypt.js';
 import { decodePack, type FileEntry, type Manifest, type PackEntry } from './layout.js';
@@ -86,10 +88,35 @@ export class RepoCache {
       if (createHash('sha256').update(stored).digest('hex') !== p.storedSha256) {
         throw damaged(p.name, 'its bytes do not match the checksum recorded when it was written');
       }
-      const records = decodePack(open(this.client.key, p.name, stored, false), p.name);
+      const records = await this.unpruned(
+        p,
+        decodePack(open(this.client.key, p.name, stored, false), p.name),
+      );
       await this.store.batch(records.map(([key, value]) => ({ type: 'put', key, value })));
       this.fetched.add(p.name);
     }
+  }
+
+  /**
+   * A pack's records less those of segments the store's retention had pruned when the manifest
+   * was written: a pack the window still needs part of stays whole in the bucket, but the archive
+   * read from it must be the one the store held.
+   */
+  private async unpruned(p: PackEntry, records: [string, Buffer][]): Promise<[string, Buffer][]> {
+    if (p.kind !== 'seg') return records;
+    const src = p.name.slice(0, p.name.indexOf('/'));
+    const mark = await this.store.get(keys.pruned(src, p.group));
+    if (mark === undefined) return records;
+    const upTo = json.decode<number>(mark);
+    const gone = new Set<number>();
+    const segPrefix = keys.segmentPrefix(src, p.group);
+    for (const [key, value] of records) {
+      if (key.startsWith(segPrefix) && json.decode<SegmentMeta>(value).end <= upTo) {
+        gone.add(startFromTimeKey(key));
+      }
+    }
+    // Every record of a segment (meta, data, time index) ends with the segment's start offset.
+    return records.filter(([key]) => !gone.has(startFromTimeKey(key)));
   }
 
   /** Fetches a base file to where the store's records expect it. */
