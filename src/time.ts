@@ -1,3 +1,5 @@
+// Over 400 lines: the whole `<time>` and `<duration>` grammar of DESIGN.md and the one way to
+// print an instant, kept together so every form is parsed and echoed by the same rules.
 /**
  * `<time>` and `<duration>` arguments of the command line (DESIGN.md, "Command line"), and the
  * one way rf prints an instant. Pure functions: "now", the zone and the archive's latest write

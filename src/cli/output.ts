@@ -54,3 +54,15 @@ export function reportError(err: unknown, json: boolean): number {
 export function usageError(message: string, hint?: string): RfError {
   return new RfError('RF_USAGE', message, hint === undefined ? {} : { hint });
 }
+
+/** A byte count for a person: 1024-based units, one decimal. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}

@@ -11,8 +11,7 @@ import { type OutLayout, parseLayout } from '../restore/layout.js';
 import { windowJson } from '../restore/plan.js';
 import { type RestoreInto, type RestoreResult, restore } from '../restore/restore.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
-import { formatBytes } from './info.js';
-import { out, reportError, usageError } from './output.js';
+import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 

@@ -19,8 +19,7 @@ import {
   sourcesToVerify,
   verifySource,
 } from '../verify/verify.js';
-import { formatBytes } from './info.js';
-import { out, reportError } from './output.js';
+import { formatBytes, out, reportError } from './output.js';
 import { Progress } from './progress.js';
 
 export interface VerifyCliOptions extends RepoFlags {

@@ -1,3 +1,6 @@
+// Over 400 lines: rf listen's lifecycle (store lock, replication session, AOF capture, retention,
+// repo uploads, control socket, shutdown order) in one place so the start and stop order is
+// read top to bottom; the next capture (cluster shards) is the point to split it per source.
 import { existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,3 +1,5 @@
+// Over 400 lines: one walker of every RDB value encoding (rdb.c rdbLoadObject); the encodings
+// share one cursor and are read in one place so a new type is added beside the others.
 import type { FileHandle } from 'node:fs/promises';
 import { RfError } from '../errors.js';
 import { RDB_HEADER_LEN, readRdbHeader, unknownType } from './versions.js';

@@ -1,3 +1,5 @@
+// Over 400 lines: the one Redis client (connect, TLS, AUTH, pipelined replies, per-command
+// timeouts, replica streams); its timers and pending replies share one socket's state.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';

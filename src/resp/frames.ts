@@ -1,3 +1,5 @@
+// Over 400 lines: the frame scanner is one resumable state machine over every RESP type (it
+// stops at any byte and goes on with the next chunk); its states do not split apart.
 import { constants as bufferConstants } from 'node:buffer';
 import { RfError } from '../errors.js';
 

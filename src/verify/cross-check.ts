@@ -1,3 +1,5 @@
+// Over 400 lines: the two write sources, the anchor search and the comparison share one Write
+// and Cursor model that would have to be exported to split them; one algorithm, one file.
 import { isRfError } from '../errors.js';
 import { formatCommand } from '../resp/format.js';
 import { FrameScanner } from '../resp/frames.js';

@@ -1,3 +1,5 @@
+// Over 400 lines: one pass over a timeline checks segments, offsets, entries and the time index
+// together, so each segment is read once; splitting would read it once per check.
 import { isRfError } from '../errors.js';
 import { FrameScanner, type ScannedFrame } from '../resp/frames.js';
 import { decodeSegment } from '../store/codec.js';
