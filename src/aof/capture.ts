@@ -34,7 +34,6 @@ const MAX_RESYNCS = 3;
 export class AofCapture extends EventEmitter<AofCaptureEvents> {
   private readonly pollMs: number;
   private readonly lingerMs: number;
-  private readonly sizeSampleMs: number;
   private readonly recheckBytes: number;
   private readonly delivery: Delivery;
   private readonly abort = new AbortController();
@@ -75,7 +74,6 @@ export class AofCapture extends EventEmitter<AofCaptureEvents> {
     }
     this.pollMs = options.pollMs ?? 100;
     this.lingerMs = options.lingerMs ?? 500;
-    this.sizeSampleMs = options.sizeSampleMs ?? 1000;
     this.recheckBytes = options.recheckBytes ?? Math.max(options.chunkSize, DEFAULT_RECHECK);
     this.delivery = {
       sink: options.sink,
@@ -102,7 +100,7 @@ export class AofCapture extends EventEmitter<AofCaptureEvents> {
     };
     this.manifest = new ManifestFollower(this.host, (m) => this.emit('manifest', m));
     this.single = new SingleFileFollower(this.host);
-    this.sizes = new SizeSampler(options.sink, options.log, this.sizeSampleMs, () =>
+    this.sizes = new SizeSampler(options.sink, options.log, options.sizeSampleMs ?? 1000, () =>
       aofSize(this.layout, this.manifest.manifest),
     );
   }

@@ -145,6 +145,14 @@ describe('the layers of src/', () => {
     }
   });
 
+  it('keeps files small, or says at the top why one is not', () => {
+    const long = sources(SRC).filter((f) => {
+      const text = readFileSync(f, 'utf8');
+      return text.split('\n').length > 400 && !text.startsWith('// Over 400 lines:');
+    });
+    expect(long.map((f) => path.relative(SRC, f))).toEqual([]);
+  });
+
   it('imports only what each folder may import', () => {
     expect(forbiddenImports(edges)).toEqual([]);
   });
