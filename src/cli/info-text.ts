@@ -110,8 +110,9 @@ export function printText(
     out.line('  timelines');
     for (const t of ix.timelines) {
       out.line(`    #${t.id}  ${isoUtc(t.startedAt)} .. ${isoUtc(t.lastTime)}  ${t.reason}`);
+      // A timeline whose base is all it holds yet has no offsets to show (not "29..28").
       out.line(
-        `        replid ${short(t.replid)}  offsets ${t.baseOffset + 1}..${t.durableOffset}`,
+        `        replid ${short(t.replid)}  ${t.durableOffset > t.baseOffset ? `offsets ${t.baseOffset + 1}..${t.durableOffset}` : `base at offset ${t.baseOffset}, no writes yet`}`,
       );
       out.line(`        ${t.segments} segments, ${formatBytes(t.bytes)}`);
     }

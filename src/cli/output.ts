@@ -32,7 +32,7 @@ export function reportError(err: unknown, json: boolean): number {
   if (isRfError(err)) {
     const lines = [`rf: ${err.code}: ${err.message}`];
     for (const [k, v] of Object.entries(err.details)) {
-      if (v !== undefined) lines.push(`  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+      if (v !== undefined) lines.push(`  ${k}: ${readable(v)}`);
     }
     if (err.hint) lines.push(`  next: ${err.hint}`);
     out.note(lines.join('\n'));
@@ -49,6 +49,17 @@ export function reportError(err: unknown, json: boolean): number {
       error: { code: 'RF_INTERNAL', message: String((err as Error)?.message ?? err) },
     });
   return Exit.internal;
+}
+
+/** A detail as a person reads it: `{from, until}` as `from A until B`, lists one item after another. */
+function readable(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) return v.length === 0 ? '(none)' : v.map(readable).join('; ');
+  if (v !== null && typeof v === 'object')
+    return Object.entries(v)
+      .map(([k, x]) => `${k} ${readable(x)}`)
+      .join(' ');
+  return JSON.stringify(v);
 }
 
 export function usageError(message: string, hint?: string): RfError {
