@@ -22,14 +22,24 @@ const REPLID = `${'a'.repeat(39)}9`;
 const scope = testScope();
 const HOUR = 3_600_000;
 
-const info = (version: string) => `redis_version:${version}\r\nredis_mode:standalone\r\n`;
+const info = (version: string) =>
+  version.startsWith('valkey ')
+    ? `redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:${version.slice(7)}\r\nredis_mode:standalone\r\n`
+    : `redis_version:${version}\r\nredis_mode:standalone\r\n`;
 
-/** Serves `rdb` disk-based after +FULLRESYNC, then `stream`, to every replication connection. */
+/** What replication connections sent before PSYNC, newest last. */
+const handshakes: string[][][] = [];
+
+/**
+ * Serves `rdb` disk-based after +FULLRESYNC, then `stream`, to every replication connection,
+ * as a Redis of `version` (or `valkey 8.0.1`).
+ */
 async function serve(rdb: Buffer, version: string, stream: Buffer[]) {
   const master = await startFakeMaster(async (conn) => {
     const first = await conn.readCommand();
     if (await answerPreflight(conn, first, info(version))) return;
     await handshake(conn, first);
+    handshakes.push([...conn.received]);
     await conn.write(`+FULLRESYNC ${REPLID} 0\r\n$${rdb.length}\r\n`);
     await conn.write(rdb);
     await conn.write(Buffer.concat(stream));
@@ -209,6 +219,26 @@ describe('RDB versions rf reads, from snapshots written to the format', () => {
       expect(ttls).toEqual([now + 2 * HOUR, -1, now + HOUR, now + 3 * HOUR]);
     },
   );
+
+  it('tells a Valkey master REPLCONF version 7.2.4 (RDB 11, no SETSLOT), a Redis one nothing, and asks neither for another sync form', async () => {
+    const rdb = writeRdbFixture({ ...rdb9, version: 11, redisVer: '7.2.4' });
+    for (const version of ['valkey 8.0.1', '7.2.6']) {
+      const store = await capture(rdb, version, [cmd('SELECT', '0')]);
+      const src = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout).sources[0];
+      expect(src.server.name).toBe(version.startsWith('valkey') ? 'valkey' : 'redis');
+      const sent = handshakes.at(-1)!;
+      const replconf = sent
+        .filter((c) => c[0]?.toUpperCase() === 'REPLCONF')
+        .map((c) => c.slice(1));
+      expect(replconf.map((c) => c[0])).toEqual(
+        version.startsWith('valkey')
+          ? ['listening-port', 'capa', 'version']
+          : ['listening-port', 'capa'],
+      );
+      expect(replconf[1]).toEqual(['capa', 'eof', 'capa', 'psync2']);
+      if (version.startsWith('valkey')) expect(replconf[2]).toEqual(['version', '7.2.4']);
+    }
+  });
 
   const refusals: [string, Buffer, RegExp][] = [
     [
