@@ -42,6 +42,16 @@ export class WriteLoad {
     })();
   }
 
+  /**
+   * Until `n` more iterations have been sent: a test that wants writes to land during some
+   * phase waits for the writes, not for a time that a loaded machine stretches.
+   */
+  async more(n: number, what = `${n} more writes`): Promise<void> {
+    const target = this.sent + n;
+    await waitFor(() => this.sent >= target || this.errors.length > 0, what);
+    if (this.errors.length > 0) throw this.errors[0];
+  }
+
   async stop(): Promise<number> {
     this.running = false;
     await this.done;

@@ -14,7 +14,6 @@ import {
   quiet,
   REDIS7_AOF,
   RecordingSink,
-  sleep,
   storedBases,
   storedFiles,
 } from '../helpers/aof.js';
@@ -102,13 +101,13 @@ describe.skipIf(lacks('multi-part AOF'))(
       const load = new WriteLoad(client, 20, 2);
       load.start();
       for (let cycle = 1; cycle <= 3; cycle++) {
-        await sleep(300);
+        await load.more(100);
         if (cycle === 2) await slowRewrites(client, 1);
         const result = await handle.rewriteNow();
         expect(result.base.name).toMatch(/\.base\.rdb$/);
         if (cycle === 2) await client.call('CONFIG', 'SET', 'rdb-key-save-delay', '0');
       }
-      await sleep(200);
+      await load.more(100);
       const sent = await load.stop();
       await handle.capture.drain();
 
@@ -173,7 +172,7 @@ describe.skipIf(lacks('multi-part AOF'))(
       const load = new WriteLoad(client, 20, 1);
       load.start();
       for (let cycle = 1; cycle <= 3; cycle++) {
-        await sleep(250);
+        await load.more(100);
         if (cycle === 3) await slowRewrites(client, 0.8);
         await rewriteAndWait(client);
       }
@@ -248,12 +247,17 @@ describe.skipIf(lacks('multi-part AOF'))(
       const load = new WriteLoad(client, 10, 2);
       load.start();
       const first = await start();
-      await sleep(400);
+      await waitFor(
+        async () => (await storedFiles(store, SOURCE)).some((f) => f.bytes.length > 0),
+        'the first capture to store some of the incr file',
+      );
+      await load.more(100);
       await first.stop();
-      await sleep(200);
+      // Writes while no capture runs: the second must pick them up where the store ends.
+      await load.more(100);
       const second = await start();
       scope.defer(() => second.stop());
-      await sleep(300);
+      await load.more(100);
       const sent = await load.stop();
       await second.capture.drain();
 

@@ -28,7 +28,7 @@ describe('rf listen against a real redis-server', () => {
       await d.waitForLog((l) => l.msg === 'first timeline started from the base');
       const load = new WriteLoad(c);
       load.start();
-      await new Promise((res) => setTimeout(res, 500));
+      await load.more(1000);
       const sent = await load.stop();
       const masterOffset = await caughtUp(r);
       expect((await d.stop()).code).toBe(0);
@@ -55,10 +55,11 @@ describe('rf listen against a real redis-server', () => {
     load.start();
     await waitFor(() => load.sent > 500, 'the load to get going');
     await d.stop('SIGKILL');
-    await new Promise((res) => setTimeout(res, 300));
+    // Writes while rf is down, then while it resumes: the backlog must hold both.
+    await load.more(200);
     d = listen(r.url, store);
     await d.waitForLog((l) => l.msg.startsWith('partial resync accepted (+CONTINUE)'));
-    await new Promise((res) => setTimeout(res, 300));
+    await load.more(200);
     const sent = await load.stop();
     const masterOffset = await caughtUp(r);
     expect((await d.stop()).code).toBe(0);
