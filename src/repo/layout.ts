@@ -120,7 +120,8 @@ export function decodePack(data: Buffer, name: string): [string, Buffer][] {
 export function packFamily(src: string, key: string): PackKind | undefined {
   const rest = key.startsWith(`s/${src}/`) ? key.slice(src.length + 3) : undefined;
   if (rest === undefined) return undefined;
-  if (rest.startsWith('seg/') || rest.startsWith('dat/') || rest.startsWith('time/')) return 'seg';
+  // A segment's key index travels with it (store/key-index.ts).
+  if (['seg/', 'dat/', 'time/', 'kix/'].some((f) => rest.startsWith(f))) return 'seg';
   if (rest.startsWith('aof/chunk/') || rest.startsWith('aof/data/')) return 'aof';
   return undefined;
 }

@@ -154,11 +154,15 @@ export async function planUpload(
       if (fill.full()) break;
       const seg = JSON.parse(v.toString('utf8')) as SegmentMeta;
       if (seg.end > tl.durableOffset) break;
+      // A segment an older rf wrote has no key index.
+      const index = keys.keyIndex(src, tl.id, seg.start);
+      const hasIndex = (await kv.get(index)) !== undefined;
       fill.add(
         [
           keys.segment(src, tl.id, seg.start),
           keys.data(src, tl.id, seg.start),
           keys.time(src, tl.id, seg.lastTime, seg.start),
+          ...(hasIndex ? [index] : []),
         ],
         { start: seg.start, end: seg.end, firstTime: seg.firstTime, lastTime: seg.lastTime },
         seg.end - seg.start + 1,
