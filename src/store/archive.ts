@@ -3,7 +3,7 @@ import { RfError } from '../errors.js';
 import type { CommandKeySpecs } from '../resp/key-specs.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
-import { decodeMinute, type MinuteCount } from './minutes.js';
+import { decodeHour, type MinuteCount } from './minutes.js';
 import { json, type KvReader } from './store.js';
 import type {
   BaseMeta,
@@ -154,14 +154,15 @@ export class Archive {
 
   /** The minute counts of a timeline from minute `from` to `until` (inclusive), in order. */
   async *minutes(src: string, tl: number, from: number, until: number): AsyncIterable<MinuteCount> {
+    const first = Math.floor(Math.max(0, from) / 60);
+    const last = Math.floor(Math.max(0, until) / 60);
     const prefix = keys.minutePrefix(src, tl);
     for await (const [k, v] of this.kv.entries({
-      gte: keys.minute(src, tl, Math.max(0, from)),
-      lte: keys.minute(src, tl, Math.max(0, until)),
+      gte: keys.minutes(src, tl, first),
+      lte: keys.minutes(src, tl, last),
     })) {
-      const count = decodeMinute(v);
-      if (count !== null) {
-        yield { minute: Number.parseInt(k.slice(prefix.length), 16), ...count };
+      for (const m of decodeHour(Number.parseInt(k.slice(prefix.length), 16), v)) {
+        if (m.minute >= from && m.minute <= until) yield m;
       }
     }
   }

@@ -15,7 +15,7 @@
  *   s/<source>/ms/<replid>/<offset>            master offset sample (JSON [sentAt, answeredAt], see bounds/clock.ts)
  *   s/<source>/imp/<tl>/<firstOffset>          ImpreciseWindow (JSON): entries received late
  *   s/<source>/kix/<tl>/<start>                key index of the segment (binary, see key-index.ts)
- *   s/<source>/min/<tl>/<minute>               writes and bytes of one minute (binary, see minutes.ts)
+ *   s/<source>/min/<tl>/<hour>                 writes and bytes per minute of one hour (binary, minutes.ts)
  *   s/<source>/counted/<tl>                    offset (JSON): the minute counts are whole from it on
  */
 
@@ -58,8 +58,7 @@ export const keys = {
   data: (src: string, tl: number, start: number) => `s/${src}/dat/${tlHex(tl)}/${off(start)}`,
   keyIndex: (src: string, tl: number, start: number) => `s/${src}/kix/${tlHex(tl)}/${off(start)}`,
   keyIndexPrefix: (src: string, tl: number) => `s/${src}/kix/${tlHex(tl)}/`,
-  minute: (src: string, tl: number, minute: number) =>
-    `s/${src}/min/${tlHex(tl)}/${hex(minute, 10)}`,
+  minutes: (src: string, tl: number, hour: number) => `s/${src}/min/${tlHex(tl)}/${hex(hour, 8)}`,
   minutePrefix: (src: string, tl: number) => `s/${src}/min/${tlHex(tl)}/`,
   countedFrom: (src: string, tl: number) => `s/${src}/counted/${tlHex(tl)}`,
   time: (src: string, tl: number, lastTime: number, start: number) =>

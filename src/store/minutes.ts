@@ -3,16 +3,22 @@ import type { BatchOp, KvReader } from './store.js';
 
 /**
  * Writes and stream bytes per minute of capture time, kept as rf writes them, so `rf info` draws
- * its activity picture from one small record per minute instead of every segment meta.
+ * its activity picture from one small record per hour instead of every segment meta.
  *
- *   s/<source>/min/<tl>/<minute>   f64 writes | f64 stream bytes (the minute: ms / 60 000)
- *   s/<source>/counted/<tl>        the first offset counted (JSON): the counts of a timeline are
- *                                  whole from there on; a timeline an older rf began has none
+ *   s/<source>/min/<tl>/<hour>   60 x (f64 writes, f64 stream bytes), minute 0 first
+ *                                (the hour: ms / 3 600 000)
+ *   s/<source>/counted/<tl>      the first offset counted (JSON): the counts of a timeline are
+ *                                whole from there on; a timeline an older rf began has none
  *
- * Each commit adds its segment's counts into its minutes' records, in the segment's batch.
+ * Each commit adds its segment's counts into its hours' records, in the segment's batch. A
+ * record per hour, not per minute: a month is 720 records to read (and for `--repo`, to copy
+ * into each manifest), not 43 200.
  */
 
 export const MINUTE_MS = 60_000;
+const PER_HOUR = 60;
+const SLOT = 16;
+const RECORD = PER_HOUR * SLOT;
 
 export interface MinuteCount {
   minute: number;
@@ -20,24 +26,24 @@ export interface MinuteCount {
   bytes: number;
 }
 
-export function encodeMinute(writes: number, bytes: number): Buffer {
-  const out = Buffer.allocUnsafe(16);
-  out.writeDoubleLE(writes, 0);
-  out.writeDoubleLE(bytes, 8);
+/** The minutes of a stored hour record that hold anything; none when it is malformed. */
+export function decodeHour(hour: number, buf: Buffer): MinuteCount[] {
+  if (buf.length !== RECORD) return [];
+  const out: MinuteCount[] = [];
+  for (let i = 0; i < PER_HOUR; i++) {
+    const writes = buf.readDoubleLE(i * SLOT);
+    const bytes = buf.readDoubleLE(i * SLOT + 8);
+    if (writes > 0 || bytes > 0) out.push({ minute: hour * PER_HOUR + i, writes, bytes });
+  }
   return out;
-}
-
-export function decodeMinute(buf: Buffer): { writes: number; bytes: number } | null {
-  if (buf.length !== 16) return null;
-  return { writes: buf.readDoubleLE(0), bytes: buf.readDoubleLE(8) };
 }
 
 /** The counts of the entries appended since the last `take`, minute by minute. */
 export class MinuteTally {
   /** Flat (minute, writes, bytes) triples, in capture order: times never go back. */
   private pending: number[] = [];
-  /** The last minute stored, as stored, so a commit in the same minute reads nothing. */
-  private stored: MinuteCount | null = null;
+  /** The last hour record stored, as stored, so a commit in the same hour reads nothing. */
+  private stored: { hour: number; record: Buffer } | null = null;
   private countedFrom: 'unknown' | 'recorded' = 'unknown';
 
   constructor(
@@ -66,13 +72,13 @@ export class MinuteTally {
   }
 
   /**
-   * The puts that add `taken` (from `take`) to the stored minutes, for the batch of the segment
-   * that starts at `start`; `committed` must be called once that batch is durable.
+   * The puts that add `taken` (from `take`) to the stored hours, for the batch of the segment
+   * that starts at `start`; `committed(last)` must be called once that batch is durable.
    */
   async ops(
     taken: readonly number[],
     start: number,
-  ): Promise<{ ops: BatchOp[]; last: MinuteCount | null }> {
+  ): Promise<{ ops: BatchOp[]; last: { hour: number; record: Buffer } | null }> {
     const ops: BatchOp[] = [];
     if (this.countedFrom === 'unknown') {
       const marker = keys.countedFrom(this.source, this.timeline);
@@ -80,27 +86,36 @@ export class MinuteTally {
         ops.push({ type: 'put', key: marker, value: Buffer.from(JSON.stringify(start)) });
       }
     }
-    let last = this.stored;
+    // Copies, changed here: the cached record changes only once the batch is durable.
+    const hours = new Map<number, Buffer>();
     for (let i = 0; i < taken.length; i += 3) {
       const minute = taken[i]!;
-      let base = last !== null && last.minute === minute ? last : null;
-      if (base === null) {
-        // A minute rf listen began before a restart holds what was counted then.
-        const raw = await this.kv.get(keys.minute(this.source, this.timeline, minute));
-        const was = raw === undefined ? null : decodeMinute(raw);
-        base = { minute, writes: was?.writes ?? 0, bytes: was?.bytes ?? 0 };
+      const hour = Math.floor(minute / PER_HOUR);
+      let record = hours.get(hour);
+      if (record === undefined) {
+        record = Buffer.alloc(RECORD);
+        if (this.stored !== null && this.stored.hour === hour) {
+          this.stored.record.copy(record);
+        } else {
+          // An hour rf listen began before a restart holds what was counted then.
+          const raw = await this.kv.get(keys.minutes(this.source, this.timeline, hour));
+          if (raw !== undefined && raw.length === RECORD) raw.copy(record);
+        }
+        hours.set(hour, record);
       }
-      last = { minute, writes: base.writes + taken[i + 1]!, bytes: base.bytes + taken[i + 2]! };
-      ops.push({
-        type: 'put',
-        key: keys.minute(this.source, this.timeline, minute),
-        value: encodeMinute(last.writes, last.bytes),
-      });
+      const at = (minute - hour * PER_HOUR) * SLOT;
+      record.writeDoubleLE(record.readDoubleLE(at) + taken[i + 1]!, at);
+      record.writeDoubleLE(record.readDoubleLE(at + 8) + taken[i + 2]!, at + 8);
+    }
+    let last = this.stored;
+    for (const [hour, record] of hours) {
+      ops.push({ type: 'put', key: keys.minutes(this.source, this.timeline, hour), value: record });
+      last = { hour, record };
     }
     return { ops, last };
   }
 
-  committed(last: MinuteCount | null): void {
+  committed(last: { hour: number; record: Buffer } | null): void {
     this.stored = last;
     this.countedFrom = 'recorded';
   }
