@@ -259,6 +259,7 @@ Examples:
     description: 'print the writes of a time window, one per line: time, db, offset, command',
     options: [
       o.store(),
+      ...o.repo('read the archive from this bucket alone: s3://<bucket>/<prefix>'),
       o.name('the source to read'),
       o.time('--since <time>', 'from this moment (default: the first write archived)'),
       o.time('--until <time>', 'up to this moment, inclusive (default: the last write archived)'),

@@ -3,6 +3,9 @@ import { openReader } from '../daemon/open-reader.js';
 import { Exit, RfError } from '../errors.js';
 import { emptyLogStats, type LogFilter, type LogWrite, queryLog } from '../log/query.js';
 import { describeServer } from '../replication/server-info.js';
+import { RepoCache } from '../repo/cache.js';
+import { fetchForLog } from '../repo/fetch.js';
+import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { formatCommand, jsonArg } from '../resp/format.js';
 import { Archive } from '../store/archive.js';
 import {
@@ -14,8 +17,9 @@ import {
   resolveTime,
 } from '../time.js';
 import { out, reportError } from './output.js';
+import { withFetchProgress } from './repo-progress.js';
 
-export interface LogOptions {
+export interface LogOptions extends RepoFlags {
   store: string;
   name: string;
   since?: string;
@@ -36,7 +40,9 @@ export async function run(options: LogOptions): Promise<number> {
   const began = Date.now();
   try {
     const filter = parseFilter(options);
-    const kv = await openReader(options.store);
+    const repo = await repoFromFlags(options);
+    const cache = repo === undefined ? undefined : await RepoCache.open(repo, options.name);
+    const kv = cache === undefined ? await openReader(options.store) : cache.reader();
     try {
       const archive = new Archive(kv);
       const source = options.name;
@@ -80,6 +86,12 @@ export async function run(options: LogOptions): Promise<number> {
         );
       }
 
+      // From the bucket alone: the stream packs that overlap the window.
+      if (cache !== undefined) {
+        await withFetchProgress(cache, () =>
+          fetchForLog(cache, source, since?.ms ?? null, until?.ms ?? null),
+        );
+      }
       const late = new WindowLookup(await archive.imprecise(source));
       const stats = emptyLogStats();
       const zone = options.tz;

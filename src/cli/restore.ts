@@ -13,6 +13,7 @@ import { type RestoreInto, type RestoreResult, restore } from '../restore/restor
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
+import { withFetchProgress } from './repo-progress.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
 export interface RestoreOptions extends RepoFlags {
@@ -79,11 +80,13 @@ export async function run(options: RestoreOptions): Promise<number> {
               // From the bucket alone: the one base and the segments after it, fetched first.
               const cache = await RepoCache.open(repo, options.name);
               try {
-                await fetchForRestore(cache, options.name, options.until, {
-                  tz,
-                  now,
-                  from: options.from,
-                });
+                await withFetchProgress(cache, () =>
+                  fetchForRestore(cache, options.name, options.until, {
+                    tz,
+                    now,
+                    from: options.from,
+                  }),
+                );
               } catch (err) {
                 await cache.close();
                 throw err;

@@ -21,6 +21,7 @@ import {
 } from '../verify/verify.js';
 import { formatBytes, out, reportError } from './output.js';
 import { Progress } from './progress.js';
+import { withFetchProgress } from './repo-progress.js';
 
 export interface VerifyCliOptions extends RepoFlags {
   store: string;
@@ -41,7 +42,7 @@ export async function run(options: VerifyCliOptions): Promise<number> {
       // into a private store, which the archive checks below then read as a local one.
       const cache = await RepoCache.open(repo, options.name);
       try {
-        bucket = await checkBucket(cache);
+        bucket = await withFetchProgress(cache, () => checkBucket(cache));
       } catch (err) {
         await cache.close();
         throw err;

@@ -19,22 +19,18 @@ import { latestManifest } from './manifests.js';
  */
 export class RepoCache {
   private readonly fetched = new Set<string>();
-  /** Bytes fetched from the bucket so far, for a progress line. */
+  /** Bytes fetched from the bucket so far, and those asked for, for a progress line. */
   fetchedBytes = 0;
+  wantedBytes = 0;
 
   private constructor(
     readonly client: RepoClient,
     readonly store: Store,
     readonly manifests: Map<string, Manifest>,
-    private readonly onFetch?: (bytes: number) => void,
   ) {}
 
   /** Opens the newest manifest of each source (`only`: just that one) into a new private store. */
-  static async open(
-    client: RepoClient,
-    only: string | undefined,
-    onFetch?: (bytes: number) => void,
-  ): Promise<RepoCache> {
+  static async open(client: RepoClient, only: string | undefined): Promise<RepoCache> {
     const sources = only === undefined ? await sourcesIn(client) : [only];
     const manifests = new Map<string, Manifest>();
     for (const src of sources) {
@@ -53,7 +49,7 @@ export class RepoCache {
     }
     const dir = await fs.mkdtemp(path.join(tmpdir(), 'rf-repo-cache-'));
     const store = await Store.open(path.join(dir, 'store'), { create: true });
-    const cache = new RepoCache(client, store, manifests, onFetch);
+    const cache = new RepoCache(client, store, manifests);
     for (const m of manifests.values()) {
       await store.batch(
         m.kv.map(([key, value]) => ({ type: 'put', key, value: Buffer.from(value, 'base64') })),
@@ -79,12 +75,12 @@ export class RepoCache {
 
   /** Fetches these packs (once each) into the private store, checking what was stored. */
   async fetchPacks(packs: readonly PackEntry[]): Promise<void> {
+    for (const p of packs) if (!this.fetched.has(p.name)) this.wantedBytes += p.stored;
     for (const p of packs) {
       if (this.fetched.has(p.name)) continue;
       const stored = await this.client.getStored(p.name);
       if (stored === undefined) throw missing(this.client, p.name);
       this.fetchedBytes += stored.length;
-      this.onFetch?.(this.fetchedBytes);
       if (createHash('sha256').update(stored).digest('hex') !== p.storedSha256) {
         throw damaged(p.name, 'its bytes do not match the checksum recorded when it was written');
       }
@@ -122,6 +118,7 @@ export class RepoCache {
   /** Fetches a base file to where the store's records expect it. */
   async fetchFile(f: FileEntry): Promise<void> {
     if (this.fetched.has(f.name)) return;
+    this.wantedBytes += f.stored;
     const out = path.join(this.store.dir, f.path);
     await fs.mkdir(path.dirname(out), { recursive: true });
     const storedSha = await this.client.download(f.name, `${out}.part`, out);
@@ -130,7 +127,6 @@ export class RepoCache {
       throw damaged(f.name, 'its bytes do not match the checksum recorded when it was written');
     }
     this.fetchedBytes += f.stored;
-    this.onFetch?.(this.fetchedBytes);
     this.fetched.add(f.name);
   }
 

@@ -81,3 +81,22 @@ export async function fetchAll(cache: RepoCache): Promise<void> {
     for (const f of m.files) await cache.fetchFile(f);
   }
 }
+
+/** What `rf log` reads: the stream packs whose times overlap [since, until] (null: open). */
+export async function fetchForLog(
+  cache: RepoCache,
+  name: string,
+  since: number | null,
+  until: number | null,
+): Promise<void> {
+  const manifest = cache.manifests.get(name);
+  if (manifest === undefined) return;
+  await cache.fetchPacks(
+    manifest.packs.filter(
+      (p) =>
+        p.kind === 'seg' &&
+        (since === null || p.lastTime >= since) &&
+        (until === null || p.firstTime <= until),
+    ),
+  );
+}

@@ -137,6 +137,16 @@ describe('rf listen --repo, then the bucket alone', () => {
     }
   });
 
+  it('rf log --repo finds a write in the bucket alone', async () => {
+    const r = await rf(['log', ...repoFlags, '--repo-key-file', keyFile, '--key', 'canary:*'], {
+      env: S3_ENV,
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('canary:stream');
+    expect(r.stdout).toContain(CANARY);
+  });
+
   it('keeps the canary out of the bucket’s bytes, and refuses a read without the key or with another', async () => {
     const bytes = await bucketBytes();
     expect(bytes.length).toBeGreaterThan(1000);
