@@ -1,4 +1,4 @@
-import { RepoClient } from './client.js';
+import type { RepoClient } from './client.js';
 import { readKeyFile } from './crypt.js';
 import { parseRepoUrl } from './url.js';
 
@@ -16,6 +16,8 @@ export async function repoFromFlags(flags: RepoFlags): Promise<RepoClient | unde
   if (flags.repo === undefined) return undefined;
   const location = parseRepoUrl(flags.repo);
   const key = flags.repoKeyFile === undefined ? undefined : await readKeyFile(flags.repoKeyFile);
+  // The AWS SDK takes a few hundred milliseconds to load: only a command given --repo pays it.
+  const { RepoClient } = await import('./client.js');
   return new RepoClient({
     location,
     ...(flags.s3Endpoint === undefined ? {} : { endpoint: flags.s3Endpoint }),
