@@ -47,17 +47,7 @@ export async function run(options: LogOptions): Promise<number> {
       const archive = new Archive(kv);
       const source = options.name;
       const timelines = await archive.timelines(source);
-      const record = await archive.source(source);
-      if (record === undefined) {
-        const known = (await archive.sources()).map((s) => s.name);
-        throw new RfError('RF_UNKNOWN_SOURCE', `the store holds no source named ${source}`, {
-          details: { source, known },
-          hint:
-            known.length > 0
-              ? `pass --name with one of: ${known.join(', ')}`
-              : 'nothing is archived yet: run `rf listen` first',
-        });
-      }
+      const record = await archive.requireSource(source);
       const latest = timelines.reduce<number | undefined>(
         (m, t) => (m === undefined || t.lastTime > m ? t.lastTime : m),
         undefined,

@@ -1,4 +1,3 @@
-import { RfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
 import { indexSource } from '../store/summary.js';
 import {
@@ -18,17 +17,7 @@ export async function planRestore(
   /** Cut inside an imprecise window by the stored times instead of refusing (RF_TIME_IMPRECISE). */
   acceptImprecise = false,
 ): Promise<RestorePlan> {
-  const record = await archive.source(source);
-  if (record === undefined) {
-    const known = (await archive.sources()).map((s) => s.name);
-    throw new RfError('RF_UNKNOWN_SOURCE', `the store holds no source named ${source}`, {
-      details: { source, known },
-      hint:
-        known.length > 0
-          ? `pass --name with one of: ${known.join(', ')}`
-          : 'nothing is archived yet: run `rf listen` first',
-    });
-  }
+  const record = await archive.requireSource(source);
   const index = await indexSource(archive, record);
   const timeline = chooseTimeline(index, target);
   const imprecise = checkImprecise(index, timeline, target, acceptImprecise);

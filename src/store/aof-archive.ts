@@ -10,7 +10,7 @@ import type {
   AofStats,
 } from './aof-types.js';
 import { prefixEnd } from './keys.js';
-import { json, type KvReader } from './store.js';
+import { json, type KvReader, readRecord, readRecords } from './store.js';
 
 const emptyStats = (): AofStats => ({
   chunks: 0,
@@ -105,15 +105,11 @@ export class AofArchive {
     return meta.file === null ? null : path.join(this.kv.dir, meta.file);
   }
 
-  private async getJson<T>(key: string): Promise<T | undefined> {
-    const v = await this.kv.get(key);
-    return v === undefined ? undefined : json.decode<T>(v);
+  private getJson<T>(key: string): Promise<T | undefined> {
+    return readRecord<T>(this.kv, key);
   }
 
-  private async collect<T>(prefix: string): Promise<T[]> {
-    const out: T[] = [];
-    for await (const [, v] of this.kv.entries({ gte: prefix, lt: prefixEnd(prefix) }))
-      out.push(json.decode<T>(v));
-    return out;
+  private collect<T>(prefix: string): Promise<T[]> {
+    return readRecords<T>(this.kv, prefix);
   }
 }

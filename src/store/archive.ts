@@ -4,7 +4,7 @@ import type { CommandKeySpecs } from '../resp/key-specs.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
 import { decodeHour, type MinuteCount } from './minutes.js';
-import { json, type KvReader } from './store.js';
+import { json, type KvReader, readRecord, readRecords } from './store.js';
 import type {
   BaseMeta,
   DurableState,
@@ -33,6 +33,20 @@ export class Archive {
 
   async source(name: string): Promise<SourceRecord | undefined> {
     return this.getJson<SourceRecord>(keys.source(name));
+  }
+
+  /** The source's record; RF_UNKNOWN_SOURCE, naming the sources there are, when it has none. */
+  async requireSource(name: string): Promise<SourceRecord> {
+    const record = await this.source(name);
+    if (record !== undefined) return record;
+    const known = (await this.sources()).map((s) => s.name);
+    throw new RfError('RF_UNKNOWN_SOURCE', `the store holds no source named ${name}`, {
+      details: { source: name, known },
+      hint:
+        known.length > 0
+          ? `pass --name with one of: ${known.join(', ')}`
+          : 'nothing is archived yet: run `rf listen` first',
+    });
   }
 
   async state(src: string): Promise<DurableState | undefined> {
@@ -194,15 +208,11 @@ export class Archive {
     return { data, where };
   }
 
-  private async getJson<T>(key: string): Promise<T | undefined> {
-    const v = await this.kv.get(key);
-    return v === undefined ? undefined : json.decode<T>(v);
+  private getJson<T>(key: string): Promise<T | undefined> {
+    return readRecord<T>(this.kv, key);
   }
 
-  private async collect<T>(prefix: string): Promise<T[]> {
-    const out: T[] = [];
-    for await (const [, v] of this.kv.entries({ gte: prefix, lt: prefixEnd(prefix) }))
-      out.push(json.decode<T>(v));
-    return out;
+  private collect<T>(prefix: string): Promise<T[]> {
+    return readRecords<T>(this.kv, prefix);
   }
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Level } from 'level';
 import { diskFailure, errnoCode, RfError } from '../errors.js';
 import { warnIfSharedStore } from '../warnings.js';
+import { prefixEnd } from './keys.js';
 
 export interface KvRange {
   gt?: string;
@@ -155,3 +156,17 @@ export const json = {
   encode: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
   decode: <T>(buf: Buffer): T => JSON.parse(buf.toString('utf8')) as T,
 };
+
+/** The JSON record under `key`, if there is one. */
+export async function readRecord<T>(kv: KvReader, key: string): Promise<T | undefined> {
+  const v = await kv.get(key);
+  return v === undefined ? undefined : json.decode<T>(v);
+}
+
+/** Every JSON record under `prefix`, in key order. */
+export async function readRecords<T>(kv: KvReader, prefix: string): Promise<T[]> {
+  const out: T[] = [];
+  for await (const [, v] of kv.entries({ gte: prefix, lt: prefixEnd(prefix) }))
+    out.push(json.decode<T>(v));
+  return out;
+}
