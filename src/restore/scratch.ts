@@ -102,10 +102,17 @@ export class ScratchServer {
     base: { bytes: number; chunks: AsyncIterable<Buffer> },
     commands: AsyncIterable<Buffer>,
     idleTimeoutMs: number,
+    beforeDetach?: (client: RedisClient) => Promise<void>,
   ): Promise<void> {
     try {
       await loadTarget(
-        { endpoint: this.endpoint, serveHost: '127.0.0.1', idleTimeoutMs, log: this.log },
+        {
+          endpoint: this.endpoint,
+          serveHost: '127.0.0.1',
+          idleTimeoutMs,
+          log: this.log,
+          ...(beforeDetach === undefined ? {} : { beforeDetach }),
+        },
         base,
         commands,
       );
@@ -219,6 +226,9 @@ function launch(
     SNAPSHOT,
     '--maxmemory',
     '0',
+    // DEBUG DIGEST records what a rolled base holds; Redis 7 refuses DEBUG unless enabled.
+    '--enable-debug-command',
+    'local',
   ];
   // The password goes in a config line on stdin, not argv, where `ps` would show it.
   const child = spawn(binary, ['-', ...args], { stdio: ['pipe', 'ignore', 'ignore'] });

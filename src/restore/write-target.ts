@@ -15,6 +15,12 @@ export interface TargetOptions {
   /** Longest wait with no progress from the target (its RDB load shows none until it ends). */
   idleTimeoutMs: number;
   log: Logger;
+  /**
+   * Run on the target once it holds every byte, while it is still a replica of rf: a replica
+   * expires no key of its own (it waits for the master's DEL, see expireIfNeeded in db.c), so
+   * what it reads or saves here is the dataset exactly as sent.
+   */
+  beforeDetach?: (client: RedisClient) => Promise<void>;
 }
 
 /** Refuses a target that holds keys, or that is a replica: rf loads only empty, standalone instances. */
@@ -88,6 +94,7 @@ export async function loadTarget(
     await connectedBack(served, options.idleTimeoutMs, where, `${host}:${port}`, client);
     const result = await served.done;
     await checkLoaded(client, where, host, port, result.streamBytes);
+    await options.beforeDetach?.(client);
     await client.call('REPLICAOF', 'NO', 'ONE');
     attached = false;
     served.close();

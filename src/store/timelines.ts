@@ -2,7 +2,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { keys } from './keys.js';
 import { json, type Store, storePaths } from './store.js';
-import type { BaseMeta, DurableState, SourceRecord, Timeline, TimelineReason } from './types.js';
+import type {
+  BaseMeta,
+  DurableState,
+  RolledFrom,
+  SourceRecord,
+  Timeline,
+  TimelineReason,
+} from './types.js';
 
 export interface SnapshotFile {
   /** A complete, fsynced RDB in the store's tmp directory. */
@@ -116,15 +123,22 @@ export async function beginTimeline(
   return { timeline, state };
 }
 
-/** Adds a fresh base inside a running timeline (taken over a second, rdb-only connection). */
+/**
+ * Adds a base inside a running timeline: a fresh one (taken over a second, rdb-only
+ * connection), or, with `rolled`, one rf built itself from an older base and the stream.
+ */
 export async function addBase(
   store: Store,
   src: string,
   timeline: number,
   snap: SnapshotFile,
+  rolled?: RolledFrom,
 ): Promise<BaseMeta> {
   const rel = await installBase(store, src, timeline, snap);
-  const meta = baseMeta(timeline, rel, snap, 'rdb-only');
+  const meta =
+    rolled === undefined
+      ? baseMeta(timeline, rel, snap, 'rdb-only')
+      : { ...baseMeta(timeline, rel, snap, 'rolled'), rolled };
   await store.batch([
     { type: 'put', key: keys.base(src, timeline, snap.offset), value: json.encode(meta) },
   ]);

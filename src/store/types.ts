@@ -34,9 +34,23 @@ export interface BaseMeta {
   /** The +FULLRESYNC arrival: the instant the base stands for. */
   takenAt: number;
   completedAt: number;
-  via: 'full-sync' | 'rdb-only';
-  /** The framing the master used for the transfer. */
+  /** 'rolled': built by rf itself off the master, from an older base and the stream after it. */
+  via: 'full-sync' | 'rdb-only' | 'rolled';
+  /** The framing the master used for the transfer ('disk' for a rolled base: a SAVE). */
   transfer: 'disk' | 'diskless';
+  /** Only for a rolled base: what it was built from, and the dataset's digest. */
+  rolled?: RolledFrom;
+}
+
+/** How rf built a base itself (rf compact): an older base plus the stream up to its offset. */
+export interface RolledFrom {
+  builtBy: 'rf';
+  /** The offset of the base it was rolled forward from. */
+  fromOffset: number;
+  /** `DEBUG DIGEST` of the scratch redis-server holding the dataset, as it saved it. */
+  digest: string;
+  /** The redis-server version that built it. */
+  redisVersion: string;
 }
 
 export interface SegmentMeta {
