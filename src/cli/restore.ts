@@ -162,7 +162,9 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
       offset: r.base.offset,
       takenAt: isoUtc(r.base.takenAt),
       bytes: r.base.bytes,
+      rolled: r.base.rolled,
     },
+    skippedBases: r.skippedBases,
     replay,
     lastWrite:
       r.lastWrite === null
@@ -219,6 +221,16 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
   out.line(
     `  base         ${r.base.file === null ? '(none: the AOF starts empty)' : path.join(options.store, r.base.file)} (${r.base.offset === null ? '' : `offset ${r.base.offset}, `}taken ${isoUtc(r.base.takenAt)}, ${formatBytes(r.base.bytes)})`,
   );
+  if (r.base.rolled !== null) {
+    out.line(
+      `               a rolled base: built by rf from the base at offset ${r.base.rolled.fromOffset} (digest ${r.base.rolled.digest})`,
+    );
+  }
+  for (const skipped of r.skippedBases) {
+    out.line(
+      `  skipped      the rolled base at offset ${skipped.offset} (${skipped.file}): ${skipped.reason}`,
+    );
+  }
   const range =
     replay.fromOffset === null ? '' : `offsets ${replay.fromOffset}..${replay.cutOffset}: `;
   out.line(

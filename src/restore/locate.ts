@@ -16,9 +16,12 @@ export async function planRestore(
   target: number,
   /** Cut inside an imprecise window by the stored times instead of refusing (RF_TIME_IMPRECISE). */
   acceptImprecise = false,
+  /** Base files not to use (rolled bases found damaged): the plan takes the one before. */
+  skip: ReadonlySet<string> = new Set(),
 ): Promise<RestorePlan> {
   const record = await archive.requireSource(source);
-  const index = await indexSource(archive, record);
+  const full = await indexSource(archive, record);
+  const index = { ...full, bases: full.bases.filter((b) => !skip.has(b.file)) };
   const timeline = chooseTimeline(index, target);
   const imprecise = checkImprecise(index, timeline, target, acceptImprecise);
   const seg = await archive.segmentBeforeTime(source, timeline.id, target);

@@ -1,12 +1,14 @@
 import type { ImpreciseWindow } from '../bounds/windows.js';
+import { isRfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
 import { AofArchive } from '../store/chunks.js';
 import type { KvReader } from '../store/store.js';
+import type { RolledFrom } from '../store/types.js';
 import { type AofCut, aofReplay, planAofRestore, readAofBase } from './aof-source.js';
 import { checkBase, emptyRdb, readBase } from './base-file.js';
 import type { LayoutEvidence } from './layout.js';
 import { planRestore } from './locate.js';
-import type { DroppedTransaction } from './plan.js';
+import type { DroppedTransaction, RestorePlan } from './plan.js';
 import { emptyStats, type ReplayStats, replayFrames } from './replay.js';
 
 export type RestoreFrom = 'stream' | 'aof';
@@ -19,7 +21,16 @@ export interface Prepared {
   /** The imprecise window the cut falls in (only with --accept-imprecise). */
   imprecise: ImpreciseWindow | null;
   timeline: number | null;
-  base: { file: string | null; offset: number | null; takenAt: number; bytes: number };
+  base: {
+    file: string | null;
+    offset: number | null;
+    takenAt: number;
+    bytes: number;
+    /** Set when the base is one rf rolled forward itself (rf compact). */
+    rolled: RolledFrom | null;
+  };
+  /** Rolled bases the plan passed over because their file is damaged, newest first. */
+  skippedBases: { file: string; offset: number; reason: string }[];
   /** The base as --out writes it (null: the incr file alone). */
   dirBase: () => { format: 'rdb' | 'aof'; chunks: AsyncIterable<Buffer> } | null;
   /** The base and commands as --target receives them: an RDB, then the stream. */
@@ -49,7 +60,7 @@ export async function prepareStream(
   target: number,
   acceptImprecise = false,
 ): Promise<Prepared> {
-  const plan = await planRestore(archive, name, target, acceptImprecise);
+  const { plan, skipped } = await planOverDamaged(kv, archive, name, target, acceptImprecise);
   const stats = emptyStats();
   return {
     from: 'stream',
@@ -61,7 +72,9 @@ export async function prepareStream(
       offset: plan.base.offset,
       takenAt: plan.base.takenAt,
       bytes: plan.base.bytes,
+      rolled: plan.base.rolled ?? null,
     },
+    skippedBases: skipped,
     dirBase: () => ({ format: 'rdb', chunks: readBase(kv.dir, plan.base) }),
     targetBase: () => ({ bytes: plan.base.bytes, chunks: readBase(kv.dir, plan.base) }),
     // RDB 9 and older: a Redis 6 (or 5) timeline, whose stream carries relative expiries.
@@ -79,6 +92,36 @@ export async function prepareStream(
   };
 }
 
+/**
+ * The plan, passing over rolled bases whose file fails its checksum. A base from the master is
+ * the archive's own record and a damaged one is an error to report; a rolled base is rf's
+ * derived copy of what the older base and the stream already hold, so the restore falls back
+ * to the base before it (and `rf verify` reports the damage). The rolled base is read once
+ * here to check it, before anything is written.
+ */
+async function planOverDamaged(
+  kv: KvReader,
+  archive: Archive,
+  name: string,
+  target: number,
+  acceptImprecise: boolean,
+): Promise<{ plan: RestorePlan; skipped: Prepared['skippedBases'] }> {
+  const skip = new Set<string>();
+  const skipped: Prepared['skippedBases'] = [];
+  for (;;) {
+    const plan = await planRestore(archive, name, target, acceptImprecise, skip);
+    if (plan.base.via !== 'rolled') return { plan, skipped };
+    try {
+      await checkBase(kv.dir, plan.base);
+      return { plan, skipped };
+    } catch (err) {
+      if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
+      skip.add(plan.base.file);
+      skipped.push({ file: plan.base.file, offset: plan.base.offset, reason: err.message });
+    }
+  }
+}
+
 export async function prepareAof(kv: KvReader, name: string, target: number): Promise<Prepared> {
   const plan = await planAofRestore(kv, name, target);
   const stats = emptyStats();
@@ -90,7 +133,14 @@ export async function prepareAof(kv: KvReader, name: string, target: number): Pr
     precision: plan.precision,
     imprecise: null,
     timeline: null,
-    base: { file: plan.base.file, offset: null, takenAt: plan.baseTime, bytes: plan.base.bytes },
+    base: {
+      file: plan.base.file,
+      offset: null,
+      takenAt: plan.baseTime,
+      bytes: plan.base.bytes,
+      rolled: null,
+    },
+    skippedBases: [],
     dirBase: () => (format === null ? null : { format, chunks: readAofBase(kv, plan.base) }),
     targetBase: () => {
       if (format === 'rdb') return { bytes: plan.base.bytes, chunks: readAofBase(kv, plan.base) };

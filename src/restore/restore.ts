@@ -68,6 +68,8 @@ export interface RestoreResult {
   until: ResolvedTime;
   timeline: number | null;
   base: Prepared['base'];
+  /** Rolled bases passed over because their file is damaged. */
+  skippedBases: Prepared['skippedBases'];
   replay: {
     fromOffset: number | null;
     cutOffset: number | null;
@@ -222,6 +224,7 @@ function result(
     until,
     timeline: p.timeline,
     base: p.base,
+    skippedBases: p.skippedBases,
     replay: {
       ...p.replay,
       commands: stats.commands,

@@ -81,9 +81,14 @@ export async function checkBases(
         time,
       );
     } else if (result.bytes !== b.bytes || result.sha256 !== b.sha256) {
+      // A restore passes over a damaged rolled base (prepare.ts); rf compact can build it again.
+      const what =
+        b.via === 'rolled'
+          ? `the rolled base file (built by rf from offset ${b.rolled?.fromOffset}; restores use the base before it, and rf compact can build it again)`
+          : 'the base file';
       check.report(
         'base-checksum',
-        `the base file does not match its checksum (${result.bytes} bytes, sha256 ${result.sha256.slice(0, 16)}…, recorded ${b.bytes} bytes, ${b.sha256.slice(0, 16)}…)${rdbNote}`,
+        `${what} does not match its checksum (${result.bytes} bytes, sha256 ${result.sha256.slice(0, 16)}…, recorded ${b.bytes} bytes, ${b.sha256.slice(0, 16)}…)${rdbNote}`,
         where,
         time,
       );
