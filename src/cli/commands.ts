@@ -197,10 +197,7 @@ export function registerCommands(program: Command): void {
         '--functions',
         '--into: copy the function libraries of the state at T too, library by library as --conflict says',
       ),
-      new Option(
-        '--redis-server <path>',
-        '--into: the redis-server that rebuilds the state at T (default: the one on PATH)',
-      ),
+      o.redisServer('--into: the redis-server that rebuilds the state at T'),
       o.name('the source to restore'),
       new Option('--from <what>', 'where the writes come from')
         .choices(['stream', 'aof', 'auto'])
@@ -233,6 +230,33 @@ export function registerCommands(program: Command): void {
   rf restore --store /var/lib/rf --until "2026-11-24T15:12:00Z" --into redis://10.0.0.7:6379 \\
      --key 'user:*' --conflict skip --dry-run`,
     run: lazy(() => import('./restore.js')),
+  });
+
+  register(program, {
+    name: 'compact',
+    description:
+      'roll a base forward off the master: rebuild the state at a moment in a scratch redis-server and store it as a base',
+    options: [
+      o.store(),
+      o.name('the source to compact'),
+      valueOption(
+        '--until <time>',
+        'the moment the base stands for (cut at the transaction boundary at or before it): ISO 8601, @<unix>, -15m, latest',
+        parse.time('--until'),
+        { value: 'latest', shown: 'latest' },
+      ),
+      o.redisServer('the redis-server (7.0 or newer) that rebuilds the state'),
+      o.tz('IANA time zone for times without an offset (default: this machine)'),
+      o.json(),
+    ],
+    help: `Run it while rf listen is stopped, or on a copy of the store; a restore after the new base
+replays only the writes since it. The base is stored like any other: checksummed (rf verify checks
+it), at its exact offset and timeline, marked as built by rf, with the scratch's DEBUG DIGEST.
+
+Examples:
+  rf compact --store /var/lib/rf
+  rf compact --store /var/lib/rf --until "2026-11-24T15:00:00Z" --redis-server /usr/local/bin/redis-server`,
+    run: lazy(() => import('./compact.js')),
   });
 
   register(program, {

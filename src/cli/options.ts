@@ -152,6 +152,9 @@ export const options = {
   time: (flags: string, description: string) =>
     valueOption(flags, description, parse.time(flags.split(' ')[0]!)),
   tz: (description: string) => new Option('--tz <zone>', description),
+  /** The redis-server a command runs itself, on this host (`what`: what it is used for). */
+  redisServer: (what: string) =>
+    new Option('--redis-server <path>', `${what} (default: the one on PATH)`),
   logLevel: () =>
     new Option('--log-level <level>', 'how much to log')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
