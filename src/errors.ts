@@ -59,6 +59,7 @@ const codes = {
   RF_REPO_BUCKET: Exit.unreachable,
   RF_REPO_AUTH: Exit.unreachable,
   RF_REPO_UNREACHABLE: Exit.unreachable,
+  RF_REPO_ONLY: Exit.unreachable,
   RF_REPO_CONFLICT: Exit.integrity,
   RF_CHECKSUM: Exit.integrity,
   RF_CORRUPT: Exit.integrity,

@@ -88,6 +88,7 @@ export function registerCommands(program: Command): void {
       ),
       new Option('--metrics <host:port>', 'serve Prometheus metrics on http://host:port/metrics'),
       ...o.repo('also upload what is sealed to this bucket: s3://<bucket>/<prefix>'),
+      o.localRetain(),
       valueOption(
         '--base-every <duration>',
         'take a fresh base this often without pausing capture (24h, 6h, off)',

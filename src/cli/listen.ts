@@ -26,6 +26,7 @@ export interface ListenOptions {
   baseEvery: number | null;
   metrics?: string;
   retain: number | null;
+  localRetain: number | null;
   aofDir?: string;
   chunkSize: number;
   chunkPause: number;
@@ -53,6 +54,12 @@ export async function run(options: ListenFlags): Promise<number> {
   let listener: Listener;
   try {
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
+    if (options.localRetain !== null && options.repo === undefined) {
+      throw new RfError('RF_USAGE', '--local-retain bounds the local copy of what --repo uploads', {
+        details: { localRetain: options.localRetain },
+        hint: 'give --repo s3://<bucket>/<prefix> with it, or bound the store with --retain',
+      });
+    }
     const repo = await repoFromFlags(options);
     listener = new Listener(
       {
@@ -85,7 +92,7 @@ export async function run(options: ListenFlags): Promise<number> {
               },
             }),
         ...(options.ingest === undefined ? {} : { ingest: ingestConfig(options) }),
-        ...(repo === undefined ? {} : { repo }),
+        ...(repo === undefined ? {} : { repo, localRetainMs: options.localRetain }),
       },
       log,
     );
@@ -102,6 +109,7 @@ export async function run(options: ListenFlags): Promise<number> {
           baseEvery: options.baseEvery,
           retain: options.retain,
           repo: options.repo ?? null,
+          localRetain: options.localRetain,
           repoEncrypted: options.repoKeyFile !== undefined,
           tls: endpoint.tls,
           passwordFrom: options.passwordFile

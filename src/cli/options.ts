@@ -141,6 +141,14 @@ export function repeatable<T>(flags: string, description: string, parseArg: Pars
 
 export const options = {
   json: (description = 'machine-readable output') => new Option('--json', description),
+  /** With --repo: how long the store keeps what the bucket already holds. */
+  localRetain: () =>
+    valueOption(
+      '--local-retain <duration>',
+      'with --repo: keep locally only what restores within this window need, once the bucket holds the rest (36h, forever)',
+      parse.durationOr('--local-retain', 'forever'),
+      { value: null, shown: 'forever' },
+    ),
   store: () => new Option('--store <dir>', 'the archive directory').default(DEFAULTS.store),
   source: (description: string) =>
     new Option('--source <redis-url>', description).default(DEFAULTS.source),

@@ -23,6 +23,7 @@ import { ReplicationSession, type SessionStatus } from '../replication/session.j
 import type { RepoClient } from '../repo/client.js';
 import { type RepoStatus, RepoUploader } from '../repo/uploader.js';
 import { RedisClient } from '../resp/client.js';
+import { offloadHeld } from '../retention/local-retain.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
@@ -67,6 +68,8 @@ export interface ListenConfig {
   /** Accept AOF chunks from `rf ship` on the Redis host. */
   /** Upload what is sealed to this bucket (--repo). */
   repo?: RepoClient;
+  /** With repo: keep locally what restores within this long need; the rest once in the bucket. */
+  localRetainMs?: number | null;
   /** Longest SIGTERM waits for the uploads to finish (default 60 s). */
   repoDrainMs?: number;
   ingest?: {
@@ -213,6 +216,7 @@ export class Listener {
       const background = [
         this.supervise('fresh bases', this.scheduleBases(store)),
         this.supervise('retention', this.scheduleRetention(store)),
+        this.supervise('local retention', this.scheduleLocalRetain(store)),
         this.supervise('seen record', this.recordSeen(store)),
         this.supervise('offset samples', samples.run(this.wake.signal)),
       ];
@@ -437,6 +441,31 @@ export class Listener {
         log.warn(
           { error: { code, message: messageOf(err) } },
           'retention: pruning failed; will try again',
+        );
+      }
+      await sleep(every, undefined, { signal: this.wake.signal }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * --local-retain: what the bucket holds and no restore inside the local window needs leaves
+   * the store. A bucket that does not answer holds nothing new, so nothing more leaves.
+   */
+  private async scheduleLocalRetain(store: Store): Promise<void> {
+    const { config, log } = this;
+    const keep = config.localRetainMs ?? null;
+    if (keep === null || config.repo === undefined) return;
+    const every = Math.max(1000, Math.min(keep / 10, 60_000));
+    while (!this.stopping) {
+      const holds = this.uploader?.holds();
+      try {
+        if (holds !== undefined)
+          await offloadHeld(store, config.name, Date.now() - keep, holds, log);
+      } catch (err) {
+        const code = this.failures.note('local retention', err);
+        log.warn(
+          { error: { code, message: messageOf(err) } },
+          'local retention failed; will try again',
         );
       }
       await sleep(every, undefined, { signal: this.wake.signal }).catch(() => undefined);

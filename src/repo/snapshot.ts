@@ -5,6 +5,7 @@ import {
   aofKeys,
 } from '../store/chunks.js';
 import { keys, prefixEnd } from '../store/keys.js';
+import { offloadKey } from '../store/offload.js';
 import type { KvReader } from '../store/store.js';
 import type { BaseMeta, SegmentMeta, Timeline } from '../store/types.js';
 import {
@@ -35,7 +36,7 @@ export async function readRecords(kv: KvReader, src: string): Promise<[string, B
         skipTo = prefixEnd(familyPrefix(src, key));
         break;
       }
-      if (key !== repoStatusKey(src)) out.push([key, value]);
+      if (key !== repoStatusKey(src) && key !== offloadKey(src)) out.push([key, value]);
     }
     if (skipTo === undefined) return out;
     from = skipTo;

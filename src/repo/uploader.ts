@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { isRfError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { BucketHolds } from '../store/offload.js';
 import { json, type Store } from '../store/store.js';
 import type { RepoClient } from './client.js';
 import {
@@ -79,6 +80,21 @@ export class RepoUploader {
    */
   heldUntil(): number {
     return this.heldUntilMs;
+  }
+
+  /** What the bucket's newest manifest names (undefined before it is read): --local-retain reads it. */
+  holds(): BucketHolds | undefined {
+    const m = this.manifest;
+    if (m === undefined) return undefined;
+    const segmentsEnd = new Map<number, number>();
+    for (const p of m.packs)
+      if (p.kind === 'seg')
+        segmentsEnd.set(p.group, Math.max(p.end, segmentsEnd.get(p.group) ?? -1));
+    return {
+      repo: this.status.repo,
+      segmentsEnd,
+      files: new Set(m.files.map((f) => f.path)),
+    };
   }
 
   start(): void {

@@ -2,6 +2,7 @@ import type { ImpreciseWindow } from '../bounds/windows.js';
 import { isRfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
 import { AofArchive } from '../store/chunks.js';
+import { assertLocal } from '../store/offload.js';
 import type { KvReader } from '../store/store.js';
 import type { RolledFrom } from '../store/types.js';
 import { type AofCut, aofReplay, planAofRestore, readAofBase } from './aof-source.js';
@@ -110,6 +111,13 @@ async function planOverDamaged(
   const skipped: Prepared['skippedBases'] = [];
   for (;;) {
     const plan = await planRestore(archive, name, target, acceptImprecise, skip);
+    // Before anything is written, and before a missing file is taken for a damaged one: a base
+    // or stream that --local-retain left in the bucket alone.
+    await assertLocal(kv, name, {
+      timeline: plan.timeline.id,
+      baseFile: plan.base.file,
+      fromOffset: plan.fromOffset,
+    });
     if (plan.base.via !== 'rolled') return { plan, skipped };
     try {
       await checkBase(kv.dir, plan.base);

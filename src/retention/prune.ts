@@ -53,26 +53,7 @@ export async function pruneArchive(
   const timelines = await archive.timelines(source);
   const bases = await archive.bases(source);
 
-  let keepFrom: { timeline: number; offset: number; segmentsBefore: number } | null = null;
-  try {
-    // Inside an imprecise window the cut by stored times keeps every write a restore can need.
-    const plan = await planRestore(archive, source, windowStart, true);
-    // Keep the base that restore uses, and the segment that holds its cut even when the base
-    // sits at its very end: a restore to the window's start finds its cut by time in it.
-    const cutSegment = await archive.segmentAtOffset(source, plan.timeline.id, plan.cut.offset);
-    const segmentsBefore = Math.min(
-      plan.base.offset,
-      cutSegment === undefined ? plan.base.offset : cutSegment.start - 1,
-    );
-    keepFrom = { timeline: plan.timeline.id, offset: plan.base.offset, segmentsBefore };
-  } catch (err) {
-    // The window starts before the archive, or in a gap: no timeline needs trimming inside.
-    if (
-      !isRfError(err) ||
-      !['RF_TIME_OUT_OF_RANGE', 'RF_TIME_IN_GAP', 'RF_UNKNOWN_SOURCE'].includes(err.code)
-    )
-      throw err;
-  }
+  const keepFrom = await keepBoundary(archive, source, windowStart);
 
   for (const t of timelines) {
     const current = state?.timeline === t.id;
@@ -112,6 +93,42 @@ export async function pruneArchive(
   const record: RetentionRecord = { retainMs, windowStart, prunedAt: Date.now() };
   await store.batch([{ type: 'put', key: keys.retention(source), value: json.encode(record) }]);
   return result;
+}
+
+/** Where a restore to exactly `windowStart` starts: what is before it no restore in the window needs. */
+export interface KeepFrom {
+  timeline: number;
+  /** The base that restore uses: older bases on its timeline can go. */
+  offset: number;
+  /** Segments ending at or before this offset can go. */
+  segmentsBefore: number;
+}
+
+/** null when the window starts before the archive or in a gap: no timeline needs trimming inside. */
+export async function keepBoundary(
+  archive: Archive,
+  source: string,
+  windowStart: number,
+): Promise<KeepFrom | null> {
+  try {
+    // Inside an imprecise window the cut by stored times keeps every write a restore can need.
+    const plan = await planRestore(archive, source, windowStart, true);
+    // Keep the base that restore uses, and the segment that holds its cut even when the base
+    // sits at its very end: a restore to the window's start finds its cut by time in it.
+    const cutSegment = await archive.segmentAtOffset(source, plan.timeline.id, plan.cut.offset);
+    const segmentsBefore = Math.min(
+      plan.base.offset,
+      cutSegment === undefined ? plan.base.offset : cutSegment.start - 1,
+    );
+    return { timeline: plan.timeline.id, offset: plan.base.offset, segmentsBefore };
+  } catch (err) {
+    if (
+      !isRfError(err) ||
+      !['RF_TIME_OUT_OF_RANGE', 'RF_TIME_IN_GAP', 'RF_UNKNOWN_SOURCE'].includes(err.code)
+    )
+      throw err;
+    return null;
+  }
 }
 
 /** Deletes the timeline's segments that end at or before `upTo` (all of them for Infinity). */

@@ -4,6 +4,7 @@ import type { CommandKeySpecs } from '../resp/key-specs.js';
 import { type DecodedSegment, decodeSegment, segmentPayload } from './codec.js';
 import { keys, prefixEnd, startFromTimeKey } from './keys.js';
 import { decodeHour, type MinuteCount } from './minutes.js';
+import { onlyInRepo, readOffload, segmentOffloaded } from './offload.js';
 import { json, type KvReader, readRecord, readRecords } from './store.js';
 import type {
   BaseMeta,
@@ -200,6 +201,9 @@ export class Archive {
     const where = `${src}/timeline ${meta.timeline}/offset ${meta.start}`;
     const data = await this.kv.get(keys.data(src, meta.timeline, meta.start));
     if (data === undefined) {
+      const offloaded = await readOffload(this.kv, src);
+      if (offloaded !== undefined && segmentOffloaded(offloaded, meta.timeline, meta.end))
+        throw onlyInRepo(offloaded, src, `segment ${where}`, { start: meta.start, end: meta.end });
       throw new RfError('RF_CORRUPT', `segment ${where} has no data`, {
         details: { source: src, timeline: meta.timeline, start: meta.start, end: meta.end },
         hint: 'run `rf verify` to list every damaged part of the archive',

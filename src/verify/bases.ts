@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { fileOffloaded, readOffload } from '../store/offload.js';
 import type { BaseMeta, Timeline } from '../store/types.js';
 import type { SourceCheck } from './context.js';
 import { checkStoredFile } from './files.js';
@@ -35,7 +36,13 @@ export async function checkBases(
       );
     }
   }
+  // What --local-retain left in the bucket alone: `rf verify --repo` checks it there.
+  const offloaded = await readOffload(check.kv, check.source);
   for (const b of bases) {
+    if (fileOffloaded(offloaded, b.file)) {
+      check.counters.bases++;
+      continue;
+    }
     const where = {
       timeline: b.timeline,
       offsets: { from: b.offset, until: b.offset },

@@ -5,6 +5,7 @@ import { FrameScanner, type ScannedFrame } from '../resp/frames.js';
 import { decodeSegment } from '../store/codec.js';
 import { CommandState, Kind, kindAt } from '../store/commands.js';
 import { keys, prefixEnd, startFromTimeKey } from '../store/keys.js';
+import { readOffload, segmentOffloaded } from '../store/offload.js';
 import type {
   BaseMeta,
   DurableState,
@@ -151,6 +152,8 @@ export async function checkTimeline(
   );
   const startOf = (key: string) => Number.parseInt(key.slice(key.lastIndexOf('/') + 1), 16);
   const keyIndex = new KeyIndexCheck(check, t.id, durable);
+  // Segment data --local-retain left in the bucket alone: `rf verify --repo` checks it there.
+  const offloaded = await readOffload(check.kv, src);
 
   // Retention deletes the oldest segments and records how far: the rest starts right after.
   let expected = (prunedBefore ?? t.baseOffset) + 1;
@@ -244,7 +247,12 @@ export async function checkTimeline(
         );
       }
 
-      if (value === undefined) {
+      if (value === undefined && segmentOffloaded(offloaded, t.id, meta.end)) {
+        // Its index stays: it is neither judged nor removed as stray.
+        await keyIndex.segment(meta, meta, null);
+        bytes += meta.end - meta.start + 1;
+        after = null;
+      } else if (value === undefined) {
         check.report(
           'segment-data-missing',
           `the segment's data is missing (${meta.end - meta.start + 1} bytes of the stream)`,
