@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import RedisParser from 'redis-parser';
 import { errnoCode, RfError } from '../errors.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
-import { type CommandArg, encodeCommand } from './encode.js';
+import { type CommandArg, encodeCommand, encodeCommands } from './encode.js';
 import { ReplyGuard } from './reply-guard.js';
 
 export interface SocketOptions {
@@ -324,7 +324,7 @@ export class RedisClient {
   pipeline(commands: ReadonlyArray<ReadonlyArray<CommandArg>>): Promise<unknown[]> {
     if (commands.length === 0) return Promise.resolve([]);
     if (this.state !== 'open') return this.command(commands[0]!).then(() => []);
-    const payload = Buffer.concat(commands.map((args) => encodeCommand(args)));
+    const payload = encodeCommands(commands);
     return new Promise((resolve, reject) => {
       this.queue.push({
         resolve: resolve as (reply: unknown) => void,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCommand } from '../../src/resp/encode.js';
+import { encodeCommand, encodeCommands } from '../../src/resp/encode.js';
 import { FrameScanner } from '../../src/resp/frames.js';
 
 describe('encodeCommand', () => {
@@ -63,5 +63,15 @@ describe('encodeCommand', () => {
     expect(() => encodeCommand(['SET', 'k', Number.NaN])).toThrow(TypeError);
     expect(() => encodeCommand(['SET', 'k', Number.POSITIVE_INFINITY])).toThrow(TypeError);
     expect(() => encodeCommand(['SET', 'k', null as unknown as string])).toThrow(TypeError);
+  });
+
+  it('encodes a pipeline back to back in one buffer, as each command alone', () => {
+    const commands = [['SET', 'k', Buffer.from([0, 13, 10])], [], ['RESTORE', 'clé', 12_345, '']];
+    expect(encodeCommands(commands).toString('latin1')).toBe(
+      Buffer.from(
+        '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n\x00\r\n\r\n*0\r\n*4\r\n$7\r\nRESTORE\r\n$4\r\nclé\r\n$5\r\n12345\r\n$0\r\n\r\n',
+      ).toString('latin1'),
+    );
+    expect(encodeCommands([]).length).toBe(0);
   });
 });
