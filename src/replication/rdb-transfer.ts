@@ -29,6 +29,8 @@ export async function receiveRdb(
   file: string,
   timeoutMs: number,
   onBytes?: (total: number) => void,
+  /** False for a file that only lives as long as the process (no fsync, no second walk). */
+  durable = true,
 ): Promise<ReceivedRdb> {
   const header = await reader.readLine(timeoutMs, 'the snapshot header ($<length> or $EOF:<mark>)');
   if (!header.startsWith('$')) {
@@ -110,10 +112,12 @@ export async function receiveRdb(
       }
     }
     const checked = rdb.finish();
-    await fh.sync().catch((err: unknown) => {
-      throw diskError(store, err, file);
-    });
-    await walkSnapshot(file, total);
+    if (durable) {
+      await fh.sync().catch((err: unknown) => {
+        throw diskError(store, err, file);
+      });
+      await walkSnapshot(file, total);
+    }
     return { bytes: total, sha256: hash.digest('hex'), transfer, rdbVersion: checked.version };
   } finally {
     await fh.close();

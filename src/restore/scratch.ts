@@ -7,8 +7,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoCode, isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { RedisEndpoint } from '../redis-url.js';
-import { RedisClient, type RedisClientOptions } from '../resp/client.js';
+import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
+import { handshake } from '../replication/handshake.js';
+import { receiveRdb } from '../replication/rdb-transfer.js';
+import { SocketReader } from '../replication/reader.js';
+import { openSocket, RedisClient, type RedisClientOptions } from '../resp/client.js';
 import { loadTarget } from './write-target.js';
 
 export interface ScratchOptions {
@@ -140,6 +143,36 @@ export class ScratchServer {
     return path.join(this.dir, SNAPSHOT);
   }
 
+  /**
+   * Like snapshot(), for a file only read while the scratch lives, once it is detached: the
+   * RDB comes over the replication link (REPLCONF rdb-only 1, diskless: the scratch forks and
+   * writes it to the socket) rather than by SAVE, which fsyncs the file before it answers
+   * (rdb.c rdbSave); on a busy disk that wait took longer than writing the file.
+   */
+  async streamSnapshot(timeoutMs: number): Promise<string> {
+    const file = path.join(this.dir, SNAPSHOT);
+    const socket = await openSocket(this.endpoint, { timeoutMs });
+    try {
+      const reader = new SocketReader(socket, describeEndpoint(this.endpoint));
+      const reply = await handshake(socket, reader, {
+        endpoint: this.endpoint,
+        listeningPort: 0,
+        resume: null,
+        rdbOnly: true,
+        timeoutMs,
+      });
+      if (reply.kind !== 'full') {
+        throw new RfError('RF_PROTOCOL', 'the scratch redis-server answered PSYNC with +CONTINUE', {
+          details: { reply },
+        });
+      }
+      await receiveRdb(reader, file, timeoutMs, undefined, false);
+    } finally {
+      socket.destroy();
+    }
+    return file;
+  }
+
   /** Stops the server and removes its directory; safe to call twice. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -219,6 +252,11 @@ function launch(
     // Load the snapshot straight from the socket (it starts empty): no copy on disk.
     '--repl-diskless-load',
     'on-empty-db',
+    // streamSnapshot(): the RDB goes to rf over the socket at once.
+    '--repl-diskless-sync',
+    'yes',
+    '--repl-diskless-sync-delay',
+    '0',
     // rf reads the keys of the scratch's snapshots itself (rdb/entries.ts): no LZF.
     '--rdbcompression',
     'no',

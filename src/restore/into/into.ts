@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { isRfError, RfError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { RedisReplyError } from '../../resp/client.js';
@@ -84,6 +85,7 @@ export interface IntoResult {
  */
 export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
   const progress = options.progress ?? emptyIntoProgress();
+  const phase = phaseLog(options.log);
   const target = await openTarget(options.target);
   let scratch: ScratchServer | null = null;
   try {
@@ -98,7 +100,9 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
         ? new SplitWatch({ dbs: options.dbs, patterns: options.keys })
         : null;
     const commands = split === null ? options.commands : split.tap(options.commands);
+    phase('scratch started');
     await scratch.load(options.base, withFreeze(commands), options.idleTimeoutMs);
+    phase('scratch loaded');
     options.onLoaded?.();
     const client = await scratch.connect({ returnBuffers: true, timeoutMs: options.idleTimeoutMs });
     let file: string;
@@ -111,7 +115,8 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
         .sort((a, b) => a - b);
       for (const db of dbs) await target.checkDb(db);
       progress.total = [...keyspace.values()].reduce((n, k) => n + k, 0);
-      file = await scratch.snapshot(client, options.idleTimeoutMs);
+      file = await scratch.streamSnapshot(options.idleTimeoutMs);
+      phase('scratch snapshot taken');
       if (options.functions) libs = await scratchLibraries(client);
     } finally {
       client.destroy();
@@ -149,6 +154,7 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
         inFlight.push(write);
       });
       for (const write of inFlight) await write;
+      phase('keys copied');
       run.refuseTooLarge();
     }
     return {
@@ -160,6 +166,16 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     await scratch?.stop();
     await target.close();
   }
+}
+
+/** Logs how long each phase of the run took, for profiling a slow restore. */
+function phaseLog(log: Logger): (name: string) => void {
+  let last = performance.now();
+  return (name) => {
+    const now = performance.now();
+    log.debug({ ms: Math.round(now - last) }, name);
+    last = now;
+  };
 }
 
 async function* withFreeze(commands: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
