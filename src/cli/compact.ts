@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { silentLogger } from '../logger.js';
-import { type CompactResult, compact } from '../restore/compact.js';
+import { type CompactResult, compact, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import { Store } from '../store/store.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError } from './output.js';
@@ -13,9 +13,6 @@ export interface CompactOptions {
   tz?: string;
   json?: boolean;
 }
-
-/** Longest wait with no progress from the scratch server while it loads or saves. */
-const SCRATCH_IDLE_MS = 120_000;
 
 export async function run(options: CompactOptions): Promise<number> {
   const began = Date.now();

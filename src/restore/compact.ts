@@ -12,16 +12,23 @@ import type { Logger } from '../logger.js';
 import { RdbChecker } from '../rdb/check.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
-import type { Store } from '../store/store.js';
+import { readRecord, type Store } from '../store/store.js';
 import { addBase, tmpFile } from '../store/timelines.js';
 import type { BaseMeta } from '../store/types.js';
 import { type ResolvedTime, resolveTime } from '../time.js';
 import { latestInstant, type Prepared, prepareStream } from './prepare.js';
 import { ScratchServer } from './scratch.js';
 
-export interface CompactOptions {
+/** Longest wait with no progress from the scratch server while it loads or saves. */
+export const SCRATCH_IDLE_MS = 120_000;
+
+export interface CompactOptions extends RollOptions {
   /** Opens the store for writing (a running `rf listen` holds it: RF_STORE_LOCKED). */
   open: () => Promise<Store>;
+}
+
+/** What rolling a base forward takes besides the store. */
+export interface RollOptions {
   name: string;
   /** The moment as the operator wrote it; `latest` is the newest write archived. */
   until: string;
@@ -49,72 +56,80 @@ export interface CompactResult {
 }
 
 export async function compact(options: CompactOptions): Promise<CompactResult> {
-  const { name, log } = options;
   const store = await options.open();
   try {
-    const archive = new Archive(store);
-    const latest = await latestInstant('stream', archive, store, name);
-    const until = resolveTime(options.until, {
-      now: options.now,
-      tz: options.tz,
-      ...(latest === undefined ? {} : { latest }),
-    });
-    options.onResolved?.(until);
-    const prepared = await prepareStream(store, archive, name, until.ms);
-    const timeline = prepared.timeline;
-    const fromOffset = prepared.base.offset;
-    const cutOffset = prepared.replay.cutOffset;
-    if (timeline === null || fromOffset === null || cutOffset === null || !prepared.base.file)
-      throw new TypeError('compact: a stream plan has a timeline, a base and a cut');
-    const rdbVersion = prepared.layout.rdbVersion ?? 0;
-    if (rdbVersion <= 9) {
-      // A Redis 6 stream carries relative expiries, which replay converts only on top of the
-      // master's own base; a base saved by a Redis 7 scratch would lose that distinction.
-      throw new RfError(
-        'RF_RDB_UNSUPPORTED',
-        `timeline ${timeline} comes from a Redis older than 7.0 (RDB ${rdbVersion}): rf rolls bases forward only for Redis 7 timelines`,
-        {
-          details: { source: name, timeline, rdbVersion },
-          hint: 'take fresh bases from the master instead: rf listen --base-every',
-        },
-      );
-    }
-    const result = {
-      source: name,
-      until,
-      timeline,
-      from: { file: prepared.base.file, offset: fromOffset },
-      skippedBases: prepared.skippedBases,
-    };
-    const existing = await store.get(keys.base(name, timeline, cutOffset));
-    if (existing !== undefined) {
-      // The base the plan starts from, or one already rolled to this offset: it stands for T.
-      return {
-        ...result,
-        replay: { commands: 0, writes: 0, bytes: 0 },
-        built: false,
-        base: JSON.parse(existing.toString('utf8')) as BaseMeta,
-      };
-    }
-    const base = await build(options, store, prepared, { timeline, fromOffset, cutOffset, until });
-    log.info(
-      { timeline, offset: base.offset, fromOffset, bytes: base.bytes, digest: base.rolled?.digest },
-      'rolled base stored',
-    );
-    const { stats } = prepared;
-    return {
-      ...result,
-      replay: { commands: stats.commands, writes: stats.writes, bytes: stats.bytes },
-      built: true,
-      base,
-    };
+    return await rollBase(store, options);
   } finally {
     await store.close();
   }
 }
 
+/**
+ * Rolls a base forward in a store already open for writing: by `rf compact`, or by `rf listen
+ * --roll-base-every` on the store it owns, while it captures (only sealed segments are read).
+ */
+export async function rollBase(store: Store, options: RollOptions): Promise<CompactResult> {
+  const { name, log } = options;
+  const archive = new Archive(store);
+  const latest = await latestInstant('stream', archive, store, name);
+  const until = resolveTime(options.until, {
+    now: options.now,
+    tz: options.tz,
+    ...(latest === undefined ? {} : { latest }),
+  });
+  options.onResolved?.(until);
+  const prepared = await prepareStream(store, archive, name, until.ms);
+  const timeline = prepared.timeline;
+  const fromOffset = prepared.base.offset;
+  const cutOffset = prepared.replay.cutOffset;
+  if (timeline === null || fromOffset === null || cutOffset === null || !prepared.base.file)
+    throw new TypeError('compact: a stream plan has a timeline, a base and a cut');
+  const rdbVersion = prepared.layout.rdbVersion ?? 0;
+  if (rdbVersion <= 9) {
+    // A Redis 6 stream carries relative expiries, which replay converts only on top of the
+    // master's own base; a base saved by a Redis 7 scratch would lose that distinction.
+    throw new RfError(
+      'RF_RDB_UNSUPPORTED',
+      `timeline ${timeline} comes from a Redis older than 7.0 (RDB ${rdbVersion}): rf rolls bases forward only for Redis 7 timelines`,
+      {
+        details: { source: name, timeline, rdbVersion },
+        hint: 'take fresh bases from the master instead: rf listen --base-every',
+      },
+    );
+  }
+  const result = {
+    source: name,
+    until,
+    timeline,
+    from: { file: prepared.base.file, offset: fromOffset },
+    skippedBases: prepared.skippedBases,
+  };
+  const existing = await readRecord<BaseMeta>(store, keys.base(name, timeline, cutOffset));
+  if (existing !== undefined) {
+    // The base the plan starts from, or one already rolled to this offset: it stands for T.
+    return {
+      ...result,
+      replay: { commands: 0, writes: 0, bytes: 0 },
+      built: false,
+      base: existing,
+    };
+  }
+  const base = await build(options, store, prepared, { timeline, fromOffset, cutOffset, until });
+  log.info(
+    { timeline, offset: base.offset, fromOffset, bytes: base.bytes, digest: base.rolled?.digest },
+    'rolled base stored',
+  );
+  const { stats } = prepared;
+  return {
+    ...result,
+    replay: { commands: stats.commands, writes: stats.writes, bytes: stats.bytes },
+    built: true,
+    base,
+  };
+}
+
 async function build(
-  options: CompactOptions,
+  options: RollOptions,
   store: Store,
   prepared: Prepared,
   at: { timeline: number; fromOffset: number; cutOffset: number; until: ResolvedTime },
