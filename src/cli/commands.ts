@@ -95,6 +95,7 @@ export function registerCommands(program: Command): void {
         parse.durationOr('--base-every', 'off'),
         { value: 24 * 3600_000, shown: '24h' },
       ),
+      ...o.rollBases(),
       valueOption(
         '--segment-size <bytes>',
         'seal a segment once it holds this many bytes',
@@ -250,9 +251,8 @@ export function registerCommands(program: Command): void {
       o.tz('IANA time zone for times without an offset (default: this machine)'),
       o.json(),
     ],
-    help: `Run it while rf listen is stopped, or on a copy of the store; a restore after the new base
-replays only the writes since it. The base is stored like any other: checksummed (rf verify checks
-it), at its exact offset and timeline, marked as built by rf, with the scratch's DEBUG DIGEST.
+    help: `Run it while rf listen is stopped (or use rf listen --roll-base-every). The base is stored
+checksummed, at its exact offset, marked as built by rf, with the scratch's DEBUG DIGEST.
 
 Examples:
   rf compact --store /var/lib/rf

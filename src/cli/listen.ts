@@ -1,11 +1,13 @@
 import { parseIngestGrants } from '../aof/index.js';
 import { readOptionFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
+import type { RollSchedule } from '../daemon/roll-bases.js';
 import { isRfError, RfError } from '../errors.js';
 import { parseListen } from '../listen-address.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type Logger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
+import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import { warnIfSharedSecret } from '../warnings.js';
 import { reportError } from './output.js';
 
@@ -24,6 +26,9 @@ export interface ListenOptions {
   connectTimeout: number;
   logLevel: string;
   baseEvery: number | null;
+  /** In ms; absent: no rolled bases. */
+  rollBaseEvery?: number;
+  redisServer?: string;
   metrics?: string;
   retain: number | null;
   localRetain: number | null;
@@ -75,6 +80,9 @@ export async function run(options: ListenFlags): Promise<number> {
         ackIntervalMs: 1000,
         listeningPort: 0,
         baseEveryMs: options.baseEvery,
+        ...(options.rollBaseEvery === undefined
+          ? {}
+          : { rollBases: rollSchedule(options, options.rollBaseEvery, log) }),
         ...(options.metrics === undefined
           ? {}
           : { metrics: parseListen('--metrics', options.metrics) }),
@@ -107,6 +115,7 @@ export async function run(options: ListenFlags): Promise<number> {
           flushInterval: options.flushInterval,
           replTimeout: options.replTimeout,
           baseEvery: options.baseEvery,
+          rollBaseEvery: options.rollBaseEvery ?? null,
           retain: options.retain,
           repo: options.repo ?? null,
           localRetain: options.localRetain,
@@ -230,4 +239,23 @@ function readTokenFile(flag: string, file: string): string {
   const text = readOptionFile(flag, file).toString('utf8');
   warnIfSharedSecret(flag, file);
   return text;
+}
+
+/** --roll-base-every: the roll the daemon runs on the store it owns, up to the newest write. */
+function rollSchedule(options: ListenFlags, everyMs: number, log: Logger): RollSchedule {
+  return {
+    everyMs,
+    roll: async (store) => {
+      const result = await rollBase(store, {
+        name: options.name,
+        until: 'latest',
+        tz: 'UTC',
+        now: Date.now(),
+        ...(options.redisServer === undefined ? {} : { redisServer: options.redisServer }),
+        idleTimeoutMs: SCRATCH_IDLE_MS,
+        log: log.child({ job: 'rolled base' }),
+      });
+      return result.built ? result.base : null;
+    },
+  };
 }

@@ -139,6 +139,12 @@ export function repeatable<T>(flags: string, description: string, parseArg: Pars
     .default([], 'none');
 }
 
+/**
+ * Each roll loads a base and replays the stream in a scratch redis-server on this host: more
+ * often than this, the backup host spends its time rebuilding what it just built.
+ */
+const ROLL_BASE_MIN_MS = 5 * 60_000;
+
 export const options = {
   json: (description = 'machine-readable output') => new Option('--json', description),
   /** With --repo: how long the store keeps what the bucket already holds. */
@@ -160,6 +166,17 @@ export const options = {
   time: (flags: string, description: string) =>
     valueOption(flags, description, parse.time(flags.split(' ')[0]!)),
   tz: (description: string) => new Option('--tz <zone>', description),
+  /** rf listen's rolled bases: how often, and the redis-server that builds them. */
+  rollBases: (): Option[] => [
+    valueOption(
+      '--roll-base-every <duration>',
+      'also roll a base forward off the master this often, in a scratch redis-server on this host (at least 5m; default off)',
+      parse.duration('--roll-base-every', undefined, ROLL_BASE_MIN_MS),
+    ),
+    options.redisServer(
+      '--roll-base-every: the redis-server (7.0 or newer) that rebuilds the state',
+    ),
+  ],
   /** The redis-server a command runs itself, on this host (`what`: what it is used for). */
   redisServer: (what: string) =>
     new Option('--redis-server <path>', `${what} (default: the one on PATH)`),

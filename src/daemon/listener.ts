@@ -35,6 +35,7 @@ import { RemoteKv } from './control-client.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
 import { OffsetSamples } from './offset-samples.js';
+import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSourceFacts } from './source-facts.js';
 import { ErrorCounts, messageOf } from './supervise.js';
 
@@ -52,6 +53,8 @@ export interface ListenConfig {
   listeningPort: number;
   /** Take a fresh base this often (null: never), so a restore replays at most about that much. */
   baseEveryMs: number | null;
+  /** Roll a base forward off the master this often, in a scratch redis-server (--roll-base-every). */
+  rollBases?: RollSchedule;
   /** Serve Prometheus metrics here. */
   metrics?: { host: string; port: number };
   /** Keep what restores within this long before now need; prune the rest (null: keep all). */
@@ -215,6 +218,7 @@ export class Listener {
       );
       const background = [
         this.supervise('fresh bases', this.scheduleBases(store)),
+        this.supervise('rolled bases', this.scheduleRolls(store)),
         this.supervise('retention', this.scheduleRetention(store)),
         this.supervise('local retention', this.scheduleLocalRetain(store)),
         this.supervise('seen record', this.recordSeen(store)),
@@ -368,6 +372,30 @@ export class Listener {
         log.warn({ error: { code, message: messageOf(err) } }, 'fresh base failed; will try again');
       }
     }
+  }
+
+  private async scheduleRolls(store: Store): Promise<void> {
+    const schedule = this.config.rollBases;
+    if (schedule === undefined) return;
+    await scheduleRolledBases({
+      store,
+      source: this.config.name,
+      schedule,
+      timeline: () => {
+        const s = this.session?.snapshot();
+        return s?.phase === 'streaming' ? s.timeline : null;
+      },
+      stopping: () => this.stopping,
+      signal: this.wake.signal,
+      failed: (err) => {
+        const code = this.failures.note('rolled base', err);
+        this.log.warn(
+          { error: { code, message: messageOf(err) } },
+          'rolled base failed; will try again',
+        );
+      },
+      log: this.log,
+    });
   }
 
   /**

@@ -73,6 +73,13 @@ const rows: Row[] = [
     exit: 2,
     says: [flag.split(' ')[0]!],
   })),
+  // Each roll rebuilds the dataset on the backup host: more often than 5m is refused.
+  ...['1m', '299s', 'hourly'].map((every) => ({
+    args: `listen --store {store} --source redis://127.0.0.1:{nobody} --roll-base-every ${every}`,
+    code: 'RF_USAGE',
+    exit: 2,
+    says: every === 'hourly' ? ['--roll-base-every'] : ['--roll-base-every', 'at least 300000 ms'],
+  })),
   {
     args: 'listen --store {store} --source redis://127.0.0.1:{nobody} --metrics nowhere',
     code: 'RF_USAGE',

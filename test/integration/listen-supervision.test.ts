@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type ListenConfig, Listener } from '../../src/daemon/listener.js';
+import { Listener } from '../../src/daemon/listener.js';
 import { isRfError, RfError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { Archive } from '../../src/store/archive.js';
 import { Store } from '../../src/store/store.js';
-import type { RedisServer } from '../helpers/redis.js';
+import { listenConfig } from '../helpers/listen-config.js';
 import { rf } from '../helpers/rf.js';
 import { caughtUp, testScope } from '../helpers/scope.js';
 
@@ -14,34 +14,15 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function config(
-  master: RedisServer,
-  store: string,
-  more: Partial<ListenConfig> = {},
-): ListenConfig {
-  return {
-    sourceUrl: master.url,
-    endpoint: { host: master.host, port: master.port, db: 0, tls: false },
-    store,
-    name: 'default',
-    connectTimeoutMs: 5000,
-    readTimeoutMs: 60_000,
-    maxSegmentBytes: 1024 * 1024,
-    flushIntervalMs: 20,
-    ackIntervalMs: 1000,
-    listeningPort: 0,
-    baseEveryMs: null,
-    retainMs: null,
-    ...more,
-  };
-}
-
 describe('rf listen supervises what runs beside the stream', () => {
   it('a background task that fails stops the daemon with its RF_ code, not an unhandled rejection', async () => {
     const master = await scope.master();
     const store = await scope.storeDir();
     // Fresh bases are checked every 200 ms: the store read that decides whether one is due fails.
-    const listener = new Listener(config(master, store, { baseEveryMs: 2000 }), silentLogger());
+    const listener = new Listener(
+      listenConfig(master, store, { baseEveryMs: 2000 }),
+      silentLogger(),
+    );
     const running = listener.run();
     scope.defer(async () => {
       listener.stop();
