@@ -141,7 +141,7 @@ export async function intoRows(cfg, _want, progress) {
       id: '9a',
       name: 'restore --into an empty instance',
       workload,
-      rf: `${fmtSeconds(full)} rf restore --into (scratch rebuild and SAVE, then RESTORE of every key)`,
+      rf: `${fmtSeconds(full)} rf restore --into (scratch rebuild and snapshot, then RESTORE of every key)`,
       reference,
       ratio: full / tgt,
       target: '≤ 2×',
