@@ -64,5 +64,7 @@ export function pacedBody(
       throw err;
     }
   }
-  return { stream: Readable.from(pieces(), { objectMode: false }), sha256 };
+  // No read-ahead: a piece is read (and its pause started) only when the sink asks for the next,
+  // so a sink that stalled cannot then send buffered pieces back to back, faster than the pause.
+  return { stream: Readable.from(pieces(), { objectMode: false, highWaterMark: 0 }), sha256 };
 }
