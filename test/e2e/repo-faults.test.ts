@@ -5,7 +5,7 @@ import { WriteLoad, waitFor } from '../helpers/load.js';
 import { startProxy } from '../helpers/proxy.js';
 import { type Checkpoint, checkpoint, expectRestoresFromBucket } from '../helpers/repo-archive.js';
 import { rf } from '../helpers/rf.js';
-import { S3_ENV, startFlakyFront, startS3 } from '../helpers/s3.js';
+import { S3_ENV, startFlakyFront, startS3, waitForStreamPack } from '../helpers/s3.js';
 import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -75,6 +75,59 @@ describe('rf listen --repo against a bucket that misbehaves', () => {
     await fs.rm(store, { recursive: true, force: true });
     await expectRestoresFromBucket(flags, cps, work);
   });
+
+  it('is killed with SIGKILL mid-upload behind a cutting link, restarts, and the bucket alone restores every checkpoint', async () => {
+    const { s3, master, work, store } = await setUp();
+    const proxy = await startProxy(s3.port);
+    scope.defer(() => proxy.close());
+    const flags = [
+      '--repo',
+      `s3://${s3.bucket}/killed`,
+      '--s3-endpoint',
+      `http://127.0.0.1:${proxy.port}`,
+      '--s3-path-style',
+    ];
+    const args = ['--source', master.url, '--store', store, ...flags, '--segment-size', '16k'];
+    const first = scope.daemon(args, S3_ENV);
+    await first.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const client = await master.client();
+    const cps: Checkpoint[] = [];
+    for (let i = 0; i < 200; i++) await client.call('SET', `before:${i}`, String(i));
+    cps.push(await checkpoint(master, store));
+    const load = new WriteLoad(client, 50, 2);
+    load.start();
+    await waitForStreamPack(s3);
+    // More goes up each round under the load: the link is cut and rf killed while it does.
+    proxy.cut();
+    await first.stop('SIGKILL');
+    await load.stop();
+    expect(load.errors).toEqual([]);
+
+    const second = scope.daemon(args, S3_ENV);
+    for (let i = 0; i < 200; i++) await client.call('SET', `after:${i}`, String(i));
+    cps.push(await checkpoint(master, store));
+    const more = new WriteLoad(client, 50, 2);
+    more.start();
+    // The restarted rf has reached the bucket through the proxy: its links are cut under load too.
+    await waitFor(
+      async () => (await backlog(store)) !== null,
+      'the restarted rf to report uploads',
+    );
+    proxy.cut();
+    await more.stop();
+    expect(more.errors).toEqual([]);
+    cps.push(await checkpoint(master, store));
+    await waitFor(
+      async () => (await backlog(store))?.backlogBytes === 0,
+      'the uploads to catch up',
+      90_000,
+    );
+    expect((await second.stop('SIGTERM')).code, second.output).toBe(0);
+    await fs.rm(store, { recursive: true, force: true });
+    const digests = new Set(cps.map((c) => c.digest));
+    expect(digests.size).toBe(cps.length);
+    await expectRestoresFromBucket(flags, cps, work);
+  }, 240_000);
 
   it('keeps capturing while the bucket hangs and answers 503, and catches up once it is well', async () => {
     const { s3, master, work, store } = await setUp();

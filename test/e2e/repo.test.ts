@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
-import { WriteLoad, waitFor } from '../helpers/load.js';
+import { WriteLoad } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   type Checkpoint,
@@ -11,7 +11,7 @@ import {
   expectRestoresFromBucket,
 } from '../helpers/repo-archive.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
-import { S3_ENV, type S3Server, startS3 } from '../helpers/s3.js';
+import { S3_ENV, type S3Server, startS3, waitForStreamPack } from '../helpers/s3.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { workloadPhase } from '../helpers/workload.js';
 
@@ -75,11 +75,7 @@ beforeAll(async () => {
   // Under load, and killed while uploads are under way.
   const load = new WriteLoad(client, 50, 2);
   load.start();
-  await waitFor(
-    async () =>
-      (await fs.readdir(s3.dir, { recursive: true })).some((f) => String(f).includes('/seg/')),
-    'a pack in the bucket',
-  );
+  await waitForStreamPack(s3);
   await first.stop('SIGKILL');
   await load.stop();
   await client.call('SET', 'canary:stream', CANARY);

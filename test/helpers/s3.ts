@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { waitFor } from './load.js';
@@ -174,4 +175,13 @@ export async function startFlakyFront(targetPort: number, hangMs = 2_000): Promi
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** Until the bucket holds a first stream pack (s3rver keeps objects as files under its dir). */
+export async function waitForStreamPack(s3: S3Server): Promise<void> {
+  await waitFor(
+    async () =>
+      (await fs.readdir(s3.dir, { recursive: true })).some((f) => String(f).includes('/seg/')),
+    'a pack in the bucket',
+  );
 }
