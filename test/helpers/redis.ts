@@ -257,10 +257,15 @@ class Server implements RedisServer {
       this.dir,
     ];
     // Redis 6 has DEBUG always on and refuses the option that 7.0 added to guard it.
+    // appendfsync no: with everysec, a busy disk makes Redis postpone the AOF write while a
+    // background fsync runs (aof.c flushAppendOnlyFile) and reply first, and the tests read the
+    // AOF once the writes are answered.
     const defaults = [
       '--save',
       '',
       '--appendonly',
+      'no',
+      '--appendfsync',
       'no',
       ...(hasFeature('enable-debug-command') ? ['--enable-debug-command', 'yes'] : []),
     ];
