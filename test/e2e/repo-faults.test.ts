@@ -74,7 +74,9 @@ describe('rf listen --repo against a bucket that misbehaves', () => {
     expect((await d.stop('SIGTERM')).code, d.output).toBe(0);
     await fs.rm(store, { recursive: true, force: true });
     await expectRestoresFromBucket(flags, cps, work);
-  });
+    // Each cut may cost a request's 30 s socket timeout: the waits above allow for it, and so
+    // must the test.
+  }, 240_000);
 
   it('is killed with SIGKILL mid-upload behind a cutting link, restarts, and the bucket alone restores every checkpoint', async () => {
     const { s3, master, work, store } = await setUp();
