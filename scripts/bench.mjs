@@ -42,7 +42,7 @@ const CONFIG = {
     memory: { snapshotBytes: 1024 ** 3, valueBytes: 1000 },
     into: { keys: 1_000_000, reps: 3 },
     index: { writes: 10_000_000, reps: 3 },
-    repo: { writes: 2_000_000, reps: 3 },
+    repo: { writes: 2_000_000, reps: 3, baseBytes: 1024 ** 3 },
   },
   quick: {
     capture: { requestsPerTest: 100_000, reps: 3, warmUpPerTest: 20_000 },
@@ -53,7 +53,7 @@ const CONFIG = {
     memory: { snapshotBytes: 256 * 1024 ** 2, valueBytes: 1000 },
     into: { keys: 100_000, reps: 1 },
     index: { writes: 1_000_000, reps: 1 },
-    repo: { writes: 300_000, reps: 1 },
+    repo: { writes: 300_000, reps: 1, baseBytes: 256 * 1024 ** 2 },
   },
 };
 
@@ -67,7 +67,7 @@ const SCENARIOS = [
   { rows: [8], name: 'memory', run: memoryRows },
   { rows: [9], name: 'into', run: intoRows },
   { rows: [10, 11], name: 'index', run: indexRows },
-  { rows: [12], name: 'repo', run: repoRows },
+  { rows: [12, 13], name: 'repo', run: repoRows },
 ];
 
 const NAMES = {
@@ -86,6 +86,7 @@ const NAMES = {
   log: 10,
   index: 11,
   bucket: 12,
+  upload: 13,
 };
 
 function usage(message) {
@@ -93,7 +94,7 @@ function usage(message) {
   console.error(
     'usage: node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]\n' +
       '  rows: 1 capture overhead, 2 lag, 3 offline rate, 4 storage, 5 restore, 6 pitr, 7 seek, 8 memory,\n' +
-      '        9 into, 10 rf log --key, 11 key index size, 12 restore from the bucket',
+      '        9 into, 10 rf log --key, 11 key index size, 12 restore from the bucket, 13 upload RSS',
   );
   process.exit(2);
 }
@@ -102,7 +103,7 @@ function parseOnly(text) {
   const want = new Set();
   for (const part of text.split(',').map((s) => s.trim().toLowerCase())) {
     const n = NAMES[part] ?? Number.parseInt(part, 10);
-    if (!Number.isInteger(n) || n < 1 || n > 12)
+    if (!Number.isInteger(n) || n < 1 || n > 13)
       usage(`--only: unknown row ${JSON.stringify(part)}`);
     want.add(n);
   }
@@ -130,7 +131,7 @@ async function main() {
   const cfg = CONFIG[mode];
   const want =
     args.only === undefined
-      ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+      ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
       : parseOnly(args.only);
 
   const began = performance.now();

@@ -4,18 +4,22 @@
  * S3-compatible server (s3rver, its own process) by rf's own uploader, then `rf restore --until
  * latest --out` runs from `--store` and from `--repo` (which fetches the base and packs first).
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { silentLogger } from '../../dist/logger.js';
 import { RepoClient } from '../../dist/repo/client.js';
 import { RepoUploader } from '../../dist/repo/uploader.js';
 import { parseRepoUrl } from '../../dist/repo/url.js';
-import { Store } from '../../dist/store/store.js';
+import { Archive } from '../../dist/store/archive.js';
+import { keys } from '../../dist/store/keys.js';
+import { json, Store } from '../../dist/store/store.js';
 import { freePort, removeDir, spawnTracked, stopProcess, tempDir, waitFor } from './env.mjs';
 import { fmtBytes, fmtCount, fmtRatio, fmtSeconds, row } from './format.mjs';
 import { build } from './index.mjs';
 import { rf } from './rf.mjs';
-import { SOURCE } from './store.mjs';
+import { newArchive, SOURCE } from './store.mjs';
 
 const S3_ENV = {
   AWS_ACCESS_KEY_ID: 'S3RVER',
@@ -70,6 +74,61 @@ async function best(argsFor, reps) {
   return fastest;
 }
 
+/**
+ * Row 13: the uploader's RSS while it uploads one large base (random bytes, which no stage can
+ * shrink), sampled in this process, which holds nothing else of size. The base record is
+ * rewritten to the big file's size and sha256: the uploader reads only those and the file.
+ */
+async function bigBaseRss(dir, s3, bytes) {
+  const store = path.join(dir, 'big');
+  const { store: kv } = await newArchive(store, Date.now() - 60_000);
+  try {
+    const [base] = await new Archive(kv).bases(SOURCE);
+    const fh = await open(path.join(kv.dir, base.file), 'w');
+    const hash = createHash('sha256');
+    try {
+      const chunk = randomBytes(1 << 20);
+      for (let done = 0; done < bytes; done += chunk.length) {
+        // A different chunk each time, cheaply: compression finds no repeats.
+        chunk.writeUInt32LE(done, 0);
+        for (let i = 4; i < chunk.length; i += 4096) chunk.writeUInt32LE((done + i) >>> 0, i);
+        hash.update(chunk);
+        await fh.write(chunk);
+      }
+    } finally {
+      await fh.close();
+    }
+    const meta = { ...base, bytes, sha256: hash.digest('hex') };
+    await kv.batch([
+      { type: 'put', key: keys.base(SOURCE, base.timeline, base.offset), value: json.encode(meta) },
+    ]);
+    const client = new RepoClient({
+      location: parseRepoUrl(`s3://${BUCKET}/big`),
+      endpoint: s3.endpoint,
+      pathStyle: true,
+    });
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const timer = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 50);
+    const t0 = performance.now();
+    try {
+      const uploader = new RepoUploader({ store: kv, source: SOURCE, client, log: silentLogger() });
+      uploader.start();
+      const done = await uploader.finish(1_200_000);
+      if (!done.complete)
+        throw new Error(`the upload did not finish: ${done.backlogBytes} bytes left`);
+    } finally {
+      clearInterval(timer);
+    }
+    return { before, peak, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    await kv.close();
+    await removeDir(store);
+  }
+}
+
 export async function repoRows(cfg, _want, progress) {
   const { writes, reps } = cfg.repo;
   const dir = await tempDir('repo');
@@ -77,6 +136,11 @@ export async function repoRows(cfg, _want, progress) {
   try {
     Object.assign(process.env, S3_ENV);
     s3 = await startS3(path.join(dir, 's3'));
+    // First, while this process holds nothing else of size: its RSS is then the uploader's.
+    const big = await bigBaseRss(dir, s3, cfg.repo.baseBytes);
+    progress(
+      `repo: a ${fmtBytes(cfg.repo.baseBytes)} base uploaded in ${big.seconds.toFixed(1)} s`,
+    );
     const store = path.join(dir, 'store');
     const built = await build(store, writes);
     const url = `s3://${BUCKET}/bench`;
@@ -113,6 +177,21 @@ export async function repoRows(cfg, _want, progress) {
     );
     const ratio = bucket.ms / local.ms;
     return [
+      row({
+        id: '13',
+        name: 'RSS while uploading a large base',
+        workload: `one ${fmtBytes(cfg.repo.baseBytes)} base of random bytes, uploaded by rf's uploader to s3rver on this host`,
+        rf: `${fmtBytes(big.peak)} peak RSS (${fmtBytes(big.before)} before the upload)`,
+        reference: `${big.seconds.toFixed(1)} s to upload`,
+        ratio: null,
+        ratioText: 'n/a',
+        target: '< 200 MB, flat',
+        met: big.peak < 200 * 1024 * 1024,
+        notes: [
+          `sampled every 50 ms in the bench process, which runs this upload before building anything else; growth ${fmtBytes(big.peak - big.before)}`,
+        ],
+        data: { ...big, baseBytes: cfg.repo.baseBytes },
+      }),
       row({
         id: '12',
         name: 'restore from the bucket vs the local store',
