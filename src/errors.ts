@@ -54,6 +54,8 @@ const codes = {
   RF_INTO_REFUSED: Exit.unreachable,
   RF_VALUE_TOO_LARGE: Exit.usage,
   RF_CLUSTER: Exit.unreachable,
+  RF_NOT_CLUSTER: Exit.usage,
+  RF_SOURCE_IS_CLUSTER: Exit.usage,
   RF_REPO_URL: Exit.usage,
   RF_REPO_KEY: Exit.usage,
   RF_REPO_BUCKET: Exit.unreachable,

@@ -2,13 +2,14 @@ import { parseIngestGrants } from '../aof/index.js';
 import { readOptionFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import type { RollSchedule } from '../daemon/roll-bases.js';
-import { isRfError, RfError } from '../errors.js';
+import { RfError } from '../errors.js';
 import { parseListen } from '../listen-address.js';
 import { createLogger, type Logger } from '../logger.js';
 import { redactUrl } from '../redis-url.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import { warnIfSharedSecret } from '../warnings.js';
+import { passwordFrom, runUntilSignal, sessionSettings } from './listen-run.js';
 import { reportError } from './output.js';
 
 export interface ListenOptions {
@@ -45,11 +46,13 @@ export interface ListenOptions {
   ingestInsecure?: boolean;
   ingestMaxChunk: number;
   json?: boolean;
+  cluster?: boolean;
 }
 
-type ListenFlags = ListenOptions & RepoFlags;
+export type ListenFlags = ListenOptions & RepoFlags;
 
 export async function run(options: ListenFlags): Promise<number> {
+  if (options.cluster === true) return (await import('./listen-cluster.js')).run(options);
   // The command line may hold a password (--source redis://user:pw@…): `ps` shows this instead.
   process.title = `rf listen ${options.name}`;
   // The archive holds every value the master ever had: nobody else reads it (dirs 0700, files 0600).
@@ -73,12 +76,7 @@ export async function run(options: ListenFlags): Promise<number> {
         ...(tlsOptions ? { tlsOptions } : {}),
         store: options.store,
         name: options.name,
-        connectTimeoutMs: options.connectTimeout,
-        readTimeoutMs: options.replTimeout,
-        maxSegmentBytes: options.segmentSize,
-        flushIntervalMs: options.flushInterval,
-        ackIntervalMs: 1000,
-        listeningPort: 0,
+        ...sessionSettings(options),
         baseEveryMs: options.baseEvery,
         ...(options.rollBaseEvery === undefined
           ? {}
@@ -121,11 +119,7 @@ export async function run(options: ListenFlags): Promise<number> {
           localRetain: options.localRetain,
           repoEncrypted: options.repoKeyFile !== undefined,
           tls: endpoint.tls,
-          passwordFrom: options.passwordFile
-            ? 'file'
-            : endpoint.password !== undefined
-              ? 'url-or-env'
-              : 'none',
+          passwordFrom: passwordFrom(options, endpoint),
         },
       },
       'rf listen starting',
@@ -148,29 +142,7 @@ export async function run(options: ListenFlags): Promise<number> {
     return reportError(err, options.json === true);
   }
 
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'stopping: committing what is buffered');
-    listener.stop();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  try {
-    await listener.run();
-    log.info({ seconds: (Date.now() - began) / 1000, ...summary(listener) }, 'rf listen stopped');
-    return 0;
-  } catch (err) {
-    log.error(
-      {
-        err: isRfError(err) ? err.toJSON() : { message: String(err) },
-        seconds: (Date.now() - began) / 1000,
-      },
-      'rf listen failed',
-    );
-    return reportError(err, options.json === true);
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+  return runUntilSignal(listener, log, began, options.json === true, () => summary(listener));
 }
 
 function summary(listener: Listener) {

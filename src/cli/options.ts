@@ -224,6 +224,11 @@ export const options = {
       'encrypt (and decrypt) every object with this 32-byte key (64 hex digits)',
     ),
   ],
+  cluster: () =>
+    new Option(
+      '--cluster',
+      'the source is any node of a Redis Cluster: archive every shard, following failovers',
+    ),
   /** The password file and TLS files of a command that connects to a Redis (`whose`: "the target's"). */
   connection: (whose: string): Option[] => [
     new Option('--password-file <file>', `${whose} password, from the first line of this file`),

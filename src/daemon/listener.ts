@@ -103,7 +103,7 @@ export interface ListenerStatus {
 }
 
 /** Errors no reconnect can fix: the store itself is at fault. */
-const FATAL = new Set([
+export const FATAL = new Set([
   'RF_STORE_UNWRITABLE',
   'RF_STORE_MISSING',
   'RF_CORRUPT',
@@ -609,6 +609,19 @@ export class Listener {
           },
         );
       }
+      // A cluster node's stream holds only its own shard's slots: archiving it alone would
+      // look complete and miss every other shard's writes.
+      const clusterInfo = await client.call('INFO', 'cluster').catch(() => null);
+      if (typeof clusterInfo === 'string' && /cluster_enabled:1/.test(clusterInfo)) {
+        throw new RfError(
+          'RF_SOURCE_IS_CLUSTER',
+          `${where} is a Redis Cluster node: its stream holds only its own shard`,
+          {
+            details: { source: where },
+            hint: 'add --cluster to archive every shard of the cluster',
+          },
+        );
+      }
       // After the refusals: a source rf will not archive leaves nothing in the store.
       // (A first start checks the master before the store exists: the key specs wait for it.)
       this.server = (await recordSourceFacts(client, store, config.name, log)) ?? this.server;
@@ -639,7 +652,7 @@ export const LOCK_WAIT_MS = 10 * 60_000;
  * failing at once (under systemd that would be a restart loop while the master's backlog runs
  * out). Readers finish; rf listen then starts.
  */
-async function openOwned(dir: string, log: Logger, waitMs = LOCK_WAIT_MS): Promise<Store> {
+export async function openOwned(dir: string, log: Logger, waitMs = LOCK_WAIT_MS): Promise<Store> {
   const began = Date.now();
   let warned = false;
   for (;;) {

@@ -201,11 +201,15 @@ export async function readTopology(client: RedisClient): Promise<Topology> {
 }
 
 function notCluster(from: string, cause: Error): RfError {
-  return new RfError('RF_CLUSTER', `${from} is not a cluster node (cluster support is disabled)`, {
-    details: { node: from },
-    hint: 'archive a standalone master with rf listen without --cluster',
-    cause,
-  });
+  return new RfError(
+    'RF_NOT_CLUSTER',
+    `${from} is not a cluster node (cluster support is disabled)`,
+    {
+      details: { node: from },
+      hint: 'archive a standalone master with rf listen without --cluster (give --source the master)',
+      cause,
+    },
+  );
 }
 
 function refused(from: string, cause: Error): RfError {

@@ -3,6 +3,7 @@
  * so that LevelDB's byte order is numeric order and a lookup by offset or by time is one seek.
  *
  *   src/<source>                               SourceRecord (JSON): one per archived master
+ *   cl/<cluster>                               ClusterRecord (JSON): a cluster's shards and slot owners over time
  *   s/<source>/state                          DurableState (JSON): where a resume starts
  *   s/<source>/retention                      RetentionRecord (JSON): the window last pruned to
  *   s/<source>/seen                           SeenRecord (JSON): complete up to when, while the master idles
@@ -41,6 +42,8 @@ export function prefixEnd(prefix: string): string {
 
 export const keys = {
   sourcesPrefix: 'src/',
+  clustersPrefix: 'cl/',
+  cluster: (name: string) => `cl/${name}`,
   source: (src: string) => `src/${src}`,
   sourcePrefix: (src: string) => `s/${src}/`,
   state: (src: string) => `s/${src}/state`,

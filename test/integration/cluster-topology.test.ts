@@ -55,9 +55,9 @@ describe('discoverTopology', () => {
     expect(moved.shard.id).toBe(was.shard.id);
   }, 60_000);
 
-  it('refuses a node that is not in cluster mode with RF_CLUSTER', async () => {
+  it('refuses a node that is not in cluster mode with RF_NOT_CLUSTER', async () => {
     const err = await discoverTopology([endpoint(standalone)], options).catch((e: unknown) => e);
-    expect(isRfError(err, 'RF_CLUSTER')).toBe(true);
+    expect(isRfError(err, 'RF_NOT_CLUSTER')).toBe(true);
     expect((err as Error).message).toContain(`127.0.0.1:${standalone.port}`);
   });
 

@@ -1,0 +1,79 @@
+import { redisConnection } from '../config.js';
+import { ClusterListener } from '../daemon/cluster-listener.js';
+import { RfError } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { redactUrl } from '../redis-url.js';
+import type { ListenFlags } from './listen.js';
+import { passwordFrom, runUntilSignal, sessionSettings } from './listen-run.js';
+import { reportError } from './output.js';
+
+/** What rf listen --cluster does not do yet: refused rather than silently ignored. */
+const NOT_WITH_CLUSTER: Array<[keyof ListenFlags, string]> = [
+  ['aofDir', '--aof-dir'],
+  ['ingest', '--ingest'],
+  ['repo', '--repo'],
+  ['metrics', '--metrics'],
+];
+
+/** `rf listen --cluster`: every shard of a Redis Cluster into one store. */
+export async function run(options: ListenFlags): Promise<number> {
+  process.title = `rf listen --cluster ${options.name}`;
+  process.umask(0o077);
+  const log = createLogger({ level: options.logLevel });
+  const began = Date.now();
+  let listener: ClusterListener;
+  try {
+    for (const [key, flag] of NOT_WITH_CLUSTER) {
+      if (options[key] !== undefined) {
+        throw new RfError('RF_USAGE', `${flag} is not supported with --cluster yet`, {
+          details: { flag },
+          hint: `leave out ${flag}, or archive each master on its own without --cluster`,
+        });
+      }
+    }
+    if (options.retain !== null) {
+      throw new RfError('RF_USAGE', '--retain is not supported with --cluster yet', {
+        details: { flag: '--retain' },
+        hint: 'leave out --retain: the cluster archive keeps everything',
+      });
+    }
+    const { endpoint, tlsOptions } = redisConnection(options.source, options);
+    listener = new ClusterListener(
+      {
+        sourceUrl: options.source,
+        endpoint,
+        ...(tlsOptions ? { tlsOptions } : {}),
+        store: options.store,
+        name: options.name,
+        ...sessionSettings(options),
+        refreshMs: 5_000,
+      },
+      log,
+    );
+    log.info(
+      {
+        options: {
+          cluster: true,
+          source: redactUrl(options.source),
+          store: options.store,
+          name: options.name,
+          segmentSize: options.segmentSize,
+          flushInterval: options.flushInterval,
+          replTimeout: options.replTimeout,
+          tls: endpoint.tls,
+          passwordFrom: passwordFrom(options, endpoint),
+        },
+      },
+      'rf listen starting',
+    );
+  } catch (err) {
+    return reportError(err, options.json === true);
+  }
+  return runUntilSignal(listener, log, began, options.json === true, () => ({
+    shards: listener.status().shards.map((s) => ({
+      id: s.id,
+      durableOffset: s.session?.durableOffset ?? null,
+      reconnects: s.reconnects,
+    })),
+  }));
+}

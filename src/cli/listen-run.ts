@@ -1,0 +1,62 @@
+import { isRfError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { RedisEndpoint } from '../redis-url.js';
+import type { ListenOptions } from './listen.js';
+import { reportError } from './output.js';
+
+/** The replication settings every session takes, from rf listen's flags. */
+export function sessionSettings(options: ListenOptions) {
+  return {
+    connectTimeoutMs: options.connectTimeout,
+    readTimeoutMs: options.replTimeout,
+    maxSegmentBytes: options.segmentSize,
+    flushIntervalMs: options.flushInterval,
+    ackIntervalMs: 1000,
+    listeningPort: 0,
+  };
+}
+
+/** Where the password came from, for the first log line (never the password itself). */
+export function passwordFrom(
+  options: Pick<ListenOptions, 'passwordFile'>,
+  endpoint: RedisEndpoint,
+): string {
+  if (options.passwordFile) return 'file';
+  return endpoint.password !== undefined ? 'url-or-env' : 'none';
+}
+
+/**
+ * Runs a daemon until it stops: SIGTERM and SIGINT commit what is buffered and stop it; the last
+ * log line says how it ended and how long it ran.
+ */
+export async function runUntilSignal(
+  daemon: { run(): Promise<void>; stop(): void },
+  log: Logger,
+  began: number,
+  json: boolean,
+  summary: () => Record<string, unknown>,
+): Promise<number> {
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopping: committing what is buffered');
+    daemon.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    await daemon.run();
+    log.info({ seconds: (Date.now() - began) / 1000, ...summary() }, 'rf listen stopped');
+    return 0;
+  } catch (err) {
+    log.error(
+      {
+        err: isRfError(err) ? err.toJSON() : { message: String(err) },
+        seconds: (Date.now() - began) / 1000,
+      },
+      'rf listen failed',
+    );
+    return reportError(err, json);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}

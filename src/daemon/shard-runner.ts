@@ -1,0 +1,156 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type tls from 'node:tls';
+import { Backoff } from '../backoff.js';
+import { isRfError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
+import { MasterRetryLater } from '../replication/handshake.js';
+import {
+  ReplicationSession,
+  type SessionOptions,
+  type SessionStatus,
+} from '../replication/session.js';
+import { Archive } from '../store/archive.js';
+import type { Store } from '../store/store.js';
+import type { SourceRecord } from '../store/types.js';
+import { FATAL } from './listener.js';
+import { type ErrorCounts, messageOf } from './supervise.js';
+
+/** How each session connects, reads and commits: the same for every shard. */
+export type SessionTuning = Pick<
+  SessionOptions,
+  | 'connectTimeoutMs'
+  | 'readTimeoutMs'
+  | 'maxSegmentBytes'
+  | 'flushIntervalMs'
+  | 'ackIntervalMs'
+  | 'listeningPort'
+>;
+
+export interface ShardRunnerOptions extends SessionTuning {
+  store: Store;
+  source: SourceRecord;
+  tlsOptions?: tls.ConnectionOptions;
+  log: Logger;
+  failures: ErrorCounts;
+  /** Called when the session to the master failed: the topology may have changed. */
+  onLost: () => void;
+}
+
+export interface ShardRunnerStatus {
+  master: string | null;
+  sessions: number;
+  reconnects: number;
+  session: SessionStatus | null;
+}
+
+/**
+ * One shard's replication, kept alive across failovers: the same ReplicationSession a standalone
+ * rf listen runs, pointed at whichever node is the shard's master now. A session resumes from
+ * the shard's durable state with PSYNC <replid> <durable+1>; a promoted replica keeps the old
+ * replid as master_replid2 and answers +CONTINUE (replication.c masterTryPartialResynchronization),
+ * so the shard's timeline goes on. When it cannot, +FULLRESYNC starts a new timeline.
+ */
+export class ShardRunner {
+  private master: RedisEndpoint | null = null;
+  private session: ReplicationSession | null = null;
+  private stopping = false;
+  private wake = new AbortController();
+  private sessions = 0;
+  private reconnects = 0;
+
+  constructor(private readonly options: ShardRunnerOptions) {}
+
+  status(): ShardRunnerStatus {
+    return {
+      master: this.master === null ? null : describeEndpoint(this.master),
+      sessions: this.sessions,
+      reconnects: this.reconnects,
+      session: this.session?.snapshot() ?? null,
+    };
+  }
+
+  /** The shard's master as the topology says now; a different one ends the current session. */
+  setMaster(master: RedisEndpoint | null): void {
+    const same =
+      master !== null &&
+      this.master !== null &&
+      master.host === this.master.host &&
+      master.port === this.master.port;
+    if (same || (master === null && this.master === null)) return;
+    this.options.log.info(
+      {
+        from: this.master === null ? null : describeEndpoint(this.master),
+        to: master === null ? null : describeEndpoint(master),
+      },
+      'shard master changed',
+    );
+    this.master = master;
+    this.session?.stop();
+    this.wake.abort();
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.session?.stop();
+    this.wake.abort();
+  }
+
+  /** Runs until stop(); rejects only with an error no reconnect can fix. */
+  async run(): Promise<void> {
+    const { options } = this;
+    const { log } = options;
+    const backoff = new Backoff();
+    let everStreamed = (await new Archive(options.store).state(options.source.name)) !== undefined;
+    while (!this.stopping) {
+      const master = this.master;
+      if (master === null) {
+        // No master is up for the shard: wait for the topology to name one.
+        await this.pause(60_000);
+        continue;
+      }
+      const { failures: _f, onLost: _o, log: _l, ...sessionOptions } = options;
+      const session = new ReplicationSession({
+        ...sessionOptions,
+        endpoint: master,
+        log: log.child({ session: this.sessions + 1, master: describeEndpoint(master) }),
+      });
+      this.session = session;
+      this.sessions++;
+      try {
+        // Resolves when stopped: by stop(), or because the shard has a new master.
+        await session.run();
+        backoff.reset();
+      } catch (err) {
+        const status = session.snapshot();
+        everStreamed ||= status.durableOffset !== null;
+        const code = options.failures.note(`stream ${options.source.name}`, err);
+        if (!isRfError(err) || FATAL.has(code)) throw err;
+        // Before a first snapshot, a refused password is the operator's to fix, not a failover.
+        if (!everStreamed && !(err instanceof MasterRetryLater) && code === 'RF_AUTH') throw err;
+        if (this.stopping) return;
+        if (status.phase === 'closed' && status.timeline !== null) backoff.reset();
+        const delay = backoff.next();
+        this.reconnects++;
+        log.warn(
+          {
+            error: { code, message: messageOf(err) },
+            retryInMs: delay,
+            durableOffset: status.durableOffset,
+          },
+          'shard replication lost; reading the topology and resuming',
+        );
+        options.onLost();
+        await this.pause(delay);
+      }
+    }
+  }
+
+  /** Sleeps, cut short by stop() or a new master. */
+  private async pause(ms: number): Promise<void> {
+    if (this.stopping) return;
+    // A change that woke an earlier pause has been acted on: this one waits for the next.
+    if (this.wake.signal.aborted) this.wake = new AbortController();
+    await sleep(ms, undefined, { signal: this.wake.signal }).catch(() => undefined);
+  }
+}

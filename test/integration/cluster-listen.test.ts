@@ -1,0 +1,259 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { slotOf } from '../../src/replication/cluster-topology.js';
+import type { RedisClient } from '../../src/resp/client.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { type KeyState, keyStates } from '../helpers/keys.js';
+import { replicationInfo, waitFor } from '../helpers/load.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+/**
+ * rf listen --cluster against a real 3-master / 3-replica cluster: one store, one source per
+ * shard, every recorded moment restored shard by shard (each directory booted) to exactly the
+ * content the cluster had, across a graceful CLUSTER FAILOVER and a kill -9 of rf.
+ */
+
+let cluster: TestCluster;
+let work: string;
+let store: string;
+let daemon: RfDaemon;
+let restores = 0;
+const TAGS = Array.from({ length: 24 }, (_, i) => `{u${i}}`);
+
+const clients = new Map<number, RedisClient>();
+async function clientOf(node: RedisServer): Promise<RedisClient> {
+  let c = clients.get(node.port);
+  if (c === undefined) {
+    c = await node.client();
+    clients.set(node.port, c);
+  }
+  return c;
+}
+const ownerClient = async (key: string) => clientOf(await cluster.ownerOf(slotOf(key)));
+
+function startDaemon(): RfDaemon {
+  return RfDaemon.start([
+    '--cluster',
+    '--source',
+    cluster.url,
+    '--store',
+    store,
+    '--name',
+    'c',
+    '--flush-interval',
+    '10',
+  ]);
+}
+
+/** Writes on every shard: plain commands, expiries, MULTI/EXEC and EVAL, all hash-tagged. */
+async function writeRound(round: number): Promise<void> {
+  for (const tag of TAGS) {
+    const c = await ownerClient(tag);
+    await c.call('SET', `${tag}:s`, `v${round}`);
+    await c.call('HSET', `${tag}:h`, `f${round}`, String(round));
+    await c.call('PEXPIRE', `${tag}:h`, String(3_600_000 + round));
+    await c.call('MULTI');
+    await c.call('INCR', `${tag}:n`);
+    await c.call('RPUSH', `${tag}:l`, `r${round}`);
+    await c.call('EXEC');
+    await c.call(
+      'EVAL',
+      "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('SADD', KEYS[2], ARGV[1])",
+      '2',
+      `${tag}:e`,
+      `${tag}:set`,
+      `e${round}`,
+    );
+    if (round > 0) await c.call('DEL', `${tag}:s`);
+  }
+}
+
+/** Every master's replicas (the real one and rf) have acknowledged its whole stream. */
+async function allAcked(): Promise<void> {
+  for (const m of await cluster.masters()) {
+    const c = await clientOf(m);
+    await waitFor(
+      async () => {
+        const info = await replicationInfo(c);
+        return (
+          info.replicas.length === 2 &&
+          info.replicas.every((r) => r.state === 'online' && r.offset === info.masterOffset)
+        );
+      },
+      `every replica of ${m.port}, rf among them, to acknowledge master_repl_offset`,
+      30_000,
+    );
+  }
+}
+
+/** The cluster's content, key by key, each key read from its slot's owner. */
+async function clusterContent(): Promise<Map<string, KeyState>> {
+  const all = new Map<string, KeyState>();
+  for (const m of await cluster.masters()) {
+    for (const [k, v] of await keyStates(await clientOf(m), 0)) all.set(k, v);
+  }
+  return all;
+}
+
+/** A quiet moment: what the cluster holds now, and T just after it. */
+async function checkpoint(): Promise<{ t: number; content: Map<string, KeyState> }> {
+  await allAcked();
+  const content = await clusterContent();
+  const t = Date.now();
+  await waitFor(() => Date.now() > t, 'the clock to move past T', 1_000, 1);
+  // A write after T on every shard: the archive reaches past T, and a restore must leave it out.
+  for (const tag of TAGS) await (await ownerClient(tag)).call('SET', `${tag}:after`, String(t));
+  await allAcked();
+  return { t, content };
+}
+
+async function shardSources(): Promise<string[]> {
+  const res = await rf(['info', '--store', store, '--json']);
+  expect(res.code, res.stderr).toBe(0);
+  const json = JSON.parse(res.stdout) as { sources: Array<{ name: string }> };
+  return json.sources.map((s) => s.name).filter((n) => n.startsWith('c.'));
+}
+
+/** Restores every shard at T with --out, boots each directory and reads it back, merged. */
+async function restoredAt(t: number): Promise<Map<string, KeyState>> {
+  const merged = new Map<string, KeyState>();
+  for (const source of await shardSources()) {
+    const out = path.join(work, `out-${++restores}-${source}`);
+    const res = await rf(
+      ['restore', '--store', store, '--name', source, '--until', `@${t / 1000}`, '--out', out],
+      { timeoutMs: 60_000 },
+    );
+    expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
+    const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
+    try {
+      for (const [k, v] of await keyStates(await booted.client(), 0)) {
+        expect(merged.has(k), `${k} restored from two shards`).toBe(false);
+        merged.set(k, v);
+      }
+    } finally {
+      await booted.stop();
+    }
+  }
+  return merged;
+}
+
+beforeAll(async () => {
+  cluster = await startCluster(3, 1);
+  work = await makeTempDir('rf-cluster-listen-');
+  store = path.join(work, 'store');
+  daemon = startDaemon();
+  await daemon.waitForLog((l) => l.msg === 'cluster topology found', 30_000);
+  await waitFor(
+    () => daemon.lines.filter((l) => l.msg === 'first timeline started from the base').length === 3,
+    'a first base from each of the 3 shards',
+    60_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n${daemon.output}`);
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await daemon?.stop();
+  for (const c of clients.values()) await c.close().catch(() => undefined);
+  await cluster?.stop();
+  if (work) await removeTempDir(work);
+});
+
+describe('rf listen --cluster', () => {
+  const moments: Array<{ t: number; content: Map<string, KeyState> }> = [];
+
+  it('lists the topology it found, one source per shard', async () => {
+    const found = daemon.lines.find((l) => l.msg === 'cluster topology found');
+    expect(found).toBeDefined();
+    const shards = found!.shards as Array<{ source: string; slots: number[][] }>;
+    expect(shards).toHaveLength(3);
+    expect(shards.reduce((n, s) => n + s.slots.reduce((m, [a, b]) => m + b! - a! + 1, 0), 0)).toBe(
+      16384,
+    );
+    expect((await shardSources()).sort()).toEqual(shards.map((s) => s.source).sort());
+  });
+
+  it('restores every shard at a quiet moment to exactly the cluster content', async () => {
+    await writeRound(0);
+    await writeRound(1);
+    moments.push(await checkpoint());
+    expect(moments[0]!.content.size).toBeGreaterThan(TAGS.length * 4);
+    expect(await restoredAt(moments[0]!.t)).toEqual(moments[0]!.content);
+  }, 120_000);
+
+  it('continues the shard timeline through a graceful CLUSTER FAILOVER', async () => {
+    const masters = await cluster.masters();
+    const replica = cluster.nodes.find((n) => !masters.includes(n))!;
+    const mark = daemon.lines.length;
+    await cluster.failover(replica);
+    // rf's session follows the shard to its new master and resumes there.
+    const resumed = await daemon.waitForLog(
+      (l) =>
+        l.msg === 'partial resync accepted (+CONTINUE): same timeline, no gap' &&
+        l.master === `127.0.0.1:${replica.port}`,
+      30_000,
+      mark,
+    );
+    expect(resumed.timeline).toBe(1);
+    // Two partial syncs on the new master: the demoted master's and rf's.
+    const stats = await (await clientOf(replica)).info('stats');
+    expect(Number(stats.sync_partial_ok)).toBeGreaterThanOrEqual(2);
+    expect(Number(stats.sync_full)).toBe(0);
+    await writeRound(2);
+    moments.push(await checkpoint());
+    const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout) as {
+      sources: Array<{ name: string; timelines: unknown[]; gaps: unknown[] }>;
+    };
+    for (const s of info.sources.filter((x) => x.name.startsWith('c.'))) {
+      expect(s.timelines, s.name).toHaveLength(1);
+      expect(s.gaps, s.name).toEqual([]);
+    }
+    for (const m of moments) expect(await restoredAt(m.t)).toEqual(m.content);
+  }, 180_000);
+
+  it('resumes every shard after a kill -9 of rf, writes going on meanwhile', async () => {
+    await writeRound(3);
+    await daemon.stop('SIGKILL');
+    await writeRound(4);
+    daemon = startDaemon();
+    await waitFor(
+      () =>
+        daemon.lines.filter(
+          (l) => l.msg === 'partial resync accepted (+CONTINUE): same timeline, no gap',
+        ).length === 3,
+      'each of the 3 shards to resume with +CONTINUE',
+      60_000,
+    );
+    await writeRound(5);
+    moments.push(await checkpoint());
+    for (const m of moments) expect(await restoredAt(m.t)).toEqual(m.content);
+  }, 240_000);
+});
+
+describe('bad input', () => {
+  it('refuses --cluster against a node that is not in cluster mode, writing nothing', async () => {
+    const standalone = await startRedis();
+    try {
+      const dir = path.join(work, 'bad-1');
+      const res = await rf(['listen', '--cluster', '--source', standalone.url, '--store', dir]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toContain('RF_NOT_CLUSTER');
+      expect(res.stderr).toContain(`127.0.0.1:${standalone.port}`);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await standalone.stop();
+    }
+  });
+
+  it('refuses a cluster node without --cluster: its stream is one shard only', async () => {
+    const dir = path.join(work, 'bad-2');
+    const res = await rf(['listen', '--source', cluster.url, '--store', dir]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('RF_SOURCE_IS_CLUSTER');
+    expect(res.stderr).toContain('--cluster');
+    expect(existsSync(dir)).toBe(false);
+  });
+});
