@@ -598,19 +598,9 @@ export class Listener {
       throw err;
     }
     try {
-      const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
-      if (Array.isArray(role) && String(role[0]) === 'slave') {
-        throw new RfError(
-          'RF_SOURCE_IS_REPLICA',
-          `${where} is a replica of ${role[1]}:${role[2]}, not a master`,
-          {
-            details: { source: where, master: `${role[1]}:${role[2]}` },
-            hint: `point --source at the master (${role[1]}:${role[2]}); a replica's stream is not the master's history`,
-          },
-        );
-      }
       // A cluster node's stream holds only its own shard's slots: archiving it alone would
-      // look complete and miss every other shard's writes.
+      // look complete and miss every other shard's writes. Checked before the role: a cluster
+      // replica wants --cluster too, not its master's address.
       const clusterInfo = await client.call('INFO', 'cluster').catch(() => null);
       if (typeof clusterInfo === 'string' && /cluster_enabled:1/.test(clusterInfo)) {
         throw new RfError(
@@ -619,6 +609,17 @@ export class Listener {
           {
             details: { source: where },
             hint: 'add --cluster to archive every shard of the cluster',
+          },
+        );
+      }
+      const role = (await client.call('ROLE').catch(() => null)) as unknown[] | null;
+      if (Array.isArray(role) && String(role[0]) === 'slave') {
+        throw new RfError(
+          'RF_SOURCE_IS_REPLICA',
+          `${where} is a replica of ${role[1]}:${role[2]}, not a master`,
+          {
+            details: { source: where, master: `${role[1]}:${role[2]}` },
+            hint: `point --source at the master (${role[1]}:${role[2]}); a replica's stream is not the master's history`,
           },
         );
       }
