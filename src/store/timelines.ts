@@ -145,6 +145,10 @@ export async function addBase(
   return meta;
 }
 
+/** Files made in the same millisecond by one process (a cluster's shards sync at once) differ by it. */
+let tmpSeq = 0;
+
 export function tmpFile(store: Store, what: string): string {
-  return path.join(storePaths(store.dir).tmp, `${what}-${process.pid}-${Date.now()}.tmp`);
+  tmpSeq++;
+  return path.join(storePaths(store.dir).tmp, `${what}-${process.pid}-${Date.now()}-${tmpSeq}.tmp`);
 }
