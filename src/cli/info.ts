@@ -12,12 +12,14 @@ import { aofCoverage, type Coverage } from '../restore/coverage.js';
 import { windowJson } from '../restore/plan.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive } from '../store/chunks.js';
+import { listClusters } from '../store/cluster.js';
 import { keys } from '../store/keys.js';
 import { lastDataWrite } from '../store/last-write.js';
 import { json } from '../store/store.js';
 import { type AofSummary, aofSummary, indexSource, type SourceIndex } from '../store/summary.js';
 import type { RetentionRecord } from '../store/types.js';
 import { canonicalZone, isoUtc } from '../time.js';
+import { clusterJson, clusterText } from './info-cluster.js';
 import { printText } from './info-text.js';
 import { out, reportError } from './output.js';
 
@@ -207,7 +209,15 @@ export async function run(options: InfoOptions): Promise<number> {
       const archive = new Archive(kv);
       const daemon = kv instanceof RemoteKv ? ((await kv.status()) as DaemonStatus) : null;
       let sources = await archive.sources();
-      if (options.name !== undefined) {
+      const clusters = (await listClusters(kv)).filter(
+        (c) => options.name === undefined || c.name === options.name,
+      );
+      // `--name <cluster>` selects the cluster's shards.
+      const asCluster = options.name !== undefined && clusters.length > 0;
+      if (asCluster) {
+        const shardSources = new Set(clusters.flatMap((c) => c.shards.map((s) => s.source)));
+        sources = sources.filter((s) => shardSources.has(s.name));
+      } else if (options.name !== undefined) {
         sources = sources.filter((s) => s.name === options.name);
         if (sources.length === 0) {
           throw new RfError(
@@ -260,9 +270,11 @@ export async function run(options: InfoOptions): Promise<number> {
           store: options.store,
           onDisk,
           sources: infos.map((i) => sourceJson(i, daemon)),
+          clusters: clusters.map((c) => clusterJson(c, infos)),
         });
       } else {
         printText(options, infos, daemon, onDisk);
+        for (const c of clusters) for (const line of clusterText(c, infos)) out.line(line);
       }
       return 0;
     } finally {

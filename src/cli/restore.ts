@@ -14,6 +14,7 @@ import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
 import { withFetchProgress } from './repo-progress.js';
+import { findCluster, runClusterOut } from './restore-cluster.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
 export interface RestoreOptions extends RepoFlags {
@@ -68,6 +69,12 @@ export async function run(options: RestoreOptions): Promise<number> {
         '--layout says how --out writes its directory; give it with --out',
         'rf restore --store DIR --until latest --out /tmp/restored --layout redis6',
       );
+    }
+    // A cluster's name restores every shard at one T (local stores only, for now).
+    if (options.out !== undefined && options.repo === undefined && !options.dryRun) {
+      const cluster = await findCluster(options.store, options.name);
+      if (cluster !== undefined)
+        return await runClusterOut({ ...options, out: options.out }, cluster, began);
     }
     const repo = await repoFromFlags(options);
     const tz = options.tz ?? machineZone();
@@ -270,7 +277,7 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
  * preamble loads whatever aof-use-rdb-preamble says; it is named so that the rewrites the
  * restored server makes keep the same form.
  */
-function bootCommand(dir: string, layout: OutLayout): string {
+export function bootCommand(dir: string, layout: OutLayout): string {
   const command = `redis-server --dir ${shellQuote(dir)} --appendonly yes`;
   return layout === 'redis6' ? `${command} --aof-use-rdb-preamble yes` : command;
 }

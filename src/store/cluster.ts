@@ -56,3 +56,30 @@ export function ownersAt(record: ClusterRecord, t: number): SlotOwnership | unde
   for (const s of record.slots) if (s.at <= t) found = s;
   return found;
 }
+
+/** An inclusive time range, ms since the epoch. */
+export interface TimeRange {
+  from: number;
+  until: number;
+}
+
+/**
+ * Where every shard can restore: the intersection of each shard's restorable ranges. A cluster
+ * restore cuts every shard at one T, so a T one shard cannot reach is no cluster moment.
+ */
+export function intersectRanges(perShard: ReadonlyArray<readonly TimeRange[]>): TimeRange[] {
+  if (perShard.length === 0) return [];
+  let acc: TimeRange[] = [...perShard[0]!].sort((a, b) => a.from - b.from);
+  for (const ranges of perShard.slice(1)) {
+    const next: TimeRange[] = [];
+    for (const a of acc) {
+      for (const b of ranges) {
+        const from = Math.max(a.from, b.from);
+        const until = Math.min(a.until, b.until);
+        if (from <= until) next.push({ from, until });
+      }
+    }
+    acc = next.sort((x, y) => x.from - y.from);
+  }
+  return acc;
+}

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slotOf } from '../../src/replication/cluster-topology.js';
@@ -21,6 +21,7 @@ let work: string;
 let store: string;
 let daemon: RfDaemon;
 let restores = 0;
+let beforeCapture = 0;
 const TAGS = Array.from({ length: 24 }, (_, i) => `{u${i}}`);
 
 const clients = new Map<number, RedisClient>();
@@ -117,6 +118,46 @@ async function shardSources(): Promise<string[]> {
   return json.sources.map((s) => s.name).filter((n) => n.startsWith('c.'));
 }
 
+/** Boots a restored directory and reads its keys into `merged`, each key from one shard only. */
+async function readBooted(dir: string, merged: Map<string, KeyState>): Promise<void> {
+  const booted = await startRedis({ dir, args: ['--appendonly', 'yes'] });
+  try {
+    for (const [k, v] of await keyStates(await booted.client(), 0)) {
+      expect(merged.has(k), `${k} restored from two shards`).toBe(false);
+      merged.set(k, v);
+    }
+  } finally {
+    await booted.stop();
+  }
+}
+
+/**
+ * `rf restore --name c --until T --out DIR`: one directory per shard and DIR/cluster.json; every
+ * directory booted and read back, merged.
+ */
+async function clusterRestoredAt(t: number): Promise<Map<string, KeyState>> {
+  const out = path.join(work, `cluster-out-${++restores}`);
+  const res = await rf(
+    ['restore', '--store', store, '--name', 'c', '--until', `@${t / 1000}`, '--out', out, '--json'],
+    { timeoutMs: 90_000 },
+  );
+  expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
+  const manifest = JSON.parse(readFileSync(path.join(out, 'cluster.json'), 'utf8')) as {
+    until: string;
+    shards: Array<{ id: string; dir: string; slots: number[][]; lastWrite: string | null }>;
+  };
+  expect(Date.parse(manifest.until)).toBe(t);
+  expect(manifest.shards).toHaveLength(3);
+  const slots = manifest.shards.flatMap((s) => s.slots).reduce((n, [a, b]) => n + b! - a! + 1, 0);
+  expect(slots).toBe(16384);
+  const merged = new Map<string, KeyState>();
+  for (const shard of manifest.shards) {
+    if (shard.lastWrite !== null) expect(Date.parse(shard.lastWrite)).toBeLessThanOrEqual(t);
+    await readBooted(path.join(out, shard.dir), merged);
+  }
+  return merged;
+}
+
 /** Restores every shard at T with --out, boots each directory and reads it back, merged. */
 async function restoredAt(t: number): Promise<Map<string, KeyState>> {
   const merged = new Map<string, KeyState>();
@@ -127,15 +168,7 @@ async function restoredAt(t: number): Promise<Map<string, KeyState>> {
       { timeoutMs: 60_000 },
     );
     expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
-    const booted = await startRedis({ dir: out, args: ['--appendonly', 'yes'] });
-    try {
-      for (const [k, v] of await keyStates(await booted.client(), 0)) {
-        expect(merged.has(k), `${k} restored from two shards`).toBe(false);
-        merged.set(k, v);
-      }
-    } finally {
-      await booted.stop();
-    }
+    await readBooted(out, merged);
   }
   return merged;
 }
@@ -144,6 +177,7 @@ beforeAll(async () => {
   cluster = await startCluster(3, 1);
   work = await makeTempDir('rf-cluster-listen-');
   store = path.join(work, 'store');
+  beforeCapture = Date.now() - 1000;
   daemon = startDaemon();
   await daemon.waitForLog((l) => l.msg === 'cluster topology found', 30_000);
   await waitFor(
@@ -211,8 +245,56 @@ describe('rf listen --cluster', () => {
       expect(s.timelines, s.name).toHaveLength(1);
       expect(s.gaps, s.name).toEqual([]);
     }
-    for (const m of moments) expect(await restoredAt(m.t)).toEqual(m.content);
+    for (const m of moments) expect(await clusterRestoredAt(m.t)).toEqual(m.content);
   }, 180_000);
+
+  it('rf info shows the cluster: its shards, their slots, and where every shard restores', async () => {
+    const res = await rf(['info', '--store', store, '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const json = JSON.parse(res.stdout) as {
+      clusters: Array<{
+        name: string;
+        kind: string;
+        shards: Array<{
+          source: string;
+          slots: number[][];
+          master: string;
+          timelines: unknown[];
+          restorable: Array<{ from: string; until: string }>;
+        }>;
+        restorable: Array<{ from: string; until: string }>;
+      }>;
+    };
+    expect(json.clusters).toHaveLength(1);
+    const c = json.clusters[0]!;
+    expect(c.name).toBe('c');
+    expect(c.kind).toBe('cluster');
+    expect(c.shards).toHaveLength(3);
+    const slots = c.shards.flatMap((s) => s.slots).reduce((n, [a, b]) => n + b! - a! + 1, 0);
+    expect(slots).toBe(16384);
+    const masters = (await cluster.masters()).map((m) => `127.0.0.1:${m.port}`).sort();
+    expect(c.shards.map((s) => s.master).sort()).toEqual(masters);
+    // Every recorded moment is a cluster moment: inside the shards' common range.
+    for (const m of moments) {
+      expect(
+        c.restorable.some((r) => Date.parse(r.from) <= m.t && m.t <= Date.parse(r.until)),
+        `${new Date(m.t).toISOString()} in ${JSON.stringify(c.restorable)}`,
+      ).toBe(true);
+    }
+    const latestShardStart = Math.max(
+      ...c.shards.map((s) => Math.min(...s.restorable.map((r) => Date.parse(r.from)))),
+    );
+    expect(Date.parse(c.restorable[0]!.from)).toBe(latestShardStart);
+
+    const named = JSON.parse(
+      (await rf(['info', '--store', store, '--name', 'c', '--json'])).stdout,
+    ) as {
+      sources: Array<{ name: string }>;
+    };
+    expect(named.sources.map((s) => s.name).sort()).toEqual(c.shards.map((s) => s.source).sort());
+    const text = await rf(['info', '--store', store]);
+    expect(text.stdout).toContain('cluster c: 3 shards');
+  });
 
   it('resumes every shard after a kill -9 of rf, writes going on meanwhile', async () => {
     await writeRound(3);
@@ -229,11 +311,30 @@ describe('rf listen --cluster', () => {
     );
     await writeRound(5);
     moments.push(await checkpoint());
-    for (const m of moments) expect(await restoredAt(m.t)).toEqual(m.content);
+    for (const m of moments) expect(await clusterRestoredAt(m.t)).toEqual(m.content);
   }, 240_000);
 });
 
 describe('bad input', () => {
+  it('refuses a cluster restore at a T before rf knew who owned the slots, writing nothing', async () => {
+    const out = path.join(work, 'too-early');
+    const res = await rf([
+      'restore',
+      '--store',
+      store,
+      '--name',
+      'c',
+      '--until',
+      `@${beforeCapture / 1000}`,
+      '--out',
+      out,
+    ]);
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr).toContain('RF_TIME_OUT_OF_RANGE');
+    expect(res.stderr).toContain('rf info --name c');
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('refuses --cluster against a node that is not in cluster mode, writing nothing', async () => {
     const standalone = await startRedis();
     try {

@@ -1,0 +1,125 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { RfError } from '../errors.js';
+import { Archive } from '../store/archive.js';
+import {
+  type ClusterRecord,
+  intersectRanges,
+  ownersAt,
+  type SlotRanges,
+} from '../store/cluster.js';
+import type { KvReader } from '../store/store.js';
+import { indexSource } from '../store/summary.js';
+import { isoUtc, type ResolvedTime, resolveTime } from '../time.js';
+import { type RestoreOptions, type RestoreResult, restore } from './restore.js';
+import { checkOutDir } from './write-dir.js';
+
+const CLUSTER_SLOTS = 16384;
+
+export interface ClusterOutOptions
+  extends Pick<RestoreOptions, 'open' | 'tz' | 'now' | 'from' | 'acceptImprecise' | 'onResolved'> {
+  cluster: ClusterRecord;
+  until: string;
+  dir: string;
+}
+
+export interface ClusterOutResult {
+  until: ResolvedTime;
+  shards: Array<{ id: string; dir: string; slots: SlotRanges; result: RestoreResult }>;
+  manifest: string;
+}
+
+/** The cluster's restorable end: the earliest of the shards' last restorable instants. */
+async function latestOf(kv: KvReader, cluster: ClusterRecord): Promise<number | undefined> {
+  const archive = new Archive(kv);
+  const ranges = await Promise.all(
+    cluster.shards.map(async (s) => {
+      const source = await archive.source(s.source);
+      return source === undefined ? [] : (await indexSource(archive, source)).restorable;
+    }),
+  );
+  const common = intersectRanges(ranges);
+  return common.at(-1)?.until;
+}
+
+function slotCount(owners: Record<string, SlotRanges>): number {
+  return Object.values(owners)
+    .flat()
+    .reduce((n, [a, b]) => n + b - a + 1, 0);
+}
+
+/**
+ * `rf restore --out DIR` of a cluster: every shard that owned slots at T restored at that same T
+ * (each cut at a transaction boundary by the ordinary restore) into `DIR/<shard id>`, and
+ * `DIR/cluster.json` naming them. A T at which some slot had no owner is refused: that part of
+ * the keyspace was not being written anywhere rf could see.
+ */
+export async function restoreClusterOut(options: ClusterOutOptions): Promise<ClusterOutResult> {
+  const { cluster, dir } = options;
+  await checkOutDir(dir);
+  const kv = await options.open();
+  let latest: number | undefined;
+  try {
+    latest = await latestOf(kv, cluster);
+  } finally {
+    await kv.close();
+  }
+  const until = resolveTime(options.until, {
+    now: options.now,
+    tz: options.tz,
+    ...(latest === undefined ? {} : { latest }),
+  });
+  options.onResolved?.(until);
+  const owners = ownersAt(cluster, until.ms);
+  if (owners === undefined || slotCount(owners.owners) < CLUSTER_SLOTS) {
+    throw new RfError(
+      'RF_TIME_OUT_OF_RANGE',
+      owners === undefined
+        ? `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`
+        : `at ${isoUtc(until.ms)} ${CLUSTER_SLOTS - slotCount(owners.owners)} slots of the cluster ${cluster.name} had no owner`,
+      {
+        details: { cluster: cluster.name, until: isoUtc(until.ms) },
+        hint: `run \`rf info --name ${cluster.name}\` to see where every shard can restore`,
+      },
+    );
+  }
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  // The same instant for every shard, to the millisecond.
+  const at = `@${until.ms / 1000}`;
+  const shards: ClusterOutResult['shards'] = [];
+  // One after the other: without a daemon each restore opens the store itself, and LevelDB
+  // admits one opener at a time.
+  for (const shard of cluster.shards) {
+    const slots = owners.owners[shard.id];
+    if (slots === undefined) continue;
+    const shardDir = path.join(dir, shard.id);
+    const result = await restore({
+      open: options.open,
+      name: shard.source,
+      until: at,
+      tz: options.tz,
+      now: options.now,
+      from: options.from,
+      into: { kind: 'dir', dir: shardDir },
+      ...(options.acceptImprecise === undefined
+        ? {}
+        : { acceptImprecise: options.acceptImprecise }),
+    });
+    shards.push({ id: shard.id, dir: shardDir, slots, result });
+  }
+  const manifest = path.join(dir, 'cluster.json');
+  const body = {
+    until: isoUtc(until.ms),
+    cluster: cluster.name,
+    shards: shards.map((s) => ({
+      id: s.id,
+      dir: s.id,
+      slots: s.slots,
+      lastWrite: s.result.lastWrite === null ? null : isoUtc(s.result.lastWrite.time),
+    })),
+  };
+  // Written last, whole: a directory without it is an unfinished restore.
+  await fs.writeFile(`${manifest}.tmp`, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+  await fs.rename(`${manifest}.tmp`, manifest);
+  return { until, shards, manifest };
+}
