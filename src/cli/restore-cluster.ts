@@ -1,9 +1,12 @@
 import { openReader } from '../daemon/open-reader.js';
+import { redactUrl } from '../redis-url.js';
+import { restoreClusterInto } from '../restore/cluster-into.js';
 import { restoreClusterOut } from '../restore/cluster-out.js';
 import { type ClusterRecord, readCluster } from '../store/cluster.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { out } from './output.js';
 import { bootCommand, type RestoreOptions } from './restore.js';
+import { intoRunning, stopIntoProgress } from './restore-into.js';
 
 /** The cluster `--name` names in the store, if it names one. */
 export async function findCluster(store: string, name: string): Promise<ClusterRecord | undefined> {
@@ -61,5 +64,66 @@ export async function runClusterOut(
   out.line(
     '  each directory boots as a standalone instance; see the README for bringing them up as a cluster',
   );
+  return 0;
+}
+
+/** `rf restore --into URL` of a cluster: every shard at one T, merged into the target. */
+export async function runClusterInto(
+  options: RestoreOptions & { into: string },
+  cluster: ClusterRecord,
+  began: number,
+): Promise<number> {
+  const url = options.into;
+  let r: Awaited<ReturnType<typeof restoreClusterInto>>;
+  try {
+    r = await restoreClusterInto({
+      open: () => openReader(options.store),
+      cluster,
+      until: options.until,
+      tz: options.tz ?? machineZone(),
+      now: Date.now(),
+      from: options.from,
+      acceptImprecise: options.acceptImprecise === true,
+      onResolved: (until) => out.note(describeInstant(until)),
+      into: (dryRun) => {
+        // One progress line per shard's copy: the previous one ends before the next starts.
+        stopIntoProgress();
+        return intoRunning({ ...options, dryRun }, url) as ReturnType<typeof intoRunning> & {
+          kind: 'into';
+        };
+      },
+      conflict: options.conflict,
+      dryRun: options.dryRun === true,
+    });
+  } finally {
+    stopIntoProgress();
+  }
+  const shards = r.shards.map((s) => ({
+    id: s.id,
+    written: s.result.written,
+    skipped: s.result.skipped,
+    expired: s.result.expired,
+  }));
+  if (options.json) {
+    out.json({
+      ok: true,
+      dryRun: options.dryRun === true,
+      cluster: cluster.name,
+      until: { input: r.until.input, utc: isoUtc(r.until.ms), zone: r.until.zone },
+      written: r.written,
+      skipped: r.skipped,
+      expired: r.expired,
+      conflicts: r.conflicts,
+      shards,
+      seconds: (Date.now() - began) / 1000,
+    });
+    return 0;
+  }
+  out.line(
+    `${options.dryRun ? 'plan' : 'restored'}: cluster ${cluster.name}, ${shards.length} shards at ${isoUtc(r.until.ms)} into ${redactUrl(url)}`,
+  );
+  for (const s of shards)
+    out.line(`  shard ${s.id}  written ${s.written}  skipped ${s.skipped}  expired ${s.expired}`);
+  out.line(`  total        written ${r.written}  skipped ${r.skipped}  expired ${r.expired}`);
   return 0;
 }

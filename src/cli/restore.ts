@@ -14,7 +14,7 @@ import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
 import { withFetchProgress } from './repo-progress.js';
-import { findCluster, runClusterOut } from './restore-cluster.js';
+import { findCluster, runClusterInto, runClusterOut } from './restore-cluster.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
 export interface RestoreOptions extends RepoFlags {
@@ -71,10 +71,14 @@ export async function run(options: RestoreOptions): Promise<number> {
       );
     }
     // A cluster's name restores every shard at one T (local stores only, for now).
-    if (options.out !== undefined && options.repo === undefined && !options.dryRun) {
+    const intoUrl = options.into;
+    const outDir = options.dryRun ? undefined : options.out;
+    if ((outDir !== undefined || intoUrl !== undefined) && options.repo === undefined) {
       const cluster = await findCluster(options.store, options.name);
-      if (cluster !== undefined)
-        return await runClusterOut({ ...options, out: options.out }, cluster, began);
+      if (cluster !== undefined && outDir !== undefined)
+        return await runClusterOut({ ...options, out: outDir }, cluster, began);
+      if (cluster !== undefined && intoUrl !== undefined)
+        return await runClusterInto({ ...options, into: intoUrl }, cluster, began);
     }
     const repo = await repoFromFlags(options);
     const tz = options.tz ?? machineZone();

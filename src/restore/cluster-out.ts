@@ -6,6 +6,7 @@ import {
   type ClusterRecord,
   intersectRanges,
   ownersAt,
+  type SlotOwnership,
   type SlotRanges,
 } from '../store/cluster.js';
 import type { KvReader } from '../store/store.js';
@@ -49,14 +50,14 @@ function slotCount(owners: Record<string, SlotRanges>): number {
 }
 
 /**
- * `rf restore --out DIR` of a cluster: every shard that owned slots at T restored at that same T
- * (each cut at a transaction boundary by the ordinary restore) into `DIR/<shard id>`, and
- * `DIR/cluster.json` naming them. A T at which some slot had no owner is refused: that part of
+ * The instant a cluster restore cuts every shard at, and who owned which slots then. A T before
+ * rf first read the topology, or one at which some slot had no owner, is refused: that part of
  * the keyspace was not being written anywhere rf could see.
  */
-export async function restoreClusterOut(options: ClusterOutOptions): Promise<ClusterOutResult> {
-  const { cluster, dir } = options;
-  await checkOutDir(dir);
+export async function clusterMoment(
+  options: Pick<ClusterOutOptions, 'open' | 'tz' | 'now' | 'onResolved' | 'cluster' | 'until'>,
+): Promise<{ until: ResolvedTime; owners: SlotOwnership }> {
+  const { cluster } = options;
   const kv = await options.open();
   let latest: number | undefined;
   try {
@@ -83,6 +84,18 @@ export async function restoreClusterOut(options: ClusterOutOptions): Promise<Clu
       },
     );
   }
+  return { until, owners };
+}
+
+/**
+ * `rf restore --out DIR` of a cluster: every shard that owned slots at T restored at that same T
+ * (each cut at a transaction boundary by the ordinary restore) into `DIR/<shard id>`, and
+ * `DIR/cluster.json` naming them.
+ */
+export async function restoreClusterOut(options: ClusterOutOptions): Promise<ClusterOutResult> {
+  const { cluster, dir } = options;
+  await checkOutDir(dir);
+  const { until, owners } = await clusterMoment(options);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   // The same instant for every shard, to the millisecond.
   const at = `@${until.ms / 1000}`;

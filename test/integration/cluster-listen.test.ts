@@ -196,9 +196,9 @@ afterAll(async () => {
   if (work) await removeTempDir(work);
 });
 
-describe('rf listen --cluster', () => {
-  const moments: Array<{ t: number; content: Map<string, KeyState> }> = [];
+const moments: Array<{ t: number; content: Map<string, KeyState> }> = [];
 
+describe('rf listen --cluster', () => {
   it('lists the topology it found, one source per shard', async () => {
     const found = daemon.lines.find((l) => l.msg === 'cluster topology found');
     expect(found).toBeDefined();
@@ -313,6 +313,47 @@ describe('rf listen --cluster', () => {
     moments.push(await checkpoint());
     for (const m of moments) expect(await clusterRestoredAt(m.t)).toEqual(m.content);
   }, 240_000);
+});
+
+describe('rf restore --into of a cluster', () => {
+  it('merges every shard at T into one empty standalone, and refuses a second time', async () => {
+    for (const m of [moments[0]!, moments.at(-1)!]) {
+      const target = await startRedis();
+      try {
+        const url = target.url;
+        const res = await rf(
+          [
+            'restore',
+            '--store',
+            store,
+            '--name',
+            'c',
+            '--until',
+            `@${m.t / 1000}`,
+            '--into',
+            url,
+            '--json',
+          ],
+          { timeoutMs: 120_000 },
+        );
+        expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
+        const json = JSON.parse(res.stdout) as { written: number; shards: unknown[] };
+        expect(json.shards).toHaveLength(3);
+        expect(json.written).toBe(m.content.size);
+        expect(await keyStates(await target.client(), 0)).toEqual(m.content);
+        // Every key is there now: --conflict fail refuses before any shard writes.
+        const again = await rf(
+          ['restore', '--store', store, '--name', 'c', '--until', `@${m.t / 1000}`, '--into', url],
+          { timeoutMs: 120_000 },
+        );
+        expect(again.code, again.stderr).toBe(2);
+        expect(again.stderr).toContain('RF_INTO_CONFLICT');
+        expect(await keyStates(await target.client(), 0)).toEqual(m.content);
+      } finally {
+        await target.stop();
+      }
+    }
+  }, 300_000);
 });
 
 describe('bad input', () => {
