@@ -50,8 +50,7 @@ export function registerCommands(program: Command): void {
     name: 'listen',
     description: 'connect to a master as a replica and archive its snapshot and every write',
     options: [
-      o.source('the master, redis://[user[:password]@]host:port (also REDIS_URL)'),
-      o.cluster(),
+      ...o.listenSource(),
       o.store(),
       o.name('name of this source in the store'),
       ...o.connection('the master’s'),
@@ -127,8 +126,7 @@ export function registerCommands(program: Command): void {
     ],
     help: `Examples:
   rf listen --source redis://127.0.0.1:6380 --store /var/lib/rf
-  RF_PASSWORD=secret rf listen --source redis://rf@redis-1:6379 --name cache
-  rf listen --cluster --source redis://10.0.0.7:7000 --store /var/lib/rf --name orders`,
+  RF_PASSWORD=secret rf listen --source redis://rf@redis-1:6379 --name cache`,
     run: async (opts, cmd) => {
       if (opts.printConfig) return printConfig(cmd, opts.json === true);
       return (await import('./listen.js')).run(opts as never);

@@ -224,11 +224,14 @@ export const options = {
       'encrypt (and decrypt) every object with this 32-byte key (64 hex digits)',
     ),
   ],
-  cluster: () =>
+  /** rf listen's source: a master, or with --cluster any node of a Redis Cluster. */
+  listenSource: (): Option[] => [
+    options.source('the master, redis://[user[:password]@]host:port (also REDIS_URL)'),
     new Option(
       '--cluster',
       'the source is any node of a Redis Cluster: archive every shard, following failovers',
     ),
+  ],
   /** The password file and TLS files of a command that connects to a Redis (`whose`: "the target's"). */
   connection: (whose: string): Option[] => [
     new Option('--password-file <file>', `${whose} password, from the first line of this file`),
