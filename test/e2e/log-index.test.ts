@@ -133,12 +133,21 @@ describe('rf log --key and the key index', () => {
     // hold its answers and those with a FLUSHDB or SWAPDB (the answers of `nosuch:key`: they
     // change every key, in any db the index can tell), and about one in a hundred more that
     // the Bloom filter lets through. (`user:4*` is looked up as `user:`, `*:42` not at all.)
+    // Which segments a filter lets through depends on where the segments were cut, so the
+    // false positives are bounded over all queries together: 10 bits a key and 5 probes give
+    // about 0.9% a probe, and 3% is many standard deviations above that, while an index that
+    // lets most segments through is far beyond it.
     const everyKey = byPattern(15).holding;
+    let extra = 0;
+    let probed = 0;
     for (const [i, a] of indexed.entries()) {
       const needed = new Set([...a.holding, ...everyKey]).size;
       expect(a.segments).toBeGreaterThanOrEqual(a.holding.size);
-      if (![2, 16, 20].includes(i)) expect(a.segments, String(i)).toBeLessThanOrEqual(needed + 2);
+      if ([2, 16, 20].includes(i)) continue;
+      extra += Math.max(0, a.segments - needed);
+      probed += segments - needed;
     }
+    expect(extra).toBeLessThanOrEqual(Math.ceil(0.03 * probed));
     expect(byPattern(0).skipped).toBeGreaterThan(0);
     // A pattern with no literal prefix cannot use it: every segment is read.
     expect(byPattern(16).skipped).toBe(0);
