@@ -81,7 +81,7 @@ export function rfOk(args, options = {}) {
 }
 
 let logWired = null;
-/** Whether this build has `rf log` (another engineer is building it). */
+/** Whether this build has `rf log`: the bench also runs against builds from before it. */
 export async function hasLogCommand() {
   if (logWired === null) {
     const r = await rf(['--help']);
