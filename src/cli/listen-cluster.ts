@@ -2,9 +2,8 @@ import { redisConnection } from '../config.js';
 import { ClusterListener } from '../daemon/cluster-listener.js';
 import { RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
-import { redactUrl } from '../redis-url.js';
 import type { ListenFlags } from './listen.js';
-import { passwordFrom, runUntilSignal, sessionSettings } from './listen-run.js';
+import { echoedOptions, runUntilSignal, sourceSettings } from './listen-run.js';
 import { reportError } from './output.js';
 
 /** What rf listen --cluster does not do yet: refused rather than silently ignored. */
@@ -40,29 +39,14 @@ export async function run(options: ListenFlags): Promise<number> {
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
     listener = new ClusterListener(
       {
-        sourceUrl: options.source,
-        endpoint,
-        ...(tlsOptions ? { tlsOptions } : {}),
-        store: options.store,
-        name: options.name,
-        ...sessionSettings(options),
+        ...sourceSettings(options, endpoint, tlsOptions),
         refreshMs: 5_000,
       },
       log,
     );
     log.info(
       {
-        options: {
-          cluster: true,
-          source: redactUrl(options.source),
-          store: options.store,
-          name: options.name,
-          segmentSize: options.segmentSize,
-          flushInterval: options.flushInterval,
-          replTimeout: options.replTimeout,
-          tls: endpoint.tls,
-          passwordFrom: passwordFrom(options, endpoint),
-        },
+        options: { cluster: true, ...echoedOptions(options, endpoint) },
       },
       'rf listen starting',
     );

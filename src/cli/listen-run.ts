@@ -1,12 +1,22 @@
+import type tls from 'node:tls';
 import { isRfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { RedisEndpoint } from '../redis-url.js';
+import { type RedisEndpoint, redactUrl } from '../redis-url.js';
 import type { ListenOptions } from './listen.js';
 import { reportError } from './output.js';
 
-/** The replication settings every session takes, from rf listen's flags. */
-export function sessionSettings(options: ListenOptions) {
+/** What every listener takes from rf listen's flags: the source, the store, the sessions. */
+export function sourceSettings(
+  options: ListenOptions,
+  endpoint: RedisEndpoint,
+  tlsOptions: tls.ConnectionOptions | undefined,
+) {
   return {
+    sourceUrl: options.source,
+    endpoint,
+    ...(tlsOptions ? { tlsOptions } : {}),
+    store: options.store,
+    name: options.name,
     connectTimeoutMs: options.connectTimeout,
     readTimeoutMs: options.replTimeout,
     maxSegmentBytes: options.segmentSize,
@@ -16,13 +26,25 @@ export function sessionSettings(options: ListenOptions) {
   };
 }
 
-/** Where the password came from, for the first log line (never the password itself). */
-export function passwordFrom(
-  options: Pick<ListenOptions, 'passwordFile'>,
-  endpoint: RedisEndpoint,
-): string {
-  if (options.passwordFile) return 'file';
-  return endpoint.password !== undefined ? 'url-or-env' : 'none';
+/**
+ * The options every rf listen's first log line echoes, secrets redacted (pgBackRest does the
+ * same); the password only by where it came from.
+ */
+export function echoedOptions(options: ListenOptions, endpoint: RedisEndpoint) {
+  return {
+    source: redactUrl(options.source),
+    store: options.store,
+    name: options.name,
+    segmentSize: options.segmentSize,
+    flushInterval: options.flushInterval,
+    replTimeout: options.replTimeout,
+    tls: endpoint.tls,
+    passwordFrom: options.passwordFile
+      ? 'file'
+      : endpoint.password !== undefined
+        ? 'url-or-env'
+        : 'none',
+  };
 }
 
 /**

@@ -5,11 +5,10 @@ import type { RollSchedule } from '../daemon/roll-bases.js';
 import { RfError } from '../errors.js';
 import { parseListen } from '../listen-address.js';
 import { createLogger, type Logger } from '../logger.js';
-import { redactUrl } from '../redis-url.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import { warnIfSharedSecret } from '../warnings.js';
-import { passwordFrom, runUntilSignal, sessionSettings } from './listen-run.js';
+import { echoedOptions, runUntilSignal, sourceSettings } from './listen-run.js';
 import { reportError } from './output.js';
 
 export interface ListenOptions {
@@ -71,12 +70,7 @@ export async function run(options: ListenFlags): Promise<number> {
     const repo = await repoFromFlags(options);
     listener = new Listener(
       {
-        sourceUrl: options.source,
-        endpoint,
-        ...(tlsOptions ? { tlsOptions } : {}),
-        store: options.store,
-        name: options.name,
-        ...sessionSettings(options),
+        ...sourceSettings(options, endpoint, tlsOptions),
         baseEveryMs: options.baseEvery,
         ...(options.rollBaseEvery === undefined
           ? {}
@@ -106,20 +100,13 @@ export async function run(options: ListenFlags): Promise<number> {
     log.info(
       {
         options: {
-          source: redactUrl(options.source),
-          store: options.store,
-          name: options.name,
-          segmentSize: options.segmentSize,
-          flushInterval: options.flushInterval,
-          replTimeout: options.replTimeout,
+          ...echoedOptions(options, endpoint),
           baseEvery: options.baseEvery,
           rollBaseEvery: options.rollBaseEvery ?? null,
           retain: options.retain,
           repo: options.repo ?? null,
           localRetain: options.localRetain,
           repoEncrypted: options.repoKeyFile !== undefined,
-          tls: endpoint.tls,
-          passwordFrom: passwordFrom(options, endpoint),
         },
       },
       'rf listen starting',
