@@ -33,7 +33,7 @@ import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
 import { checkControlSocketPath, startControlServer } from './control.js';
 import { RemoteKv } from './control-client.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
-import { type MetricsSnapshot, startMetricsServer } from './metrics.js';
+import { type SourceMetrics, startMetricsServer } from './metrics.js';
 import { OffsetSamples } from './offset-samples.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSourceFacts } from './source-facts.js';
@@ -198,7 +198,15 @@ export class Listener {
       );
       this.watch.start();
       if (config.metrics)
-        metrics = await startMetricsServer(config.metrics, () => this.metricsSnapshot(), log);
+        metrics = await startMetricsServer({
+          listen: config.metrics,
+          store: config.store,
+          snapshot: () => ({
+            sources: [{ metrics: this.metricsSnapshot() }],
+            errors: { ...this.failures.byCode },
+          }),
+          log,
+        });
       if (config.repo) await this.startUpload(store, config.repo);
       if (config.aof) await this.startAof(store, config.aof);
       if (config.ingest) {
@@ -534,7 +542,7 @@ export class Listener {
     });
   }
 
-  private aofMetrics(): MetricsSnapshot['aof'] {
+  private aofMetrics(): SourceMetrics['aof'] {
     const st = this.aof?.status();
     if (st === undefined) return null;
     const last = st.rewrite?.last;
@@ -554,7 +562,7 @@ export class Listener {
     this.info.lastBaseAt = takenAt;
   }
 
-  private metricsSnapshot(): MetricsSnapshot {
+  private metricsSnapshot(): SourceMetrics {
     const s = this.session?.snapshot() ?? null;
     const master = this.watch?.latest() ?? null;
     return {
@@ -565,8 +573,8 @@ export class Listener {
       masterOffset: master?.offset ?? null,
       lastDurableAt: s?.lastDurableAt ?? null,
       lastBaseAt: this.info.lastBaseAt,
+      baseEveryMs: this.config.baseEveryMs,
       totals: { ...this.info.totals },
-      errors: { ...this.failures.byCode },
       aof: this.aofMetrics(),
       repo: this.uploader?.snapshot() ?? null,
     };

@@ -1,10 +1,14 @@
+import { statfs } from 'node:fs/promises';
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
-/** What the daemon knows at scrape time; every field may be missing while it connects. */
-export interface MetricsSnapshot {
+/**
+ * What the daemon knows of one captured stream at scrape time; every field may be missing while
+ * it connects, and a null total is a count this daemon does not keep (no series then).
+ */
+export interface SourceMetrics {
   connected: boolean;
   timeline: number | null;
   durableOffset: number | null;
@@ -13,12 +17,41 @@ export interface MetricsSnapshot {
   /** Capture time of the last durable entry. */
   lastDurableAt: number | null;
   lastBaseAt: number | null;
-  totals: { segments: number; streamBytes: number; bases: number; reconnects: number };
-  errors: Record<string, number>;
-  aof: { sizeBytes: number | null; chunks: number; bytes: number; rewrites: number } | null;
-  /** The uploads to --repo, when it is given. */
+  /** --base-every, so an alert compares the base age with it instead of hard-coding it. */
+  baseEveryMs: number | null;
+  totals: {
+    segments: number | null;
+    streamBytes: number | null;
+    bases: number | null;
+    reconnects: number;
+  };
+  /**
+   * The AOF capture (null: not asked for, its counters stay at 0); absent where the daemon has
+   * no such capture at all (a cluster shard), and so are its series.
+   */
+  aof?: { sizeBytes: number | null; chunks: number; bytes: number; rewrites: number } | null;
+  /** The uploads to --repo (null: not asked for), absent as aof is. */
   repo?: { backlogBytes: number; uploadedBytes: number; errors: number } | null;
 }
+
+/**
+ * The daemon at scrape time: one standalone source (its series carry no label, as they always
+ * have), or a cluster's shards (each series labelled `shard` with the shard's source name).
+ */
+export interface MetricsSnapshot {
+  sources: Array<{ shard?: string; metrics: SourceMetrics }>;
+  errors: Record<string, number>;
+}
+
+export interface MetricsOptions {
+  listen: { host: string; port: number };
+  /** The store directory: the free and total bytes of its filesystem are exported. */
+  store: string;
+  snapshot: () => MetricsSnapshot;
+  log: Logger;
+}
+
+type Read = (s: SourceMetrics) => number | null;
 
 /**
  * Prometheus text on `--metrics host:port` (prom-client). Names follow the conventions:
@@ -26,36 +59,49 @@ export interface MetricsSnapshot {
  * counters advance by what the daemon's totals moved since the last scrape.
  */
 export async function startMetricsServer(
-  listen: { host: string; port: number },
-  snapshot: () => MetricsSnapshot,
-  log: Logger,
+  options: MetricsOptions,
 ): Promise<{ port: number; close(): Promise<void> }> {
+  const { listen, store, snapshot, log } = options;
   const registry = new Registry();
-  const gauge = (name: string, help: string, read: (s: MetricsSnapshot) => number | null) =>
+  let current = snapshot();
+  const each = (fn: (labels: Record<string, string>, s: SourceMetrics) => void) => {
+    for (const { shard, metrics } of current.sources)
+      fn(shard === undefined ? {} : { shard }, metrics);
+  };
+  const gauge = (name: string, help: string, read: Read) =>
     new Gauge({
       name,
       help,
+      labelNames: ['shard'],
       registers: [registry],
       collect() {
-        const v = read(current);
-        if (v === null) this.reset();
-        else this.set(v);
+        // A shard that went away, or a value that is not known now, leaves no stale series.
+        this.reset();
+        each((labels, s) => {
+          const v = read(s);
+          if (v !== null) this.set(labels, v);
+        });
       },
     });
   const seen = new Map<string, number>();
-  const counter = (name: string, help: string, read: (s: MetricsSnapshot) => number) =>
+  const counter = (name: string, help: string, read: Read) =>
     new Counter({
       name,
       help,
+      labelNames: ['shard'],
       registers: [registry],
       collect() {
-        const v = read(current);
-        const delta = v - (seen.get(name) ?? 0);
-        if (delta > 0) this.inc(delta);
-        seen.set(name, v);
+        each((labels, s) => {
+          const v = read(s);
+          if (v === null) return;
+          const key = `${name}\0${labels.shard ?? ''}`;
+          const delta = v - (seen.get(key) ?? 0);
+          // An increment of 0 makes the series appear at 0: increase() then sees the first step.
+          if (delta > 0 || !seen.has(key)) this.inc(labels, Math.max(0, delta));
+          seen.set(key, v);
+        });
       },
     });
-  let current = snapshot();
 
   gauge('rf_connected', '1 while the replication stream is flowing', (s) => (s.connected ? 1 : 0));
   gauge('rf_timeline', 'the timeline being captured', (s) => s.timeline);
@@ -86,8 +132,16 @@ export async function startMetricsServer(
         : 0;
     },
   );
+  gauge(
+    'rf_last_durable_write_timestamp_seconds',
+    'capture time of the last durable entry (unix seconds): the end of the restorable window',
+    (s) => (s.lastDurableAt === null ? null : s.lastDurableAt / 1000),
+  );
   gauge('rf_base_age_seconds', 'age of the newest base', (s) =>
     s.lastBaseAt === null ? null : (Date.now() - s.lastBaseAt) / 1000,
+  );
+  gauge('rf_base_interval_seconds', 'the --base-every period (absent when off)', (s) =>
+    s.baseEveryMs === null ? null : s.baseEveryMs / 1000,
   );
   gauge(
     'rf_aof_size_bytes',
@@ -102,27 +156,25 @@ export async function startMetricsServer(
   );
   counter('rf_bases_total', 'bases taken (full syncs and fresh bases)', (s) => s.totals.bases);
   counter('rf_reconnects_total', 'replication reconnects', (s) => s.totals.reconnects);
-  counter('rf_chunks_written_total', 'AOF chunks stored', (s) => s.aof?.chunks ?? 0);
-  counter('rf_chunk_written_bytes_total', 'AOF chunk bytes stored', (s) => s.aof?.bytes ?? 0);
-  counter(
-    'rf_aof_rewrite_cycles_total',
-    'BGREWRITEAOF cycles run by rf',
-    (s) => s.aof?.rewrites ?? 0,
+  counter('rf_chunks_written_total', 'AOF chunks stored', (s) =>
+    s.aof === undefined ? null : (s.aof?.chunks ?? 0),
+  );
+  counter('rf_chunk_written_bytes_total', 'AOF chunk bytes stored', (s) =>
+    s.aof === undefined ? null : (s.aof?.bytes ?? 0),
+  );
+  counter('rf_aof_rewrite_cycles_total', 'BGREWRITEAOF cycles run by rf', (s) =>
+    s.aof === undefined ? null : (s.aof?.rewrites ?? 0),
   );
   gauge(
     'rf_repo_backlog_bytes',
     'sealed bytes in the local store not yet in the --repo bucket',
     (s) => s.repo?.backlogBytes ?? null,
   );
-  counter(
-    'rf_repo_uploaded_bytes_total',
-    'bytes written to the --repo bucket',
-    (s) => s.repo?.uploadedBytes ?? 0,
+  counter('rf_repo_uploaded_bytes_total', 'bytes written to the --repo bucket', (s) =>
+    s.repo === undefined ? null : (s.repo?.uploadedBytes ?? 0),
   );
-  counter(
-    'rf_repo_errors_total',
-    'upload rounds to the --repo bucket that failed',
-    (s) => s.repo?.errors ?? 0,
+  counter('rf_repo_errors_total', 'upload rounds to the --repo bucket that failed', (s) =>
+    s.repo === undefined ? null : (s.repo?.errors ?? 0),
   );
   const errors = new Counter({
     name: 'rf_errors_total',
@@ -131,6 +183,20 @@ export async function startMetricsServer(
     registers: [registry],
   });
   const errorsSeen = new Map<string, number>();
+  // The store's filesystem, read at scrape time: the archive grows until the disk is full.
+  let disk: { avail: number; size: number } | null = null;
+  const diskGauge = (name: string, help: string, pick: 'avail' | 'size') =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        if (disk === null) this.reset();
+        else this.set(disk[pick]);
+      },
+    });
+  diskGauge('rf_store_filesystem_avail_bytes', 'bytes free to rf on the store filesystem', 'avail');
+  diskGauge('rf_store_filesystem_size_bytes', 'size of the filesystem of the store', 'size');
 
   const server = http.createServer((req, res) => {
     if (req.url !== '/metrics') {
@@ -143,10 +209,19 @@ export async function startMetricsServer(
       if (delta > 0) errors.inc({ code }, delta);
       errorsSeen.set(code, n);
     }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500).end(String(err)),
-    );
+    statfs(store)
+      .then(
+        (s) => ({ avail: s.bavail * s.bsize, size: s.blocks * s.bsize }),
+        () => null,
+      )
+      .then((d) => {
+        disk = d;
+        return registry.metrics();
+      })
+      .then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>

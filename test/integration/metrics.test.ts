@@ -37,6 +37,8 @@ describe('rf listen --metrics', () => {
       r.dir,
       '--chunk-size',
       '4k',
+      '--base-every',
+      '1h',
     ]);
     scope.defer(() => d.stop('SIGKILL'));
     const line = await d.waitForLog((l) => l.msg === 'metrics listening');
@@ -68,6 +70,17 @@ describe('rf listen --metrics', () => {
     expect(m.get('rf_chunk_written_bytes_total')).toBeGreaterThan(0);
     expect(m.get('rf_aof_rewrite_cycles_total')).toBe(0);
     expect(m.has('rf_errors_total')).toBe(false);
+    // What alerts compare with: the configured base period, the end of the archive, the disk.
+    expect(m.get('rf_base_interval_seconds')).toBe(3600);
+    const lastWrite = m.get('rf_last_durable_write_timestamp_seconds')!;
+    expect(lastWrite).toBeGreaterThan(Date.now() / 1000 - 60);
+    expect(lastWrite).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(m.get('rf_store_filesystem_avail_bytes')).toBeGreaterThan(0);
+    expect(m.get('rf_store_filesystem_size_bytes')).toBeGreaterThanOrEqual(
+      m.get('rf_store_filesystem_avail_bytes')!,
+    );
+    // A standalone source's series carry no label, as dashboards built on them expect.
+    expect([...m.keys()].filter((k) => k.includes('{'))).toEqual([]);
 
     await load.stop();
     await waitFor(async () => {
