@@ -12,12 +12,12 @@ import { aofCoverage, type Coverage } from '../restore/coverage.js';
 import { windowJson } from '../restore/plan.js';
 import { Archive } from '../store/archive.js';
 import { AofArchive } from '../store/chunks.js';
-import { listClusters } from '../store/cluster.js';
+import { type ClusterRecord, listClusters } from '../store/cluster.js';
 import { keys } from '../store/keys.js';
 import { lastDataWrite } from '../store/last-write.js';
-import { json } from '../store/store.js';
+import { json, type KvReader } from '../store/store.js';
 import { type AofSummary, aofSummary, indexSource, type SourceIndex } from '../store/summary.js';
-import type { RetentionRecord } from '../store/types.js';
+import type { RetentionRecord, SourceRecord } from '../store/types.js';
 import { canonicalZone, isoUtc } from '../time.js';
 import { clusterJson, clusterText } from './info-cluster.js';
 import { printText } from './info-text.js';
@@ -195,94 +195,122 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
   };
 }
 
+/** What `rf info` gathers: one entry per source shown, the daemon's status, the clusters. */
+export interface InfoReport {
+  infos: SourceInfo[];
+  daemon: DaemonStatus | null;
+  clusters: ClusterRecord[];
+  /** Bytes the store takes on disk (0 when read from the bucket alone). */
+  onDisk: number;
+}
+
+/** The `--json` document of `rf info`. */
+export function infoJson(options: InfoOptions, report: InfoReport) {
+  return {
+    store: options.store,
+    onDisk: report.onDisk,
+    sources: report.infos.map((i) => sourceJson(i, report.daemon)),
+    clusters: report.clusters.map((c) => clusterJson(c, report.infos)),
+  };
+}
+
 export async function run(options: InfoOptions): Promise<number> {
   try {
-    // A bad --tz is refused before anything is printed.
-    if (options.tz !== undefined) canonicalZone(options.tz);
-    const repo = await repoFromFlags(options);
-    // From the bucket alone: the manifests are all `rf info` needs.
-    const kv =
-      repo === undefined
-        ? await openReader(options.store)
-        : (await RepoCache.open(repo, options.name)).reader();
-    try {
-      const archive = new Archive(kv);
-      const daemon = kv instanceof RemoteKv ? ((await kv.status()) as DaemonStatus) : null;
-      let sources = await archive.sources();
-      const clusters = (await listClusters(kv)).filter(
-        (c) => options.name === undefined || c.name === options.name,
-      );
-      // `--name <cluster>` selects the cluster's shards.
-      const asCluster = options.name !== undefined && clusters.length > 0;
-      if (asCluster) {
-        const shardSources = new Set(clusters.flatMap((c) => c.shards.map((s) => s.source)));
-        sources = sources.filter((s) => shardSources.has(s.name));
-      } else if (options.name !== undefined) {
-        sources = sources.filter((s) => s.name === options.name);
-        if (sources.length === 0) {
-          throw new RfError(
-            'RF_UNKNOWN_SOURCE',
-            `the store ${options.store} holds no source named ${options.name}`,
-            {
-              details: { store: options.store, name: options.name },
-              hint: 'run `rf info` without --name to list the sources',
-            },
-          );
-        }
-      }
-      const infos: SourceInfo[] = [];
-      for (const s of sources) {
-        const ix = await indexSource(archive, s);
-        const [aof, aofBases, act, lastWrite, retention] = await Promise.all([
-          aofSummary(kv, s.name),
-          new AofArchive(kv).bases(s.name),
-          activity(archive, s.name, ix.timelines, ix.restorable, {
-            maxBins: ACTIVITY_BINS,
-            metaLimit: ACTIVITY_META_LIMIT,
-          }),
-          lastDataWrite(archive, s.name, ix.timelines),
-          kv.get(keys.retention(s.name)),
-        ]);
-        const repoStatus = await kv.get(repoStatusKey(s.name));
-        const r = retention === undefined ? undefined : json.decode<RetentionRecord>(retention);
-        infos.push({
-          ix,
-          aof,
-          aofBaseBytes: aofBases.reduce((n, b) => n + b.bytes, 0),
-          activity: act,
-          lastWrite,
-          retention:
-            r === undefined
-              ? null
-              : {
-                  retainMs: r.retainMs,
-                  windowStart: isoUtc(r.windowStart),
-                  prunedAt: isoUtc(r.prunedAt),
-                },
-          lag: daemon !== null && daemon.name === s.name ? lagOf(daemon) : null,
-          repo: repoStatus === undefined ? null : json.decode<RepoStatus>(repoStatus),
-          coverage: await aofCoverage(kv, s.name, ix.gaps, ix.imprecise, aof.chunks > 0),
-        });
-      }
-      const onDisk = repo === undefined ? await diskUsage(options.store) : 0;
-      if (options.json) {
-        out.json({
-          store: options.store,
-          onDisk,
-          sources: infos.map((i) => sourceJson(i, daemon)),
-          clusters: clusters.map((c) => clusterJson(c, infos)),
-        });
-      } else {
-        printText(options, infos, daemon, onDisk);
-        for (const c of clusters) for (const line of clusterText(c, infos)) out.line(line);
-      }
-      return 0;
-    } finally {
-      await kv.close();
+    const report = await gatherInfo(options);
+    if (options.json) {
+      out.json(infoJson(options, report));
+    } else {
+      printText(options, report.infos, report.daemon, report.onDisk);
+      for (const c of report.clusters)
+        for (const line of clusterText(c, report.infos)) out.line(line);
     }
+    return 0;
   } catch (err) {
     return reportError(err, options.json === true);
   }
+}
+
+/** Reads everything `rf info` shows, from the store (through rf listen when it runs) or the bucket. */
+export async function gatherInfo(options: InfoOptions): Promise<InfoReport> {
+  // A bad --tz is refused before anything is printed.
+  if (options.tz !== undefined) canonicalZone(options.tz);
+  const repo = await repoFromFlags(options);
+  // From the bucket alone: the manifests are all `rf info` needs.
+  const kv =
+    repo === undefined
+      ? await openReader(options.store)
+      : (await RepoCache.open(repo, options.name)).reader();
+  try {
+    const archive = new Archive(kv);
+    const daemon = kv instanceof RemoteKv ? ((await kv.status()) as DaemonStatus) : null;
+    let sources = await archive.sources();
+    const clusters = (await listClusters(kv)).filter(
+      (c) => options.name === undefined || c.name === options.name,
+    );
+    // `--name <cluster>` selects the cluster's shards.
+    const asCluster = options.name !== undefined && clusters.length > 0;
+    if (asCluster) {
+      const shardSources = new Set(clusters.flatMap((c) => c.shards.map((s) => s.source)));
+      sources = sources.filter((s) => shardSources.has(s.name));
+    } else if (options.name !== undefined) {
+      sources = sources.filter((s) => s.name === options.name);
+      if (sources.length === 0) {
+        throw new RfError(
+          'RF_UNKNOWN_SOURCE',
+          `the store ${options.store} holds no source named ${options.name}`,
+          {
+            details: { store: options.store, name: options.name },
+            hint: 'run `rf info` without --name to list the sources',
+          },
+        );
+      }
+    }
+    const infos: SourceInfo[] = [];
+    for (const s of sources) infos.push(await sourceInfo(kv, archive, s, daemon));
+    const onDisk = repo === undefined ? await diskUsage(options.store) : 0;
+    return { infos, daemon, clusters, onDisk };
+  } finally {
+    await kv.close();
+  }
+}
+
+async function sourceInfo(
+  kv: KvReader,
+  archive: Archive,
+  s: SourceRecord,
+  daemon: DaemonStatus | null,
+): Promise<SourceInfo> {
+  const ix = await indexSource(archive, s);
+  const [aof, aofBases, act, lastWrite, retention] = await Promise.all([
+    aofSummary(kv, s.name),
+    new AofArchive(kv).bases(s.name),
+    activity(archive, s.name, ix.timelines, ix.restorable, {
+      maxBins: ACTIVITY_BINS,
+      metaLimit: ACTIVITY_META_LIMIT,
+    }),
+    lastDataWrite(archive, s.name, ix.timelines),
+    kv.get(keys.retention(s.name)),
+  ]);
+  const repoStatus = await kv.get(repoStatusKey(s.name));
+  const r = retention === undefined ? undefined : json.decode<RetentionRecord>(retention);
+  return {
+    ix,
+    aof,
+    aofBaseBytes: aofBases.reduce((n, b) => n + b.bytes, 0),
+    activity: act,
+    lastWrite,
+    retention:
+      r === undefined
+        ? null
+        : {
+            retainMs: r.retainMs,
+            windowStart: isoUtc(r.windowStart),
+            prunedAt: isoUtc(r.prunedAt),
+          },
+    lag: daemon !== null && daemon.name === s.name ? lagOf(daemon) : null,
+    repo: repoStatus === undefined ? null : json.decode<RepoStatus>(repoStatus),
+    coverage: await aofCoverage(kv, s.name, ix.gaps, ix.imprecise, aof.chunks > 0),
+  };
 }
 
 function lagOf(d: DaemonStatus): CaptureLag {

@@ -1,7 +1,13 @@
 import { type ImpreciseWindow, WindowLookup } from '../bounds/windows.js';
 import { openReader } from '../daemon/open-reader.js';
 import { Exit, RfError } from '../errors.js';
-import { emptyLogStats, type LogFilter, type LogWrite, queryLog } from '../log/query.js';
+import {
+  emptyLogStats,
+  type LogFilter,
+  type LogStats,
+  type LogWrite,
+  queryLog,
+} from '../log/query.js';
 import { describeServer } from '../replication/server-info.js';
 import { RepoCache } from '../repo/cache.js';
 import { fetchForLog } from '../repo/fetch.js';
@@ -39,94 +45,115 @@ const BLOCK = 64 * 1024;
 export async function run(options: LogOptions): Promise<number> {
   const began = Date.now();
   try {
-    const filter = parseFilter(options);
-    const repo = await repoFromFlags(options);
-    const cache = repo === undefined ? undefined : await RepoCache.open(repo, options.name);
-    const kv = cache === undefined ? await openReader(options.store) : cache.reader();
-    try {
-      const archive = new Archive(kv);
-      const source = options.name;
-      const timelines = await archive.timelines(source);
-      const record = await archive.requireSource(source);
-      const latest = timelines.reduce<number | undefined>(
-        (m, t) => (m === undefined || t.lastTime > m ? t.lastTime : m),
-        undefined,
-      );
-      const ctx = {
-        now: Date.now(),
-        tz: options.tz ?? machineZone(),
-        ...(latest === undefined ? {} : { latest }),
-      };
-      const since = options.since === undefined ? null : resolveTime(options.since, ctx);
-      const until = options.until === undefined ? null : resolveTime(options.until, ctx);
-      // Every command that takes a time says what it understood, before it acts.
-      out.note(since === null ? 'since the first write archived' : describeInstant(since, 'since'));
-      out.note(until === null ? 'until the last write archived' : describeInstant(until, 'until'));
-      // Which server wrote these: Redis 6 propagates expiries relative, 7.0 absolute.
-      if (record.server !== undefined)
-        out.note(`source ${source}: ${describeServer(record.server)}`);
-      if (since !== null && until !== null && since.ms > until.ms) {
-        throw new RfError(
-          'RF_USAGE',
-          `--since ${isoUtc(since.ms)} is after --until ${isoUtc(until.ms)}`,
-          {
-            details: { since: isoUtc(since.ms), until: isoUtc(until.ms) },
-            hint: 'swap them: --since is the start of the window',
-          },
-        );
-      }
-
-      // From the bucket alone: the stream packs that overlap the window.
-      if (cache !== undefined) {
-        await withFetchProgress(cache, () =>
-          fetchForLog(cache, source, since?.ms ?? null, until?.ms ?? null),
-        );
-      }
-      const late = new WindowLookup(await archive.imprecise(source));
-      const stats = emptyLogStats();
-      const zone = options.tz;
-      const lines: string[] = [];
-      let pending = 0;
-      const flush = () => {
-        if (lines.length === 0) return;
-        out.line(lines.join('\n'));
-        lines.length = 0;
-        pending = 0;
-      };
-      const writes = queryLog(
-        archive,
-        source,
-        { since: since?.ms ?? null, until: until?.ms ?? null },
-        filter,
-        stats,
-      );
-      for await (const w of writes) {
-        const window = late.at(w.timeline, w.offset);
+    const zone = options.tz;
+    const lines: string[] = [];
+    let pending = 0;
+    const flush = () => {
+      if (lines.length === 0) return;
+      out.line(lines.join('\n'));
+      lines.length = 0;
+      pending = 0;
+    };
+    const { stats, since, until } = await readLog(options, {
+      note: (text) => out.note(text),
+      write: (w, window) => {
         const line = options.json
-          ? JSON.stringify(jsonRecord(w, window))
+          ? JSON.stringify(logRecord(w, window))
           : textLine(w, zone, window);
         lines.push(line);
         pending += line.length;
         if (pending >= BLOCK) flush();
-      }
-      flush();
+        return true;
+      },
+    });
+    flush();
 
-      for (const d of stats.damaged) {
-        out.note(
-          `rf: ${d.code}: timeline ${d.timeline} offsets ${d.start}..${d.end} could not be read; its writes are not shown (${d.message})`,
-        );
-      }
-      out.note(summary(stats, since, until, (Date.now() - began) / 1000));
-      if (stats.damaged.length > 0) {
-        out.note('  next: run `rf verify` to list every damaged part of the archive');
-        return Exit.integrity;
-      }
-      return Exit.ok;
-    } finally {
-      await kv.close();
+    for (const d of stats.damaged) {
+      out.note(
+        `rf: ${d.code}: timeline ${d.timeline} offsets ${d.start}..${d.end} could not be read; its writes are not shown (${d.message})`,
+      );
     }
+    out.note(summary(stats, since, until, (Date.now() - began) / 1000));
+    if (stats.damaged.length > 0) {
+      out.note('  next: run `rf verify` to list every damaged part of the archive');
+      return Exit.integrity;
+    }
+    return Exit.ok;
   } catch (err) {
     return reportError(err, options.json === true);
+  }
+}
+
+export interface LogHooks {
+  /** What rf says about the window before the writes (the instants it resolved). */
+  note(text: string): void;
+  /** Each matching write in order, with the imprecise window it lies in; `false` stops the read. */
+  write(w: LogWrite, late: ImpreciseWindow | undefined): boolean;
+}
+
+/** The one read of `rf log`: resolves the window, fetches from the bucket if asked, queries. */
+export async function readLog(
+  options: LogOptions,
+  hooks: LogHooks,
+): Promise<{ stats: LogStats; since: ResolvedTime | null; until: ResolvedTime | null }> {
+  const filter = parseFilter(options);
+  const repo = await repoFromFlags(options);
+  const cache = repo === undefined ? undefined : await RepoCache.open(repo, options.name);
+  const kv = cache === undefined ? await openReader(options.store) : cache.reader();
+  try {
+    const archive = new Archive(kv);
+    const source = options.name;
+    const timelines = await archive.timelines(source);
+    const record = await archive.requireSource(source);
+    const latest = timelines.reduce<number | undefined>(
+      (m, t) => (m === undefined || t.lastTime > m ? t.lastTime : m),
+      undefined,
+    );
+    const ctx = {
+      now: Date.now(),
+      tz: options.tz ?? machineZone(),
+      ...(latest === undefined ? {} : { latest }),
+    };
+    const since = options.since === undefined ? null : resolveTime(options.since, ctx);
+    const until = options.until === undefined ? null : resolveTime(options.until, ctx);
+    // Every command that takes a time says what it understood, before it acts.
+    hooks.note(since === null ? 'since the first write archived' : describeInstant(since, 'since'));
+    hooks.note(until === null ? 'until the last write archived' : describeInstant(until, 'until'));
+    // Which server wrote these: Redis 6 propagates expiries relative, 7.0 absolute.
+    if (record.server !== undefined)
+      hooks.note(`source ${source}: ${describeServer(record.server)}`);
+    if (since !== null && until !== null && since.ms > until.ms) {
+      throw new RfError(
+        'RF_USAGE',
+        `--since ${isoUtc(since.ms)} is after --until ${isoUtc(until.ms)}`,
+        {
+          details: { since: isoUtc(since.ms), until: isoUtc(until.ms) },
+          hint: 'swap them: --since is the start of the window',
+        },
+      );
+    }
+
+    // From the bucket alone: the stream packs that overlap the window.
+    if (cache !== undefined) {
+      await withFetchProgress(cache, () =>
+        fetchForLog(cache, source, since?.ms ?? null, until?.ms ?? null),
+      );
+    }
+    const late = new WindowLookup(await archive.imprecise(source));
+    const stats = emptyLogStats();
+    const writes = queryLog(
+      archive,
+      source,
+      { since: since?.ms ?? null, until: until?.ms ?? null },
+      filter,
+      stats,
+    );
+    for await (const w of writes) {
+      if (!hooks.write(w, late.at(w.timeline, w.offset))) break;
+    }
+    return { stats, since, until };
+  } finally {
+    await kv.close();
   }
 }
 
@@ -160,7 +187,7 @@ function textLine(w: LogWrite, zone: string | undefined, late?: ImpreciseWindow)
 }
 
 /** One JSON line per write: the fields are stable, new ones may be added. */
-function jsonRecord(w: LogWrite, late?: ImpreciseWindow) {
+export function logRecord(w: LogWrite, late?: ImpreciseWindow) {
   return {
     time: isoUtc(w.time),
     db: w.db,
@@ -176,7 +203,7 @@ function jsonRecord(w: LogWrite, late?: ImpreciseWindow) {
 }
 
 function summary(
-  stats: ReturnType<typeof emptyLogStats>,
+  stats: LogStats,
   since: ResolvedTime | null,
   until: ResolvedTime | null,
   seconds: number,

@@ -9,7 +9,12 @@ import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import type { ConflictMode, TtlMode } from '../restore/into/decide.js';
 import { type OutLayout, parseLayout } from '../restore/layout.js';
 import { windowJson } from '../restore/plan.js';
-import { type RestoreInto, type RestoreResult, restore } from '../restore/restore.js';
+import {
+  type RestoreInto,
+  type RestoreOptions as RestoreRequest,
+  type RestoreResult,
+  restore,
+} from '../restore/restore.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
@@ -80,37 +85,7 @@ export async function run(options: RestoreOptions): Promise<number> {
       if (cluster !== undefined && intoUrl !== undefined)
         return await runClusterInto({ ...options, into: intoUrl }, cluster, began);
     }
-    const repo = await repoFromFlags(options);
-    const tz = options.tz ?? machineZone();
-    const now = Date.now();
-    const result = await restore({
-      open:
-        repo === undefined
-          ? () => openReader(options.store)
-          : async () => {
-              // From the bucket alone: the one base and the segments after it, fetched first.
-              const cache = await RepoCache.open(repo, options.name);
-              try {
-                await withFetchProgress(cache, () =>
-                  fetchForRestore(cache, options.name, options.until, {
-                    tz,
-                    now,
-                    from: options.from,
-                  }),
-                );
-              } catch (err) {
-                await cache.close();
-                throw err;
-              }
-              return cache.reader();
-            },
-      name: options.name,
-      until: options.until,
-      tz,
-      now,
-      from: options.from,
-      into: options.dryRun && options.into === undefined ? null : into(options),
-      acceptImprecise: options.acceptImprecise === true,
+    const result = await restoreFor(options, {
       // Every command that takes a time says what it understood, before it acts.
       onResolved: (until) => out.note(describeInstant(until)),
       onWrite: (read) =>
@@ -126,6 +101,46 @@ export async function run(options: RestoreOptions): Promise<number> {
   } finally {
     stopIntoProgress();
   }
+}
+
+/** The one call of restore() for a source: from the store (through rf listen) or the bucket. */
+export async function restoreFor(
+  options: RestoreOptions,
+  hooks: Pick<RestoreRequest, 'onResolved' | 'onWrite'>,
+): Promise<RestoreResult> {
+  const repo = await repoFromFlags(options);
+  const tz = options.tz ?? machineZone();
+  const now = Date.now();
+  return restore({
+    open:
+      repo === undefined
+        ? () => openReader(options.store)
+        : async () => {
+            // From the bucket alone: the one base and the segments after it, fetched first.
+            const cache = await RepoCache.open(repo, options.name);
+            try {
+              await withFetchProgress(cache, () =>
+                fetchForRestore(cache, options.name, options.until, {
+                  tz,
+                  now,
+                  from: options.from,
+                }),
+              );
+            } catch (err) {
+              await cache.close();
+              throw err;
+            }
+            return cache.reader();
+          },
+    name: options.name,
+    until: options.until,
+    tz,
+    now,
+    from: options.from,
+    into: options.dryRun && options.into === undefined ? null : into(options),
+    acceptImprecise: options.acceptImprecise === true,
+    ...hooks,
+  });
 }
 
 function into(options: RestoreOptions): RestoreInto {
@@ -152,7 +167,8 @@ function into(options: RestoreOptions): RestoreInto {
   };
 }
 
-function report(options: RestoreOptions, r: RestoreResult, began: number): void {
+/** The `--json` document of `rf restore` (and of `--dry-run`, the plan). */
+export function resultJson(r: RestoreResult, began: number) {
   const { until, replay, dropped } = r;
   const into =
     r.into === null
@@ -199,18 +215,23 @@ function report(options: RestoreOptions, r: RestoreResult, began: number): void 
     chosenBecause: r.chosenBecause,
     seconds: (Date.now() - began) / 1000,
   };
+  return r.into?.kind === 'into'
+    ? {
+        ...result,
+        written: r.into.written,
+        skipped: r.into.skipped,
+        expired: r.into.expired,
+        conflicts: r.into.conflicts,
+      }
+    : result;
+}
+
+function report(options: RestoreOptions, r: RestoreResult, began: number): void {
+  const result = resultJson(r, began);
+  const { replay, dropped } = r;
+  const into = result.into;
   if (options.json) {
-    out.json(
-      r.into?.kind === 'into'
-        ? {
-            ...result,
-            written: r.into.written,
-            skipped: r.into.skipped,
-            expired: r.into.expired,
-            conflicts: r.into.conflicts,
-          }
-        : result,
-    );
+    out.json(result);
     return;
   }
   const where =
@@ -286,6 +307,7 @@ export function bootCommand(dir: string, layout: OutLayout): string {
   return layout === 'redis6' ? `${command} --aof-use-rdb-preamble yes` : command;
 }
 
-function shellQuote(s: string): string {
+/** A word the shell reads back as it is. */
+export function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
