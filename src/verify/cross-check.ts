@@ -1,5 +1,6 @@
 // Over 400 lines: the two write sources, the anchor search and the comparison share one Write
 // and Cursor model that would have to be exported to split them; one algorithm, one file.
+import { LIVE_TOLERANCE_MS, WindowLookup } from '../bounds/windows.js';
 import { isRfError } from '../errors.js';
 import { formatCommand } from '../resp/format.js';
 import { FrameScanner } from '../resp/frames.js';
@@ -44,8 +45,17 @@ interface Write {
   buf: Buffer;
   pos: number;
   len: number;
-  /** Stream: capture time. AOF: when its chunk was cut (the write happened before). */
+  /**
+   * Stream: the stored time, when the write had run by (its capture, or earlier by the master's
+   * offset clock). AOF: when its chunk was cut (the write happened before).
+   */
   time: number;
+  /**
+   * Stream: when the write had certainly not yet run. A write the master buffered (during a
+   * snapshot transfer, or while rf was away) is stored when it arrived, seconds after it ran:
+   * its imprecise window says since when. AOF: not known (-Infinity).
+   */
+  lower: number;
   /** Stream offset or AOF file position of the frame; `whereOf` makes the Location of it. */
   at: number;
   /** What the batch the write came in shares: its timeline, or its AOF file. */
@@ -128,6 +138,10 @@ export async function streamRuns(
 async function* streamWrites(check: SourceCheck, run: StreamRun): Writes {
   const archive = new Archive(check.kv);
   const from = { timeline: run.timeline.id };
+  const windows = await archive.imprecise(check.source, run.timeline.id);
+  const late = windows.length === 0 ? null : new WindowLookup(windows);
+  const lowerOf = (offset: number, time: number) =>
+    late?.at(run.timeline.id, offset)?.from ?? time - LIVE_TOLERANCE_MS;
   let state: CommandState | null = null;
   for await (const meta of archive.segments(check.source, run.timeline.id, run.from)) {
     if (meta.start > run.until) return;
@@ -141,7 +155,8 @@ async function* streamWrites(check: SourceCheck, run: StreamRun): Writes {
         const args = kind === Kind.select ? parseArgs(data.subarray(pos, pos + len)) : [];
         st.applyKind(kind, args, offset);
       } else if (kind === Kind.write) {
-        batch.push({ db: st.db, buf: data, pos, len, time, at: offset, from });
+        const lower = lowerOf(offset, time);
+        batch.push({ db: st.db, buf: data, pos, len, time, lower, at: offset, from });
       }
     });
     if (batch.length > 0) yield batch;
@@ -179,6 +194,7 @@ async function* aofWrites(check: SourceCheck, run: AofRun): Writes {
             pos: f.pos,
             len: f.length,
             time: meta.capturedAt,
+            lower: Number.NEGATIVE_INFINITY,
             at: f.start,
             from,
           });
@@ -349,20 +365,22 @@ async function comparePair(
   aFirst: number,
 ): Promise<CrossCheckPair> {
   const pair: CrossCheckPair = { stream: s, aof: a, compared: 0, aligned: false, differs: false };
-  // Line the two up: a run of stream writes from after the AOF run began, found in the AOF
+  // Line the two up: a run of stream writes that ran after the AOF run began, found in the AOF
   // (the usual case: the AOF holds writes from before rf listen started), or else the AOF's
-  // first writes found in the stream (the AOF capture started later, or after a gap).
+  // first writes found in the stream (the AOF capture started later, or after a gap). A write
+  // runs before its AOF chunk is cut and after its stream `lower`: matches outside that are
+  // another moment's writes with the same content.
   let delta: number | null = null;
   const sAnchor = await takeWrites(
     streamWrites(check, s),
     ANCHOR,
-    (w) => w.time >= aFirst + SKEW_MS,
+    (w) => w.lower >= aFirst + SKEW_MS,
   );
   if (sAnchor.writes.length > 0) {
     const j = await findAnchor(
       sAnchor.writes,
       aofWrites(check, a),
-      (candidate, first) => candidate.time + SKEW_MS >= first.time,
+      (candidate, first) => candidate.time + SKEW_MS >= first.lower,
     );
     if (j >= 0) delta = j - sAnchor.at;
   }
@@ -372,7 +390,7 @@ async function comparePair(
       const i = await findAnchor(
         aAnchor.writes,
         streamWrites(check, s),
-        (candidate, first) => candidate.time <= first.time + SKEW_MS,
+        (candidate, first) => candidate.lower <= first.time + SKEW_MS,
       );
       if (i >= 0) delta = -i;
     }

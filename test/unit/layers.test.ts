@@ -21,7 +21,7 @@ const LAYERS: Record<string, readonly string[]> = {
   replication: ['resp', 'rdb', 'store', 'bounds'],
   aof: ['resp', 'rdb', 'store'],
   restore: ['resp', 'rdb', 'store', 'bounds', 'replication'],
-  verify: ['resp', 'rdb', 'store'],
+  verify: ['resp', 'rdb', 'store', 'bounds'],
   log: ['resp', 'store'],
   retention: ['store', 'restore'],
   // The archive in object storage: uploads what the store sealed, fetches what a restore needs.

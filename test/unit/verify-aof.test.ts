@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ImpreciseWindow } from '../../src/bounds/windows.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import { Archive } from '../../src/store/archive.js';
 import {
@@ -11,6 +12,7 @@ import {
   aofKeys,
   sha256,
 } from '../../src/store/chunks.js';
+import { keys } from '../../src/store/keys.js';
 import { json, Store } from '../../src/store/store.js';
 import { emptyCounters } from '../../src/verify/context.js';
 import { type SourceReport, verifySource } from '../../src/verify/verify.js';
@@ -49,11 +51,14 @@ function history(): W[] {
 
 /**
  * The stream captured writes [from, to): the AOF holds the whole history in two incr files
- * (a rewrite between them at write 300) and its capture lags: it stops at write 580.
+ * (a rewrite between them at write 300) and its capture lags: it stops at write 580. With
+ * `lateUntil`, the stream's first writes up to that one arrived together when it ran, as the
+ * writes a master buffers during a snapshot transfer do, in one imprecise window.
  */
 async function build(
   streamFrom = 100,
   aofValues = 'value',
+  lateUntil?: number,
 ): Promise<{ dir: string; files: AofFileRecord[] }> {
   const work = await makeTempDir('rf-verify-aof-');
   dirs.push(work);
@@ -66,14 +71,36 @@ async function build(
   let files: AofFileRecord[] = [];
   try {
     let db = -1;
+    let late: ImpreciseWindow | null = null;
     for (const [i, w] of writes.entries()) {
       if (i < streamFrom) continue;
-      if (i % 40 === 0) await b.add(['ping'], w.time);
-      if (w.db !== db) await b.add(['SELECT', String(w.db)], w.time);
+      const stored = lateUntil !== undefined && i <= lateUntil ? writes[lateUntil]!.time : w.time;
+      if (i % 40 === 0) await b.add(['ping'], stored);
+      if (w.db !== db) await b.add(['SELECT', String(w.db)], stored);
       db = w.db;
-      await b.add(w.args, w.time);
+      const at = await b.add(w.args, stored);
+      if (stored !== w.time) {
+        late ??= {
+          timeline: 1,
+          firstOffset: at,
+          lastOffset: at,
+          from: writes[streamFrom]!.time - 50,
+          until: stored,
+          entries: 0,
+          writes: 0,
+        };
+        late.lastOffset = at + encodeCommand(w.args).length - 1;
+        late.entries++;
+        late.writes++;
+      }
     }
     await b.flush();
+    if (late !== null) {
+      const w = late;
+      await b.store.batch([
+        { type: 'put', key: keys.imprecise(SRC, 1, w.firstOffset), value: json.encode(w) },
+      ]);
+    }
     const aof = new AofChunkWriter(b.store);
     const aofWrites = writes.map((w) => ({
       ...w,
@@ -311,6 +338,17 @@ describe('rf verify: AOF chunks and the cross-check', () => {
       /the stream has SET "key:\d+" "value-\d+" in db \d, the AOF has SET "key:\d+" "VALUE-\d+"/,
     );
     expect(report.crossCheck[0]).toMatchObject({ aligned: true, differs: true });
+  });
+
+  it('stream writes the master buffered during the snapshot transfer, stored 15 s late, still line up', async () => {
+    // Writes 100..250 ran from 11 s to 26 s but reached the stream together at 26 s, after the
+    // base: their AOF chunks were cut 15 s before the stream's stored times.
+    const { dir } = await build(100, 'value', 250);
+    const report = await verify(dir);
+    expect(report.problems).toEqual([]);
+    expect(report.crossCheck).toEqual([
+      expect.objectContaining({ timeline: 1, aligned: true, differs: false, compared: 480 }),
+    ]);
   });
 
   it('an AOF that shares no write with the stream over the same time: cross-check-unaligned', async () => {
