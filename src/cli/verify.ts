@@ -256,7 +256,9 @@ function printText(
     for (const t of r.timelines) {
       out.line(`  timeline ${t.id}  ${isoUtc(t.from)} .. ${isoUtc(t.until)}`);
       out.line(
-        `              offsets ${t.firstOffset}..${t.durableOffset}, ${t.segments} segments`,
+        t.durableOffset >= t.firstOffset
+          ? `              offsets ${t.firstOffset}..${t.durableOffset}, ${t.segments} segments`
+          : `              base at offset ${t.durableOffset} only: no writes were archived after it`,
       );
     }
     for (const g of r.gaps) {

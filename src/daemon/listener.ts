@@ -313,8 +313,9 @@ export class Listener {
         return;
       } catch (err) {
         const status = session.snapshot();
-        const streamed = status.durableOffset !== null;
-        everStreamed ||= streamed;
+        // A master that took rf as a replica proves the address and the credentials good, even
+        // when it drops the connection mid-snapshot (client-output-buffer-limit replica).
+        everStreamed ||= status.durableOffset !== null || status.accepted;
         const code = this.failures.note('stream', err);
         if (!isRfError(err) || FATAL.has(code)) throw err;
         // Until a first snapshot is in, a wrong address or password is an operator's mistake to report.
@@ -331,6 +332,12 @@ export class Listener {
             error: { code, message: (err as Error).message },
             retryInMs: delay,
             durableOffset: status.durableOffset,
+            ...(status.accepted && status.timeline === null
+              ? {
+                  snapshotBytes: status.snapshotBytes,
+                  hint: 'the connection ended during the snapshot: a master drops a replica whose output buffer passes client-output-buffer-limit replica; raise it if this repeats',
+                }
+              : {}),
           },
           'replication connection lost; resuming',
         );

@@ -49,6 +49,11 @@ export interface SessionStatus {
   receivedOffset: number | null;
   durableOffset: number | null;
   snapshotBytes: number;
+  /**
+   * Whether the master answered the handshake with +FULLRESYNC or +CONTINUE: the address and the
+   * credentials are good, whatever happens to the connection after.
+   */
+  accepted: boolean;
   lastReceiveAt: number | null;
   /** Capture time of the last durable entry. */
   lastDurableAt: number | null;
@@ -70,6 +75,7 @@ export class ReplicationSession {
     receivedOffset: null,
     durableOffset: null,
     snapshotBytes: 0,
+    accepted: false,
     lastReceiveAt: null,
     lastDurableAt: null,
   };
@@ -146,6 +152,7 @@ export class ReplicationSession {
           : {}),
         timeoutMs: options.readTimeoutMs,
       });
+      this.status.accepted = true;
 
       if (reply.kind === 'continue') {
         if (previous === undefined) {

@@ -1,3 +1,5 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Listener } from '../../src/daemon/listener.js';
 import { isRfError, RfError } from '../../src/errors.js';
@@ -39,6 +41,39 @@ describe('rf listen supervises what runs beside the stream', () => {
     expect(isRfError(err, 'RF_CORRUPT')).toBe(true);
     expect(listener.status().errors).toMatchObject({ RF_CORRUPT: 1 });
     expect(listener.status().lastError).toMatchObject({ job: 'fresh bases', code: 'RF_CORRUPT' });
+  });
+
+  it('a master that drops rf mid-snapshot on the first sync: rf retries, and no base or timeline is left of the cut transfer', async () => {
+    // rdb-key-save-delay slows the snapshot (µs per key) so the test can cut it mid-transfer, as
+    // the master does itself when a replica's output buffer passes its limit.
+    const master = await scope.master(['--rdb-key-save-delay', '200']);
+    const c = await master.client();
+    await c.call('DEBUG', 'POPULATE', '20000', 'key', '64');
+    const store = await scope.storeDir();
+    const d = scope.daemon(['--source', master.url, '--store', store]);
+    await d.waitForLog((l) => l.msg === 'full resync (+FULLRESYNC): receiving a new base');
+    await c.call('CLIENT', 'KILL', 'TYPE', 'replica');
+    const lost = await d.waitForLog((l) => l.msg === 'replication connection lost; resuming');
+    expect(lost).toMatchObject({
+      error: { code: 'RF_CONNECT' },
+      durableOffset: null,
+      hint: expect.stringContaining('client-output-buffer-limit replica'),
+    });
+    expect(d.child.exitCode).toBeNull();
+    await c.call('CONFIG', 'SET', 'rdb-key-save-delay', '0');
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    await c.call('SET', 'after', 'the-retry');
+    await caughtUp(master);
+    expect((await d.stop()).code).toBe(0);
+    const info = JSON.parse((await rf(['info', '--json', '--store', store])).stdout);
+    const [source] = info.sources;
+    expect(source.timelines).toHaveLength(1);
+    expect(source.bases).toHaveLength(1);
+    expect(source.gaps).toEqual([]);
+    const verify = await rf(['verify', '--store', store]);
+    expect(verify.code).toBe(0);
+    expect(await readdir(path.join(store, 'tmp'))).toEqual([]);
+    expect(await readdir(path.join(store, 'bases', 'default'))).toHaveLength(1);
   });
 
   it('waits, logged and bounded, for a reader that holds the store, then starts', async () => {
