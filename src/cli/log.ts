@@ -9,19 +9,10 @@ import {
   queryLog,
 } from '../log/query.js';
 import { describeServer } from '../replication/server-info.js';
-import { RepoCache } from '../repo/cache.js';
-import { fetchForLog } from '../repo/fetch.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { formatCommand, jsonArg } from '../resp/format.js';
 import { Archive } from '../store/archive.js';
-import {
-  describeInstant,
-  formatInZone,
-  isoUtc,
-  machineZone,
-  type ResolvedTime,
-  resolveTime,
-} from '../time.js';
+import { describeInstant, formatInZone, isoUtc, type ResolvedTime, resolveTime } from '../time.js';
 import { out, reportError } from './output.js';
 import { withFetchProgress } from './repo-progress.js';
 
@@ -98,7 +89,11 @@ export async function readLog(
 ): Promise<{ stats: LogStats; since: ResolvedTime | null; until: ResolvedTime | null }> {
   const filter = parseFilter(options);
   const repo = await repoFromFlags(options);
-  const cache = repo === undefined ? undefined : await RepoCache.open(repo, options.name);
+  // The bucket's code (and the restore planning it fetches by) loads only for --repo.
+  const cache =
+    repo === undefined
+      ? undefined
+      : await (await import('../repo/cache.js')).RepoCache.open(repo, options.name);
   const kv = cache === undefined ? await openReader(options.store) : cache.reader();
   try {
     const archive = new Archive(kv);
@@ -109,9 +104,10 @@ export async function readLog(
       (m, t) => (m === undefined || t.lastTime > m ? t.lastTime : m),
       undefined,
     );
+    // No zone is looked up unless a time is given: the first Intl call loads ICU's data.
     const ctx = {
       now: Date.now(),
-      tz: options.tz ?? machineZone(),
+      ...(options.tz === undefined ? {} : { tz: options.tz }),
       ...(latest === undefined ? {} : { latest }),
     };
     const since = options.since === undefined ? null : resolveTime(options.since, ctx);
@@ -135,6 +131,7 @@ export async function readLog(
 
     // From the bucket alone: the stream packs that overlap the window.
     if (cache !== undefined) {
+      const { fetchForLog } = await import('../repo/fetch.js');
       await withFetchProgress(cache, () =>
         fetchForLog(cache, source, since?.ms ?? null, until?.ms ?? null),
       );

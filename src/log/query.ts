@@ -3,7 +3,7 @@ import { globMatch, literalKey, literalPrefix, literalRuns } from '../resp/glob.
 import { changesEveryKey, keyArgs } from '../resp/key-args.js';
 import type { CommandKeySpecs } from '../resp/key-specs.js';
 import type { Archive } from '../store/archive.js';
-import { forEachEntry } from '../store/codec.js';
+import { checkSegmentData, forEachEntry } from '../store/codec.js';
 import {
   CommandState,
   commandName,
@@ -151,7 +151,7 @@ export async function* queryLog(
     // The key indexes are read in step with the metas, with one iterator: one seek, not one
     // lookup per segment.
     const indexes =
-      probe === null
+      probe === null && matcher?.needle == null
         ? null
         : archive.keyIndexes(source, tl.id, first?.start ?? 0)[Symbol.asyncIterator]();
     let head = indexes === null ? null : await indexes.next();
@@ -175,9 +175,12 @@ export async function* queryLog(
         }
         stats.segments++;
         const found: LogWrite[] = [];
+        // A whole segment whose index says no write of it changes every key holds matches only
+        // where the pattern's literal bytes are: the entries past the last of them are not read.
+        const keyed = whole && index !== null && !index.everyKey;
         try {
           const { data, where } = await archive.segmentData(source, meta);
-          scanSegment(scan, tl.id, meta, data, where, found);
+          scanSegment(scan, tl.id, meta, data, where, keyed, found);
         } catch (err) {
           if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
           stats.damaged.push(damage(meta, err.code, err.message));
@@ -202,7 +205,10 @@ interface SegmentScan {
 
 /**
  * The matching writes of one segment, checked first (RF_CHECKSUM, RF_CORRUPT). Entries are read
- * where they lie in the stored value: only those that may match are split into arguments.
+ * where they lie in the stored value: only those that may match are split into arguments. A
+ * `keyed` segment is one the window holds whole and whose writes all name their keys (its index
+ * says so): its writes are counted from its meta, and its entries are read only up to the last
+ * place the pattern's literal bytes occur, none when they do not.
  */
 function scanSegment(
   scan: SegmentScan,
@@ -210,43 +216,51 @@ function scanSegment(
   meta: SegmentMeta,
   data: Buffer,
   where: string,
+  keyed: boolean,
   out: LogWrite[],
 ): void {
   const { filter, matcher, since, until, stats } = scan;
   const needle = matcher?.needle ?? null;
   const state = new CommandState(meta.db, meta.multiAt);
-  let hits: number[] | null = null;
+  const headless = keyed && needle !== null;
+  // The table starts the value, the frames follow it: a search from the start finds them all.
+  let hits: number[] | null = headless ? needleHits(data, 0, needle) : null;
   let hit = 0;
-  let done = false;
-  forEachEntry(data, meta, where, (offset, time, pos, length) => {
-    if (done) return;
-    if (hits === null && needle !== null) hits = needleHits(data, pos, needle);
-    stats.entries++;
-    if (time > until) {
-      done = true;
+  const lastHit = hits === null ? Number.POSITIVE_INFINITY : (hits[hits.length - 1] ?? -1);
+  if (headless) {
+    stats.writes += meta.writes;
+    stats.entries += meta.count;
+    if (lastHit < 0) {
+      checkSegmentData(data, meta, where);
       return;
     }
+  }
+  forEachEntry(data, meta, where, (offset, time, pos, length) => {
+    if (pos > lastHit) return false;
+    if (hits === null && needle !== null) hits = needleHits(data, pos, needle);
+    if (!headless) stats.entries++;
+    if (time > until) return false;
     // The kind from the name's bytes: no string is made for a write the filters pass over.
     const kind = frameKindAt(data, pos);
     if (kind === Kind.select || kind === Kind.multi || kind === Kind.exec) {
       const args = kind === Kind.select ? parseArgs(data.subarray(pos, pos + length)) : [];
       state.applyKind(kind, args, offset);
-      return;
+      return true;
     }
-    if (kind !== Kind.write || time < since) return;
-    stats.writes++;
+    if (kind !== Kind.write || time < since) return true;
+    if (!headless) stats.writes++;
     const nameLen = nameLength(data, pos);
-    if (filter.command !== undefined && nameLen !== filter.command.length) return;
+    if (filter.command !== undefined && nameLen !== filter.command.length) return true;
     if (hits !== null) {
       while (hit < hits.length && hits[hit]! < pos) hit++;
       const inside = hit < hits.length && hits[hit]! < pos + length;
-      if (!inside && !mayChangeEveryKey(data, pos, length, nameLen)) return;
+      if (!inside && !mayChangeEveryKey(data, pos, length, nameLen)) return true;
     }
     const args = parseArgs(data.subarray(pos, pos + length));
     const full = nameOf(args[0]);
-    if (filter.command !== undefined && full !== filter.command) return;
-    if (filter.db !== undefined && !dbMatches(filter.db, state.db, full, args)) return;
-    if (matcher !== null && !matcher.matches(full, args)) return;
+    if (filter.command !== undefined && full !== filter.command) return true;
+    if (filter.db !== undefined && !dbMatches(filter.db, state.db, full, args)) return true;
+    if (matcher !== null && !matcher.matches(full, args)) return true;
     stats.matched++;
     out.push({
       source: scan.source,
@@ -258,6 +272,7 @@ function scanSegment(
       args,
       multiAt: state.multiAt,
     });
+    return true;
   });
 }
 

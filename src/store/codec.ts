@@ -234,13 +234,14 @@ export function decodeSegment(data: Buffer, meta: SegmentMeta, where: string): D
 
 /**
  * Checks one segment as decodeSegment does, then hands `fn` each entry's offset, capture time
- * and place in `data`, making nothing per entry: for readers that go through every write.
+ * and place in `data`, making nothing per entry: for readers that go through every write. A
+ * reader that has seen all it needs returns false, and the entries after are not visited.
  */
 export function forEachEntry(
   data: Buffer,
   meta: SegmentMeta,
   where: string,
-  fn: (offset: number, time: number, pos: number, length: number) => void,
+  fn: (offset: number, time: number, pos: number, length: number) => boolean | undefined,
 ): void {
   const { count, firstTime } = checkTable(data, meta, where);
   let pos = HEADER + count * ROW;
@@ -248,8 +249,13 @@ export function forEachEntry(
   for (let i = 0; i < count; i++) {
     const row = HEADER + i * ROW;
     const length = data.readUInt32LE(row + 4);
-    fn(offset, firstTime + data.readUInt32LE(row), pos, length);
+    if (fn(offset, firstTime + data.readUInt32LE(row), pos, length) === false) return;
     pos += length;
     offset += length;
   }
+}
+
+/** Checks one segment as forEachEntry does, and visits none of its entries. */
+export function checkSegmentData(data: Buffer, meta: SegmentMeta, where: string): void {
+  checkTable(data, meta, where);
 }

@@ -68,12 +68,17 @@ export function frameKind(frame: Buffer): Kind {
 
 /** frameKind of the frame that starts at `buf[pos]`, without slicing it out. */
 export function frameKindAt(buf: Buffer, pos: number): Kind {
-  const eol1 = buf.indexOf(13, pos);
-  const eol2 = buf.indexOf(13, eol1 + 2);
-  if (eol1 < 0 || eol2 < 0) return Kind.write;
+  // Read byte by byte: the two lines are a few bytes long, shorter than a native search's call.
+  const end = buf.length;
+  let i = pos + 1;
+  while (i < end && buf[i] !== 13) i++;
   let len = 0;
-  for (let i = eol1 + 3; i < eol2; i++) len = len * 10 + buf[i]! - 48;
-  return kindAt(buf, eol2 + 2, len);
+  for (i += 3; i < end; i++) {
+    const c = buf[i]!;
+    if (c === 13) return kindAt(buf, i + 2, len);
+    len = len * 10 + c - 48;
+  }
+  return Kind.write;
 }
 
 /** Whether a frame is REPLCONF GETACK, which asks the replica where it is. */

@@ -71,18 +71,25 @@ async function answers(store: string) {
     /** The segments that hold these offsets. */
     const holding = (offsets: number[]) =>
       new Set(offsets.map((o) => starts.filter((s) => s <= o).at(-1)!));
-    const out: { writes: string[]; segments: number; skipped: number; holding: Set<number> }[] = [];
+    const out: {
+      writes: string[];
+      counted: number;
+      segments: number;
+      skipped: number;
+      holding: Set<number>;
+    }[] = [];
     for (const filter of QUERIES) {
       const stats = emptyLogStats();
       const writes: string[] = [];
       const offsets: number[] = [];
       for await (const w of queryLog(archive, SRC, { since: null, until: null }, filter, stats)) {
-        writes.push(`${w.timeline} ${w.offset} ${w.time} db${w.db} ${w.args.join(' ')}`);
+        writes.push(`${w.timeline} ${w.offset} ${w.time} db${w.db} tx${w.multiAt} ${w.args.join(' ')}`);
         offsets.push(w.offset);
       }
       expect(stats.damaged).toEqual([]);
       out.push({
         writes,
+        counted: stats.writes,
         segments: stats.segments,
         skipped: stats.skipped,
         holding: holding(offsets),
@@ -156,6 +163,9 @@ describe('rf log --key and the key index', () => {
     expect(await dropIndex(store)).toBe(segments);
     const unindexed = await answers(store);
     expect(unindexed.map((a) => a.writes)).toEqual(indexed.map((a) => a.writes));
+    // Every write is counted either way, whether its segment was read whole, in part or not at all.
+    expect(unindexed.map((a) => a.counted)).toEqual(indexed.map((a) => a.counted));
+    expect(indexed.every((a) => a.counted === indexed[0]!.counted)).toBe(true);
     expect(unindexed.every((a) => a.skipped === 0)).toBe(true);
 
     // rf verify, through the running rf listen, adds the index back: the store is clean.
