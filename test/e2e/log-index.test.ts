@@ -83,7 +83,9 @@ async function answers(store: string) {
       const writes: string[] = [];
       const offsets: number[] = [];
       for await (const w of queryLog(archive, SRC, { since: null, until: null }, filter, stats)) {
-        writes.push(`${w.timeline} ${w.offset} ${w.time} db${w.db} tx${w.multiAt} ${w.args.join(' ')}`);
+        writes.push(
+          `${w.timeline} ${w.offset} ${w.time} db${w.db} tx${w.multiAt} ${w.args.join(' ')}`,
+        );
         offsets.push(w.offset);
       }
       expect(stats.damaged).toEqual([]);
