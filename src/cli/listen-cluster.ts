@@ -1,9 +1,8 @@
 import { redisConnection } from '../config.js';
 import { ClusterListener } from '../daemon/cluster-listener.js';
-import { RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import type { ListenFlags } from './listen.js';
-import { echoedOptions, runUntilSignal, sourceSettings } from './listen-run.js';
+import { echoedOptions, refuseFlags, runUntilSignal, sourceSettings } from './listen-run.js';
 import { reportError } from './output.js';
 
 /** What rf listen --cluster does not do yet: refused rather than silently ignored. */
@@ -22,20 +21,12 @@ export async function run(options: ListenFlags): Promise<number> {
   const began = Date.now();
   let listener: ClusterListener;
   try {
-    for (const [key, flag] of NOT_WITH_CLUSTER) {
-      if (options[key] !== undefined) {
-        throw new RfError('RF_USAGE', `${flag} is not supported with --cluster yet`, {
-          details: { flag },
-          hint: `leave out ${flag}, or archive each master on its own without --cluster`,
-        });
-      }
-    }
-    if (options.retain !== null) {
-      throw new RfError('RF_USAGE', '--retain is not supported with --cluster yet', {
-        details: { flag: '--retain' },
-        hint: 'leave out --retain: the cluster archive keeps everything',
-      });
-    }
+    refuseFlags(
+      options,
+      NOT_WITH_CLUSTER,
+      '--cluster',
+      'archive each master on its own without --cluster',
+    );
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
     listener = new ClusterListener(
       {

@@ -1,8 +1,8 @@
 import type tls from 'node:tls';
-import { isRfError } from '../errors.js';
+import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { type RedisEndpoint, redactUrl } from '../redis-url.js';
-import type { ListenOptions } from './listen.js';
+import type { ListenFlags, ListenOptions } from './listen.js';
 import { reportError } from './output.js';
 
 /** What every listener takes from rf listen's flags: the source, the store, the sessions. */
@@ -80,5 +80,31 @@ export async function runUntilSignal(
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+  }
+}
+
+/**
+ * Flags a mode of rf listen does not support yet: refused with RF_USAGE naming the flag rather
+ * than silently ignored (`mode`: `--cluster`, `--sentinel`; `instead`: what to do).
+ */
+export function refuseFlags(
+  options: ListenFlags,
+  flags: ReadonlyArray<[keyof ListenFlags, string]>,
+  mode: string,
+  instead: string,
+): void {
+  for (const [key, flag] of flags) {
+    if (options[key] !== undefined) {
+      throw new RfError('RF_USAGE', `${flag} is not supported with ${mode} yet`, {
+        details: { flag },
+        hint: `leave out ${flag}, or ${instead}`,
+      });
+    }
+  }
+  if (options.retain !== null) {
+    throw new RfError('RF_USAGE', `--retain is not supported with ${mode} yet`, {
+      details: { flag: '--retain' },
+      hint: `leave out --retain: the ${mode} archive keeps everything`,
+    });
   }
 }

@@ -17,9 +17,8 @@ import {
   type SlotRanges,
   writeCluster,
 } from '../store/cluster.js';
-import { reindexSegments } from '../store/reindex.js';
 import { type Store, storePaths } from '../store/store.js';
-import { checkControlSocketPath, startControlServer } from './control.js';
+import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
 import { ErrorCounts, messageOf } from './supervise.js';
@@ -144,14 +143,7 @@ export class ClusterListener {
         },
         'cluster topology found',
       );
-      control = await startControlServer(
-        storePaths(config.store).socket,
-        store,
-        () => this.status(),
-        log,
-        undefined,
-        (source, segments) => reindexSegments(store, source, segments),
-      );
+      control = await serveOwnedStore(config.store, store, () => this.status(), log);
       await this.refreshLoop(store);
       await Promise.all([...this.runners.values()].map((r) => r.done));
       if (this.fatal !== null) throw this.fatal.err;

@@ -2,8 +2,8 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { SegmentRef } from '../store/reindex.js';
-import type { KvRange, KvReader } from '../store/store.js';
+import { reindexSegments, type SegmentRef } from '../store/reindex.js';
+import { type KvRange, type KvReader, type Store, storePaths } from '../store/store.js';
 import {
   CONTROL_LIMITS,
   type ControlLimits,
@@ -48,6 +48,26 @@ interface Answer {
 
 /** sizeof(sockaddr_un.sun_path) less its NUL: libuv cuts a longer path short without a word. */
 const SOCKET_PATH_MAX = 107;
+
+/**
+ * The control socket of the daemon that owns the store in `dir`: readers go through it while
+ * it holds LevelDB's lock, and `rf log` may ask it to index segments.
+ */
+export function serveOwnedStore(
+  dir: string,
+  store: Store,
+  status: () => unknown,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
+  return startControlServer(
+    storePaths(dir).socket,
+    store,
+    status,
+    log,
+    undefined,
+    (source, segments) => reindexSegments(store, source, segments),
+  );
+}
 
 /**
  * Refuses a control socket path that a Unix socket cannot hold, before the daemon creates

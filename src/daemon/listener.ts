@@ -27,10 +27,9 @@ import { offloadHeld } from '../retention/local-retain.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
-import { reindexSegments } from '../store/reindex.js';
 import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
-import { checkControlSocketPath, startControlServer } from './control.js';
+import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { RemoteKv } from './control-client.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
@@ -216,14 +215,7 @@ export class Listener {
           log: log.child({ ingest: config.ingest.listen }),
         });
       }
-      control = await startControlServer(
-        storePaths(config.store).socket,
-        store,
-        () => this.status(),
-        log,
-        undefined,
-        (source, segments) => reindexSegments(store, source, segments),
-      );
+      control = await serveOwnedStore(config.store, store, () => this.status(), log);
       const background = [
         this.supervise('fresh bases', this.scheduleBases(store)),
         this.supervise('rolled bases', this.scheduleRolls(store)),
