@@ -39,12 +39,14 @@ export interface ConnectionFlags {
 export function redisConnection(
   url: string,
   flags: ConnectionFlags,
+  /** Where RF_PASSWORD is read; `{}` for a server that is not the one RF_PASSWORD is for. */
+  env: NodeJS.ProcessEnv = process.env,
 ): { endpoint: RedisEndpoint; tlsOptions?: tls.ConnectionOptions } {
   // The file is read first: `redis://rf@host` with --password-file names the user, the file
   // its password (rf.example.yaml and the systemd unit start rf this way).
   const endpoint = parseRedisUrl(
     url,
-    process.env,
+    env,
     flags.passwordFile === undefined ? {} : { password: readPasswordFile(flags.passwordFile) },
   );
   const tlsOptions: tls.ConnectionOptions = {};

@@ -56,6 +56,8 @@ const codes = {
   RF_CLUSTER: Exit.unreachable,
   RF_NOT_CLUSTER: Exit.usage,
   RF_SOURCE_IS_CLUSTER: Exit.usage,
+  RF_SENTINEL_UNKNOWN_MASTER: Exit.usage,
+  RF_SENTINEL_UNREACHABLE: Exit.unreachable,
   RF_REPO_URL: Exit.usage,
   RF_REPO_KEY: Exit.usage,
   RF_REPO_BUCKET: Exit.unreachable,

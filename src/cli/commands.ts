@@ -129,7 +129,7 @@ export function registerCommands(program: Command): void {
   RF_PASSWORD=secret rf listen --source redis://rf@redis-1:6379 --name cache`,
     run: async (opts, cmd) => {
       if (opts.printConfig) return printConfig(cmd, opts.json === true);
-      return (await import('./listen.js')).run(opts as never);
+      return (await import('./listen.js')).run(opts as never, cmd.getOptionValueSource('source'));
     },
   });
 

@@ -211,8 +211,15 @@ export function effectiveConfig(cmd: Command): Record<string, { value: unknown; 
     let value = cmd.getOptionValue(attr);
     if (value === undefined) continue;
     if (SECRET.test(long) && !long.endsWith('-file')) value = '[redacted]';
-    else if (typeof value === 'string' && /^rediss?:\/\//.test(value)) value = redactUrl(value);
+    else if (typeof value === 'string') value = redactedIfUrl(value);
+    // Repeatable URLs (--sentinel) carry passwords too.
+    else if (Array.isArray(value))
+      value = value.map((v) => (typeof v === 'string' ? redactedIfUrl(v) : v));
     out[long] = { value, source: cmd.getOptionValueSource(attr) ?? 'default' };
   }
   return out;
+}
+
+function redactedIfUrl(value: string): string {
+  return /^rediss?:\/\//.test(value) ? redactUrl(value) : value;
 }

@@ -46,11 +46,19 @@ export interface ListenOptions {
   ingestMaxChunk: number;
   json?: boolean;
   cluster?: boolean;
+  /** Sentinel URLs (none: not --sentinel), the master's name there, and their credentials. */
+  sentinel: string[];
+  masterName?: string;
+  masterUser?: string;
+  sentinelPasswordFile?: string;
 }
 
 export type ListenFlags = ListenOptions & RepoFlags;
 
-export async function run(options: ListenFlags): Promise<number> {
+/** `sourceFrom`: where --source came from (commander's value source: cli, env, config, default). */
+export async function run(options: ListenFlags, sourceFrom?: string): Promise<number> {
+  if (options.sentinel.length > 0 || options.masterName !== undefined)
+    return (await import('./listen-sentinel.js')).run(options, sourceFrom);
   if (options.cluster === true) return (await import('./listen-cluster.js')).run(options);
   // The command line may hold a password (--source redis://user:pw@…): `ps` shows this instead.
   process.title = `rf listen ${options.name}`;

@@ -224,12 +224,29 @@ export const options = {
       'encrypt (and decrypt) every object with this 32-byte key (64 hex digits)',
     ),
   ],
-  /** rf listen's source: a master, or with --cluster any node of a Redis Cluster. */
+  /**
+   * rf listen's source: a master, or with --cluster any node of a Redis Cluster, or with
+   * --sentinel whichever master Sentinel names.
+   */
   listenSource: (): Option[] => [
     options.source('the master, redis://[user[:password]@]host:port (also REDIS_URL)'),
     new Option(
       '--cluster',
       'the source is any node of a Redis Cluster: archive every shard, following failovers',
+    ),
+    repeatable(
+      '--sentinel <redis-url>',
+      'instead of --source: a sentinel, redis://[user:password@]host:26379 (again for each one); the master it names is archived, followed through failovers',
+      parse.nonEmpty('--sentinel', 'a sentinel URL'),
+    ),
+    new Option('--master-name <name>', 'with --sentinel: the master’s name in `sentinel monitor`'),
+    new Option(
+      '--master-user <user>',
+      'with --sentinel: the master’s ACL user (its password: --password-file or RF_PASSWORD)',
+    ),
+    new Option(
+      '--sentinel-password-file <file>',
+      'with --sentinel: the sentinels’ password, from the first line of this file',
     ),
   ],
   /** The password file and TLS files of a command that connects to a Redis (`whose`: "the target's"). */

@@ -24,6 +24,11 @@ export interface StartRedisOptions {
   configFile?: string;
   /** Pick a port whose cluster bus port (port + 10000) is free too, for --cluster-enabled yes. */
   clusterBus?: boolean;
+  /**
+   * The log line that says the server is up; a sentinel (7.0) never logs "Ready to accept
+   * connections", but logs its ID once it listens.
+   */
+  readyLog?: string;
 }
 
 export interface TestClientOptions extends RedisClientOptions {
@@ -128,6 +133,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     options.readyTimeoutMs ?? 10_000,
     options.configFile,
     options.clusterBus === true,
+    options.readyLog ?? 'Ready to accept connections',
   );
   try {
     await server.startOnFreePort();
@@ -160,6 +166,7 @@ class Server implements RedisServer {
     private readonly readyTimeoutMs: number,
     private readonly configFile?: string,
     private readonly clusterBus = false,
+    private readonly readyLog = 'Ready to accept connections',
   ) {
     servers.add(this);
   }
@@ -307,7 +314,7 @@ class Server implements RedisServer {
       }
       // Our log saying "Ready" proves the port is ours: a PING alone could reach another server
       // that took the port after freePort() probed it.
-      if (log.includes('Ready to accept connections') && (await this.answersPing())) return 'ready';
+      if (log.includes(this.readyLog) && (await this.answersPing())) return 'ready';
       await sleep(20);
     }
     throw new Error(
