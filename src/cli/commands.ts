@@ -268,13 +268,13 @@ Examples:
       o.store(),
       ...o.repo('read the archive from this bucket alone: s3://<bucket>/<prefix>'),
       o.name('only this source', false),
+      ...o.rebuildBases(),
       o.json(),
     ],
-    help: `Exit codes: 0 the archive is whole, 1 problems found (each with its location and time range),
-4 the archive cannot be read at all.
+    help: `Exit codes: 0 the archive is whole, 1 problems found (each with its location and time range), 4 unreadable.
 
 Examples:
-  rf verify --store /var/lib/rf
+  rf verify --store /var/lib/rf --rebuild-bases
   rf verify --store /var/lib/rf --name cache --json | jq '.sources[].problems'`,
     run: lazy(() => import('./verify.js')),
   });

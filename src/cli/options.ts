@@ -177,6 +177,14 @@ export const options = {
       '--roll-base-every: the redis-server (7.0 or newer) that rebuilds the state',
     ),
   ],
+  /** rf verify's rebuild of rolled bases, and the redis-server that rebuilds them. */
+  rebuildBases: (): Option[] => [
+    new Option(
+      '--rebuild-bases',
+      'also rebuild each rolled base in a scratch redis-server on this host, and compare its DEBUG DIGEST',
+    ),
+    options.redisServer('--rebuild-bases: the redis-server (7.0 or newer) that rebuilds them'),
+  ],
   /** The redis-server a command runs itself, on this host (`what`: what it is used for). */
   redisServer: (what: string) =>
     new Option('--redis-server <path>', `${what} (default: the one on PATH)`),

@@ -6,6 +6,7 @@ import { Exit, hasCode, isRfError, RfError } from '../errors.js';
 import { RepoCache } from '../repo/cache.js';
 import { type BucketProblem, checkBucket } from '../repo/check.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
+import type { RebuiltBase } from '../restore/rebuild-base.js';
 import { reindexSegments } from '../store/reindex.js';
 import { type KvReader, Store, storePaths } from '../store/store.js';
 import { isoUtc } from '../time.js';
@@ -22,11 +23,14 @@ import {
 import { formatBytes, out, reportError } from './output.js';
 import { Progress } from './progress.js';
 import { withFetchProgress } from './repo-progress.js';
+import { rebuildBases, rebuiltJson, rebuiltLine } from './verify-rebuild.js';
 
 export interface VerifyCliOptions extends RepoFlags {
   store: string;
   name?: string;
   json?: boolean;
+  rebuildBases?: boolean;
+  redisServer?: string;
 }
 
 export async function run(options: VerifyCliOptions): Promise<number> {
@@ -71,6 +75,11 @@ export async function run(options: VerifyCliOptions): Promise<number> {
       } finally {
         bar.stop();
       }
+      // Rolled bases rebuilt on this host (a scratch redis-server each), only when asked.
+      const rebuilt: RebuiltBase[][] = [];
+      if (options.rebuildBases === true) {
+        for (const r of reports) rebuilt.push(await rebuildBases(kv, r, options.redisServer));
+      }
       const keyIndex: KeyIndexFix[] = [];
       // The bucket is never written by a check: its key index is repaired where it is made.
       for (const r of reports) {
@@ -87,13 +96,19 @@ export async function run(options: VerifyCliOptions): Promise<number> {
           store: where,
           problems,
           ...(bucket === null ? {} : { bucket }),
-          sources: reports.map((r, i) => ({ ...sourceJson(r), keyIndex: keyIndex[i] })),
+          sources: reports.map((r, i) => ({
+            ...sourceJson(r),
+            keyIndex: keyIndex[i],
+            ...(options.rebuildBases === true
+              ? { rolledBases: (rebuilt[i] ?? []).map(rebuiltJson) }
+              : {}),
+          })),
           checked: counters,
           seconds,
         });
       } else {
         if (bucket !== null) printBucket(bucket);
-        printText(where, reports, keyIndex, counters, seconds, bucket?.length ?? 0);
+        printText(where, reports, keyIndex, rebuilt, counters, seconds, bucket?.length ?? 0);
       }
       return problems === 0 ? Exit.ok : Exit.problems;
     } finally {
@@ -235,6 +250,7 @@ function printText(
   store: string,
   reports: SourceReport[],
   keyIndex: KeyIndexFix[],
+  rebuilt: RebuiltBase[][],
   counters: VerifyCounters,
   seconds: number,
   bucketProblems = 0,
@@ -261,6 +277,7 @@ function printText(
           : `              base at offset ${t.durableOffset} only: no writes were archived after it`,
       );
     }
+    for (const b of rebuilt[i] ?? []) out.line(rebuiltLine(b));
     for (const g of r.gaps) {
       out.line(`  gap         ${isoUtc(g.from)} .. ${isoUtc(g.until)}  ${g.reason} (on record)`);
     }

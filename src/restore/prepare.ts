@@ -62,6 +62,16 @@ export async function prepareStream(
   acceptImprecise = false,
 ): Promise<Prepared> {
   const { plan, skipped } = await planOverDamaged(kv, archive, name, target, acceptImprecise);
+  return preparePlan(kv, archive, plan, skipped);
+}
+
+/** A stream restore of a plan already made: what prepareStream does once it has chosen one. */
+export function preparePlan(
+  kv: KvReader,
+  archive: Archive,
+  plan: RestorePlan,
+  skipped: Prepared['skippedBases'] = [],
+): Prepared {
   const stats = emptyStats();
   return {
     from: 'stream',

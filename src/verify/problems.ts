@@ -38,6 +38,11 @@ export type ProblemCode =
   | 'base-checksum'
   /** The base matches its checksum but is not a sound RDB (magic, version, CRC64). */
   | 'base-rdb'
+  /**
+   * A rolled base whose recorded DEBUG DIGEST is not what rebuilding it gives (the base it was
+   * rolled from and the stream up to its offset, in a scratch redis-server): --rebuild-bases.
+   */
+  | 'base-digest'
   /** The resume state disagrees with the timelines. */
   | 'state'
   /** AOF chunks of a file that do not join up: bytes missing between two chunks. */

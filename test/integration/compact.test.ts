@@ -2,6 +2,8 @@ import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
+import { keys } from '../../src/store/keys.js';
+import { Store } from '../../src/store/store.js';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest, type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
@@ -85,8 +87,20 @@ interface Answer {
   replay: { writes: number; fromOffset: number };
   base: BaseJson;
   skippedBases: { file: string; offset: number }[];
-  sources: { problems: { code: string }[] }[];
+  sources: {
+    problems: { code: string }[];
+    rolledBases?: { match: boolean | null; rebuilt: string | null }[];
+  }[];
   error: { code: string };
+}
+
+async function withStore<T>(fn: (kv: Store) => Promise<T>): Promise<T> {
+  const kv = await Store.open(store, { create: false });
+  try {
+    return await fn(kv);
+  } finally {
+    await kv.close();
+  }
 }
 
 async function json(
@@ -143,6 +157,62 @@ describe('rf compact: a base rolled forward off the master', () => {
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   }, 90_000);
 
+  it('rf verify --rebuild-bases rebuilds it and finds the digest it recorded', async () => {
+    const res = await json(['verify', '--store', store, '--rebuild-bases']);
+    expect(res.code, res.stderr).toBe(0);
+    const [source] = res.body.sources;
+    expect(source?.rolledBases).toEqual([
+      expect.objectContaining({
+        offset: rolled.offset,
+        file: rolled.file,
+        fromOffset: masterBase,
+        recorded: rolled.rolled.digest,
+        rebuilt: checkpoints[0]!.digest,
+        match: true,
+      }),
+    ]);
+    // Without the flag, nothing is rebuilt and the report has no such field.
+    const plain = await json(['verify', '--store', store]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.body.sources[0]?.rolledBases).toBeUndefined();
+  }, 90_000);
+
+  it('a rolled base whose record does not match its rebuild: base-digest, exit 1', async () => {
+    const key = keys.base('default', 1, rolled.offset);
+    const original = await withStore((kv) => kv.get(key));
+    if (original === undefined) throw new Error(`no base record at ${key}`);
+    const meta = JSON.parse(original.toString('utf8')) as BaseJson;
+    const forged = { ...meta, rolled: { ...meta.rolled, digest: 'f'.repeat(40) } };
+    await withStore((kv) =>
+      kv.batch([{ type: 'put', key, value: Buffer.from(JSON.stringify(forged)) }]),
+    );
+    try {
+      // The file still matches its sha256: only the rebuild can tell.
+      const plain = await json(['verify', '--store', store]);
+      expect(plain.code, plain.stderr).toBe(0);
+      const res = await json(['verify', '--store', store, '--rebuild-bases']);
+      expect(res.code, res.stderr).toBe(1);
+      const problems = res.body.sources.flatMap((s) => s.problems);
+      expect(problems).toEqual([
+        expect.objectContaining({
+          code: 'base-digest',
+          where: expect.objectContaining({ file: rolled.file, timeline: 1 }),
+        }),
+      ]);
+      expect(JSON.stringify(problems)).toContain('f'.repeat(40));
+      expect(JSON.stringify(problems)).toContain(checkpoints[0]!.digest);
+      expect(res.body.sources[0]?.rolledBases?.[0]).toMatchObject({ match: false });
+      const text = await rf(['verify', '--store', store, '--rebuild-bases'], { timeoutMs: 60_000 });
+      expect(text.code).toBe(1);
+      expect(text.stdout).toContain('base-digest');
+      expect(text.stdout).toContain(
+        `rebuilt     rolled base at offset ${rolled.offset} from the base at offset ${masterBase}`,
+      );
+    } finally {
+      await withStore((kv) => kv.batch([{ type: 'put', key, value: original }]));
+    }
+  }, 120_000);
+
   it('a damaged rolled base is reported by verify and passed over by the planner', async () => {
     const file = path.join(store, rolled.file);
     const before = await readFile(file);
@@ -184,5 +254,18 @@ describe('rf compact: a base rolled forward off the master', () => {
     expect(res.body.error.code).toBe('RF_REDIS_SERVER');
     expect(res.stderr).toContain(missing);
     expect(res.stderr).toContain('--redis-server');
+    // rf verify --rebuild-bases needs one too, and says so the same way.
+    const verify = await json([
+      'verify',
+      '--store',
+      store,
+      '--rebuild-bases',
+      '--redis-server',
+      missing,
+    ]);
+    expect(verify.code).toBe(3);
+    expect(verify.body.error.code).toBe('RF_REDIS_SERVER');
+    expect(verify.stderr).toContain(missing);
+    expect(verify.stderr).toContain('--redis-server');
   }, 60_000);
 });
