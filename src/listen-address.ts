@@ -14,3 +14,8 @@ export function parseListen(flag: string, value: string): { host: string; port: 
   // No host: loopback. Every interface must be asked for (0.0.0.0, ::), never a default.
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
+
+/** An address only this host can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

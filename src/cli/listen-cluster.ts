@@ -2,7 +2,14 @@ import { redisConnection } from '../config.js';
 import { ClusterListener } from '../daemon/cluster-listener.js';
 import { createLogger } from '../logger.js';
 import type { ListenFlags } from './listen.js';
-import { echoedOptions, refuseFlags, runUntilSignal, sourceSettings } from './listen-run.js';
+import {
+  echoedOptions,
+  metricsSetting,
+  refuseFlags,
+  runUntilSignal,
+  sourceSettings,
+  warnWideMetrics,
+} from './listen-run.js';
 import { reportError } from './output.js';
 
 /** What rf listen --cluster does not do yet: refused rather than silently ignored. */
@@ -10,7 +17,6 @@ const NOT_WITH_CLUSTER: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
   ['repo', '--repo'],
-  ['metrics', '--metrics'],
 ];
 
 /** `rf listen --cluster`: every shard of a Redis Cluster into one store. */
@@ -31,6 +37,7 @@ export async function run(options: ListenFlags): Promise<number> {
     listener = new ClusterListener(
       {
         ...sourceSettings(options, endpoint, tlsOptions),
+        ...metricsSetting(options),
         refreshMs: 5_000,
       },
       log,
@@ -41,6 +48,7 @@ export async function run(options: ListenFlags): Promise<number> {
       },
       'rf listen starting',
     );
+    warnWideMetrics(options, log);
   } catch (err) {
     return reportError(err, options.json === true);
   }

@@ -1,5 +1,6 @@
 import type tls from 'node:tls';
 import { isRfError, RfError } from '../errors.js';
+import { isLoopback, parseListen } from '../listen-address.js';
 import type { Logger } from '../logger.js';
 import { type RedisEndpoint, redactUrl } from '../redis-url.js';
 import type { ListenFlags, ListenOptions } from './listen.js';
@@ -24,6 +25,21 @@ export function sourceSettings(
     ackIntervalMs: 1000,
     listeningPort: 0,
   };
+}
+
+/** --metrics as a listener takes it. */
+export function metricsSetting(options: ListenOptions): {
+  metrics?: { host: string; port: number };
+} {
+  return options.metrics === undefined
+    ? {}
+    : { metrics: parseListen('--metrics', options.metrics) };
+}
+
+/** After the first log line: metrics served beyond this host are allowed, and said. */
+export function warnWideMetrics(options: ListenOptions, log: Logger): void {
+  if (options.metrics !== undefined && !isLoopback(parseListen('--metrics', options.metrics).host))
+    log.warn({ metrics: options.metrics }, 'metrics are served beyond this host');
 }
 
 /**

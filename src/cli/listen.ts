@@ -3,12 +3,18 @@ import { readOptionFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
 import type { RollSchedule } from '../daemon/roll-bases.js';
 import { RfError } from '../errors.js';
-import { parseListen } from '../listen-address.js';
+import { isLoopback, parseListen } from '../listen-address.js';
 import { createLogger, type Logger } from '../logger.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import { warnIfSharedSecret } from '../warnings.js';
-import { echoedOptions, runUntilSignal, sourceSettings } from './listen-run.js';
+import {
+  echoedOptions,
+  metricsSetting,
+  runUntilSignal,
+  sourceSettings,
+  warnWideMetrics,
+} from './listen-run.js';
 import { reportError } from './output.js';
 
 export interface ListenOptions {
@@ -83,9 +89,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
         ...(options.rollBaseEvery === undefined
           ? {}
           : { rollBases: rollSchedule(options, options.rollBaseEvery, log) }),
-        ...(options.metrics === undefined
-          ? {}
-          : { metrics: parseListen('--metrics', options.metrics) }),
+        ...metricsSetting(options),
         retainMs: options.retain,
         ...(options.aofDir === undefined
           ? {}
@@ -127,12 +131,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
         );
       }
     }
-    if (
-      options.metrics !== undefined &&
-      !isLoopback(parseListen('--metrics', options.metrics).host)
-    ) {
-      log.warn({ metrics: options.metrics }, 'metrics are served beyond this host');
-    }
+    warnWideMetrics(options, log);
   } catch (err) {
     return reportError(err, options.json === true);
   }
@@ -194,11 +193,6 @@ function ingestConfig(options: ListenOptions): NonNullable<ListenConfig['ingest'
         }
       : {}),
   };
-}
-
-/** An address only this host can reach. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** A file of tokens, read whole. */

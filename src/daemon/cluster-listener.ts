@@ -18,8 +18,10 @@ import {
   writeCluster,
 } from '../store/cluster.js';
 import { type Store, storePaths } from '../store/store.js';
+import { clusterMetrics } from './cluster-metrics.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
+import { startMetricsServer } from './metrics.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
 import { ErrorCounts, messageOf } from './supervise.js';
 
@@ -32,6 +34,8 @@ export interface ClusterListenConfig extends SessionTuning {
   name: string;
   /** How often the topology is read again when nothing else asks for it. */
   refreshMs: number;
+  /** Serve Prometheus metrics here, per shard. */
+  metrics?: { host: string; port: number };
 }
 
 export interface ClusterListenerStatus {
@@ -110,6 +114,7 @@ export class ClusterListener {
     const first = await this.discover();
     const store = await openOwned(config.store, log);
     let control: { close(): Promise<void> } | null = null;
+    let metrics: { close(): Promise<void> } | null = null;
     try {
       const archive = new Archive(store);
       if ((await archive.source(config.name)) !== undefined) {
@@ -143,6 +148,14 @@ export class ClusterListener {
         },
         'cluster topology found',
       );
+      if (config.metrics) {
+        metrics = await startMetricsServer({
+          listen: config.metrics,
+          store: config.store,
+          snapshot: () => clusterMetrics(this.status()),
+          log,
+        });
+      }
       control = await serveOwnedStore(config.store, store, () => this.status(), log);
       await this.refreshLoop(store);
       await Promise.all([...this.runners.values()].map((r) => r.done));
@@ -150,6 +163,7 @@ export class ClusterListener {
     } finally {
       this.stop();
       await Promise.all([...this.runners.values()].map((r) => r.done));
+      await metrics?.close();
       await control?.close();
       await store.close();
     }
@@ -220,7 +234,15 @@ export class ClusterListener {
 
   private startRunner(store: Store, id: string, source: string) {
     const { config, log } = this;
-    const { sourceUrl, endpoint: _e, store: _s, name: _n, refreshMs: _r, ...tuning } = config;
+    const {
+      sourceUrl,
+      endpoint: _e,
+      store: _s,
+      name: _n,
+      refreshMs: _r,
+      metrics: _m,
+      ...tuning
+    } = config;
     const runner = new ShardRunner({
       ...tuning,
       store,
