@@ -19,7 +19,12 @@ let sentinels: TestSentinels;
 let work: string;
 let store: string;
 let daemon: RfDaemon;
-const moments: Array<{ t: number; digest: string; label: string }> = [];
+interface Moment {
+  t: number;
+  digest: string;
+  label: string;
+}
+let restores = 0;
 
 /** Writes that follow Sentinel: when the master's connection is dropped, ask for the master again. */
 class SentinelLoad {
@@ -146,7 +151,7 @@ async function rfHolds(master: RedisClient): Promise<void> {
 }
 
 /** A quiet moment: the master's DEBUG DIGEST once rf holds every write, and T just after. */
-async function checkpoint(load: SentinelLoad, label: string): Promise<void> {
+async function checkpoint(load: SentinelLoad, label: string, moments: Moment[]): Promise<void> {
   await load.pause();
   const c = await (await sentinels.master()).client();
   await rfHolds(c);
@@ -155,6 +160,31 @@ async function checkpoint(load: SentinelLoad, label: string): Promise<void> {
   await waitFor(() => Date.now() > t, 'the clock to move past T', 1_000, 1);
   moments.push({ t, digest, label });
   load.unpause();
+}
+
+/** Each moment restored with --out and booted: the digest the master had then. */
+async function restoresExactly(moments: Moment[]): Promise<void> {
+  for (const m of moments) {
+    const out = path.join(work, `out-${++restores}`);
+    const res = await rf(['restore', '--store', store, '--until', `@${m.t / 1000}`, '--out', out], {
+      timeoutMs: 60_000,
+    });
+    expect(res.code, `${m.label}: ${res.stdout}\n${res.stderr}`).toBe(0);
+    expect(await bootedDigest(out), m.label).toBe(m.digest);
+  }
+}
+
+/** The default source in `rf info --json`. */
+async function sourceInfo(): Promise<{ timelines: unknown[]; gaps: unknown[] }> {
+  const info = await rf(['info', '--store', store, '--json']);
+  expect(info.code, info.stderr).toBe(0);
+  const source = (
+    JSON.parse(info.stdout) as {
+      sources: Array<{ name: string; timelines: unknown[]; gaps: unknown[] }>;
+    }
+  ).sources.find((s) => s.name === 'default');
+  expect(source).toBeDefined();
+  return source!;
 }
 
 function startDaemon(): RfDaemon {
@@ -188,12 +218,13 @@ describe('rf listen --sentinel', () => {
     const first = daemon.lines.find((l) => l.msg === 'Sentinel names the master');
     const original = await sentinels.master();
     expect(first?.master).toBe(`127.0.0.1:${original.port}`);
+    const moments: Moment[] = [];
     const load = new SentinelLoad();
     await load.start();
     await load.more(40);
-    await checkpoint(load, 'before the failover');
+    await checkpoint(load, 'before the failover', moments);
     await load.more(40);
-    await checkpoint(load, 'just before the failover');
+    await checkpoint(load, 'just before the failover', moments);
     await load.more(20);
 
     // The failover under load. Writes the old master takes after the promotion never reach the
@@ -232,9 +263,9 @@ describe('rf listen --sentinel', () => {
 
     await load.more(40);
     load.failingOver = false;
-    await checkpoint(load, 'after the failover');
+    await checkpoint(load, 'after the failover', moments);
     await load.more(40);
-    await checkpoint(load, 'later');
+    await checkpoint(load, 'later', moments);
     await load.more(10);
     await load.stop();
     expect(load.errors).toEqual([]);
@@ -246,29 +277,15 @@ describe('rf listen --sentinel', () => {
     expect(Number(stats.sync_partial_ok)).toBeGreaterThanOrEqual(1);
     expect(Number(stats.sync_full)).toBe(0);
 
-    const info = await rf(['info', '--store', store, '--json']);
-    expect(info.code, info.stderr).toBe(0);
-    const source = (
-      JSON.parse(info.stdout) as {
-        sources: Array<{ name: string; timelines: unknown[]; gaps: unknown[] }>;
-      }
-    ).sources.find((s) => s.name === 'default');
-    expect(source?.timelines).toHaveLength(1);
-    expect(source?.gaps).toEqual([]);
+    const source = await sourceInfo();
+    expect(source.timelines).toHaveLength(1);
+    expect(source.gaps).toEqual([]);
 
     const verify = await rf(['verify', '--store', store]);
     expect(verify.code, `${verify.stdout}\n${verify.stderr}`).toBe(0);
 
     expect(moments).toHaveLength(4);
-    for (const [i, m] of moments.entries()) {
-      const out = path.join(work, `out-${i}`);
-      const res = await rf(
-        ['restore', '--store', store, '--until', `@${m.t / 1000}`, '--out', out],
-        { timeoutMs: 60_000 },
-      );
-      expect(res.code, `${m.label}: ${res.stdout}\n${res.stderr}`).toBe(0);
-      expect(await bootedDigest(out), m.label).toBe(m.digest);
-    }
+    await restoresExactly(moments);
   }, 240_000);
 });
 
@@ -381,4 +398,67 @@ describe('rf listen --sentinel refuses', () => {
       await guarded.stop();
     }
   });
+});
+
+describe('rf listen --sentinel, the master killed', () => {
+  it('follows the replica Sentinel promotes: the timeline goes on, or a new one starts, as Redis allows', async () => {
+    const victim = await sentinels.master();
+    const heir = sentinels.nodes.find((n) => n.port !== victim.port)!;
+    const hc = await heir.client();
+    // Since the failover above, Sentinel has turned the old master into the new one's replica.
+    await waitFor(
+      async () => {
+        const r = await hc.info('replication');
+        return (
+          r.role === 'slave' &&
+          r.master_port === String(victim.port) &&
+          r.master_link_status === 'up'
+        );
+      },
+      `${heir.port} to replicate ${victim.port}`,
+      60_000,
+    );
+    const moments: Moment[] = [];
+    const load = new SentinelLoad();
+    await load.start();
+    await load.more(30);
+    await checkpoint(load, 'before the kill', moments);
+    await load.more(20);
+    const before = await sourceInfo();
+    const logFrom = daemon.lines.length;
+    load.failingOver = true;
+    await victim.kill('SIGKILL');
+    const resumed = await daemon.waitForLog(
+      (l) =>
+        l.master === `127.0.0.1:${heir.port}` &&
+        (l.msg === 'partial resync accepted (+CONTINUE): same timeline, no gap' ||
+          l.msg === 'full resync (+FULLRESYNC): receiving a new base'),
+      90_000,
+      logFrom,
+    );
+    // psync2 (replication.c masterTryPartialResynchronization): the promoted replica continues
+    // the old replid up to second_repl_offset; rf asked for its durable offset + 1.
+    // Sentinel's promotion kills the normal clients of the promoted replica (CLIENT KILL TYPE normal).
+    const promoted = await heir.client();
+    const repl = await promoted.info('replication');
+    const continued = resumed.msg.startsWith('partial');
+    const asked = continued
+      ? Number(resumed.offset)
+      : Number((resumed.resume as { offset: number }).offset);
+    expect(continued, `asked ${asked}, second_repl_offset ${repl.second_repl_offset}`).toBe(
+      asked <= Number(repl.second_repl_offset),
+    );
+    await load.more(30);
+    load.failingOver = false;
+    await checkpoint(load, 'after the kill', moments);
+    await load.more(5);
+    await load.stop();
+    expect(load.errors).toEqual([]);
+    await rfHolds(promoted);
+
+    const after = await sourceInfo();
+    expect(after.timelines).toHaveLength(before.timelines.length + (continued ? 0 : 1));
+    expect(after.gaps).toHaveLength(before.gaps.length + (continued ? 0 : 1));
+    await restoresExactly(moments);
+  }, 240_000);
 });
