@@ -10,7 +10,7 @@ import { out } from './output.js';
  * start-up for what this file imports.
  */
 
-interface CommandSpec {
+export interface CommandSpec {
   name: string;
   description: string;
   options: Option[];
@@ -27,7 +27,7 @@ export function requiredOptions(cmd: Command): string[] {
   return requiredOf.get(cmd) ?? [];
 }
 
-function register(program: Command, spec: CommandSpec): void {
+export function register(program: Command, spec: CommandSpec): void {
   const cmd = program.command(spec.name).description(spec.description);
   for (const option of spec.options) cmd.addOption(option);
   cmd.addHelpText('after', `\n${spec.help}`);
@@ -40,7 +40,7 @@ function register(program: Command, spec: CommandSpec): void {
 // Each run() takes its command's own options type; commander hands over the parsed values.
 // biome-ignore lint/suspicious/noExplicitAny: the one place where commander's record meets run().
 type AnyRun = (opts: any) => Promise<number>;
-const lazy =
+export const lazy =
   (load: () => Promise<{ run: AnyRun }>) =>
   async (opts: Record<string, unknown>): Promise<number> =>
     (await load()).run(opts);

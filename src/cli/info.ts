@@ -5,6 +5,7 @@ import { openReader } from '../daemon/open-reader.js';
 import { RfError } from '../errors.js';
 import { type Activity, activity } from '../log/activity.js';
 import { RepoCache } from '../repo/cache.js';
+import type { RepoClient } from '../repo/client.js';
 import { repoStatusKey } from '../repo/layout.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import type { RepoStatus } from '../repo/uploader.js';
@@ -181,18 +182,29 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
                 ? null
                 : { ...info.lag.lastError, at: isoUtc(info.lag.lastError.at) },
           },
-    activity:
-      info.activity === null
-        ? null
-        : {
-            unit: info.activity.unit,
-            binMs: info.activity.binMs,
-            from: isoUtc(info.activity.from),
-            values: info.activity.values,
-            covered: info.activity.covered,
-          },
+    activity: info.activity === null ? null : activityJson(info.activity),
     daemon,
   };
+}
+
+export function activityJson(a: Activity) {
+  return {
+    unit: a.unit,
+    binMs: a.binMs,
+    from: isoUtc(a.from),
+    values: a.values,
+    covered: a.covered,
+  };
+}
+
+/** The store (through rf listen when it runs), or from the bucket alone its manifests. */
+export async function openInfoReader(
+  options: InfoOptions,
+  repo: RepoClient | undefined,
+): Promise<KvReader> {
+  return repo === undefined
+    ? openReader(options.store)
+    : (await RepoCache.open(repo, options.name)).reader();
 }
 
 /** What `rf info` gathers: one entry per source shown, the daemon's status, the clusters. */
@@ -235,11 +247,7 @@ export async function gatherInfo(options: InfoOptions): Promise<InfoReport> {
   // A bad --tz is refused before anything is printed.
   if (options.tz !== undefined) canonicalZone(options.tz);
   const repo = await repoFromFlags(options);
-  // From the bucket alone: the manifests are all `rf info` needs.
-  const kv =
-    repo === undefined
-      ? await openReader(options.store)
-      : (await RepoCache.open(repo, options.name)).reader();
+  const kv = await openInfoReader(options, repo);
   try {
     const archive = new Archive(kv);
     const daemon = kv instanceof RemoteKv ? ((await kv.status()) as DaemonStatus) : null;

@@ -4,6 +4,7 @@ import { RfError } from '../errors.js';
 import { setWarningSink, warnOnce } from '../warnings.js';
 import { commandLineSecrets } from './argv-secrets.js';
 import { registerCommands, requiredOptions } from './commands.js';
+import { registerUi } from './commands-ui.js';
 import { applyConfig } from './config-file.js';
 import { version } from './options.js';
 import { out, reportError } from './output.js';
@@ -27,6 +28,7 @@ program
   .exitOverride();
 
 registerCommands(program);
+registerUi(program);
 
 // Every command reads the same config file and RF_* variables: flags > environment > file > defaults.
 for (const cmd of program.commands) {

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/redis.js';
@@ -9,7 +10,8 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
  * Every command's bad input, one row each: the command line, the RF_ code and exit it must end
  * in, and nothing written. `{store}`, `{out}` and `{dir}` are paths inside a fresh directory
  * that must still be empty afterwards; `{nobody}` is a port nothing listens on, so a row that
- * got past its checks would fail to connect (RF_CONNECT) instead of passing.
+ * got past its checks would fail to connect (RF_CONNECT) instead of passing; `{busy}` is a port
+ * the test holds open.
  */
 interface Row {
   args: string;
@@ -150,6 +152,27 @@ const rows: Row[] = [
     exit: 2,
     says: ['--reconnect-window'],
   },
+  // rf ui: a page beyond loopback needs a token; a port in use is named with what to do.
+  ...['0.0.0.0:{nobody}', '10.1.2.3:{nobody}', '[::]:{nobody}'].map((listen) => ({
+    args: `ui --store {store} --listen ${listen}`,
+    code: 'RF_USAGE',
+    exit: 2,
+    says: [`--listen ${listen}`, 'token'],
+  })),
+  {
+    args: 'ui --store {store} --listen 127.0.0.1:{busy}',
+    code: 'RF_USAGE',
+    exit: 2,
+    says: ['127.0.0.1:{busy}', 'the port is in use', '--listen'],
+  },
+  { args: 'ui --store {store} --listen nowhere', code: 'RF_USAGE', exit: 2, says: ['--listen'] },
+  {
+    args: 'ui --store {store} --listen 127.0.0.1:{nobody} --token-file {dir}/missing',
+    code: 'RF_USAGE',
+    exit: 2,
+    says: ['--token-file'],
+  },
+  { args: 'ui --store {store} --listen 127.0.0.1:{nobody}', code: 'RF_STORE_MISSING', exit: 3 },
   { args: 'info --store {store}', code: 'RF_STORE_MISSING', exit: 3 },
   { args: 'verify --store {store}', code: 'RF_STORE_MISSING', exit: 3 },
   { args: 'log --store {store}', code: 'RF_STORE_MISSING', exit: 3 },
@@ -166,8 +189,15 @@ function argv(line: string): string[] {
 }
 
 let nobody: number;
+/** A port this test holds open, so a command asked to listen there finds it in use. */
+let busy: net.Server;
 beforeAll(async () => {
   nobody = await freePort();
+  busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+});
+afterAll(async () => {
+  await new Promise((resolve) => busy.close(resolve));
 });
 
 describe('every command refuses bad input with its RF_ code and exit, writing nothing', () => {
@@ -186,7 +216,8 @@ describe('every command refuses bad input with its RF_ code and exit, writing no
         .replaceAll('{store}', path.join(work, 'store'))
         .replaceAll('{out}', path.join(work, 'out'))
         .replaceAll('{dir}', dir)
-        .replaceAll('{nobody}', String(nobody));
+        .replaceAll('{nobody}', String(nobody))
+        .replaceAll('{busy}', String((busy.address() as net.AddressInfo).port));
     const [command = '', ...rest] = argv(fill(row.args));
     const res = await rf([command, '--json', ...rest], { timeoutMs: 20_000 });
     expect({ exit: res.code, stderr: res.stderr }).toMatchObject({ exit: row.exit });

@@ -28,6 +28,8 @@ const LAYERS: Record<string, readonly string[]> = {
   repo: ['store', 'restore'],
   doctor: ['resp', 'replication', 'store'],
   daemon: ['resp', 'store', 'bounds', 'replication', 'aof', 'retention', 'repo'],
+  // rf ui's HTTP server and its page: it knows no store; the CLI hands it its endpoints.
+  ui: [],
   cli: [
     'resp',
     'rdb',
@@ -42,6 +44,7 @@ const LAYERS: Record<string, readonly string[]> = {
     'repo',
     'doctor',
     'daemon',
+    'ui',
   ],
 };
 const FOUNDATION = '.';
