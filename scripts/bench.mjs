@@ -10,7 +10,8 @@
  * `rf listen` at that nice level, as a unit with Nice=10 would on the master's host.
  *
  * Rows: 1 capture overhead, 2 capture lag, 3 offline capture rate, 4 storage, 5 restore,
- * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into, 10 rf log --key, 11 key index size. `--only 1,5` runs just those (a row that shares
+ * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into, 10 rf log --key, 11 key index size,
+ * 12 restore from the bucket, 13 upload RSS, 14 restore after a rolled base. `--only 1,5` runs just those (a row that shares
  * its setup with another runs that setup once).
  */
 import { existsSync } from 'node:fs';
@@ -29,6 +30,7 @@ import { memoryRows } from './bench/memory.mjs';
 import { offlineRows } from './bench/offline.mjs';
 import { pitrRows } from './bench/pitr.mjs';
 import { repoRows } from './bench/repo.mjs';
+import { rolledRows } from './bench/rolled.mjs';
 import { seekRows } from './bench/seek.mjs';
 
 /** Sizes per mode. Full: under ten minutes on 2 cores; quick: about one. */
@@ -43,6 +45,7 @@ const CONFIG = {
     into: { keys: 1_000_000, reps: 3 },
     index: { writes: 10_000_000, reps: 3 },
     repo: { writes: 2_000_000, reps: 3, baseBytes: 1024 ** 3 },
+    rolled: { writes: 10_000_000, reps: 3 },
   },
   quick: {
     capture: { requestsPerTest: 100_000, reps: 3, warmUpPerTest: 20_000 },
@@ -54,6 +57,7 @@ const CONFIG = {
     into: { keys: 100_000, reps: 1 },
     index: { writes: 1_000_000, reps: 1 },
     repo: { writes: 300_000, reps: 1, baseBytes: 256 * 1024 ** 2 },
+    rolled: { writes: 1_000_000, reps: 1 },
   },
 };
 
@@ -68,6 +72,7 @@ const SCENARIOS = [
   { rows: [9], name: 'into', run: intoRows },
   { rows: [10, 11], name: 'index', run: indexRows },
   { rows: [12, 13], name: 'repo', run: repoRows },
+  { rows: [14], name: 'rolled', run: rolledRows },
 ];
 
 const NAMES = {
@@ -87,6 +92,7 @@ const NAMES = {
   index: 11,
   bucket: 12,
   upload: 13,
+  rolled: 14,
 };
 
 function usage(message) {
@@ -94,7 +100,8 @@ function usage(message) {
   console.error(
     'usage: node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]\n' +
       '  rows: 1 capture overhead, 2 lag, 3 offline rate, 4 storage, 5 restore, 6 pitr, 7 seek, 8 memory,\n' +
-      '        9 into, 10 rf log --key, 11 key index size, 12 restore from the bucket, 13 upload RSS',
+      '        9 into, 10 rf log --key, 11 key index size, 12 restore from the bucket, 13 upload RSS,\n' +
+      '        14 restore after a rolled base',
   );
   process.exit(2);
 }
@@ -103,7 +110,7 @@ function parseOnly(text) {
   const want = new Set();
   for (const part of text.split(',').map((s) => s.trim().toLowerCase())) {
     const n = NAMES[part] ?? Number.parseInt(part, 10);
-    if (!Number.isInteger(n) || n < 1 || n > 13)
+    if (!Number.isInteger(n) || n < 1 || n > 14)
       usage(`--only: unknown row ${JSON.stringify(part)}`);
     want.add(n);
   }
@@ -131,7 +138,7 @@ async function main() {
   const cfg = CONFIG[mode];
   const want =
     args.only === undefined
-      ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+      ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
       : parseOnly(args.only);
 
   const began = performance.now();
