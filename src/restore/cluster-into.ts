@@ -33,7 +33,7 @@ function intoOf(r: RestoreResult): IntoResult {
  * restore before the first shard has written anything.
  */
 export async function restoreClusterInto(options: ClusterIntoOptions): Promise<ClusterIntoResult> {
-  const { until, owners } = await clusterMoment(options);
+  const { until, owners, drops } = await clusterMoment(options);
   const at = `@${until.ms / 1000}`;
   const shards = options.cluster.shards.filter((s) => owners.owners[s.id] !== undefined);
   const run = async (dryRun: boolean) => {
@@ -47,6 +47,7 @@ export async function restoreClusterInto(options: ClusterIntoOptions): Promise<C
         now: options.now,
         from: options.from,
         into: options.into(dryRun),
+        dropKeys: drops.get(shard.source) ?? [],
         ...(options.acceptImprecise === undefined
           ? {}
           : { acceptImprecise: options.acceptImprecise }),

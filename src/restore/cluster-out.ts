@@ -12,6 +12,7 @@ import {
 import type { KvReader } from '../store/store.js';
 import { indexSource } from '../store/summary.js';
 import { isoUtc, type ResolvedTime, resolveTime } from '../time.js';
+import { keysInFlight } from './cluster-migrating.js';
 import { type RestoreOptions, type RestoreResult, restore } from './restore.js';
 import { checkOutDir } from './write-dir.js';
 
@@ -56,35 +57,34 @@ function slotCount(owners: Record<string, SlotRanges>): number {
  */
 export async function clusterMoment(
   options: Pick<ClusterOutOptions, 'open' | 'tz' | 'now' | 'onResolved' | 'cluster' | 'until'>,
-): Promise<{ until: ResolvedTime; owners: SlotOwnership }> {
+): Promise<{ until: ResolvedTime; owners: SlotOwnership; drops: Map<string, Buffer[]> }> {
   const { cluster } = options;
   const kv = await options.open();
-  let latest: number | undefined;
   try {
-    latest = await latestOf(kv, cluster);
+    const latest = await latestOf(kv, cluster);
+    const until = resolveTime(options.until, {
+      now: options.now,
+      tz: options.tz,
+      ...(latest === undefined ? {} : { latest }),
+    });
+    options.onResolved?.(until);
+    const owners = ownersAt(cluster, until.ms);
+    if (owners === undefined || slotCount(owners.owners) < CLUSTER_SLOTS) {
+      throw new RfError(
+        'RF_TIME_OUT_OF_RANGE',
+        owners === undefined
+          ? `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`
+          : `at ${isoUtc(until.ms)} ${CLUSTER_SLOTS - slotCount(owners.owners)} slots of the cluster ${cluster.name} had no owner`,
+        {
+          details: { cluster: cluster.name, until: isoUtc(until.ms) },
+          hint: `run \`rf info --name ${cluster.name}\` to see where every shard can restore`,
+        },
+      );
+    }
+    return { until, owners, drops: await keysInFlight(new Archive(kv), cluster, until.ms) };
   } finally {
     await kv.close();
   }
-  const until = resolveTime(options.until, {
-    now: options.now,
-    tz: options.tz,
-    ...(latest === undefined ? {} : { latest }),
-  });
-  options.onResolved?.(until);
-  const owners = ownersAt(cluster, until.ms);
-  if (owners === undefined || slotCount(owners.owners) < CLUSTER_SLOTS) {
-    throw new RfError(
-      'RF_TIME_OUT_OF_RANGE',
-      owners === undefined
-        ? `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`
-        : `at ${isoUtc(until.ms)} ${CLUSTER_SLOTS - slotCount(owners.owners)} slots of the cluster ${cluster.name} had no owner`,
-      {
-        details: { cluster: cluster.name, until: isoUtc(until.ms) },
-        hint: `run \`rf info --name ${cluster.name}\` to see where every shard can restore`,
-      },
-    );
-  }
-  return { until, owners };
 }
 
 /**
@@ -95,7 +95,7 @@ export async function clusterMoment(
 export async function restoreClusterOut(options: ClusterOutOptions): Promise<ClusterOutResult> {
   const { cluster, dir } = options;
   await checkOutDir(dir);
-  const { until, owners } = await clusterMoment(options);
+  const { until, owners, drops } = await clusterMoment(options);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   // The same instant for every shard, to the millisecond.
   const at = `@${until.ms / 1000}`;
@@ -114,6 +114,7 @@ export async function restoreClusterOut(options: ClusterOutOptions): Promise<Clu
       now: options.now,
       from: options.from,
       into: { kind: 'dir', dir: shardDir },
+      dropKeys: drops.get(shard.source) ?? [],
       ...(options.acceptImprecise === undefined
         ? {}
         : { acceptImprecise: options.acceptImprecise }),

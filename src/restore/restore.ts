@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { ImpreciseWindow } from '../bounds/windows.js';
 import { isRfError } from '../errors.js';
+import { encodeCommand } from '../resp/encode.js';
 import { Archive } from '../store/archive.js';
 import type { KvReader } from '../store/store.js';
 import { type ResolvedTime, resolveTime } from '../time.js';
@@ -47,6 +48,11 @@ export interface RestoreOptions {
   into: RestoreInto | null;
   /** Inside an imprecise window no record places, cut by the stored times instead of refusing. */
   acceptImprecise?: boolean;
+  /**
+   * Keys deleted after the cut: a cluster restore drops a shard's copy of a key another shard
+   * already holds at T (cluster-migrating.ts).
+   */
+  dropKeys?: readonly Buffer[];
   /** Told the instant `until` resolved to before anything is planned (DESIGN.md: echo it first). */
   onResolved?: (until: ResolvedTime) => void;
   /** Told when the write starts, with a reading of how far it is; `stop` is called when it ends. */
@@ -107,7 +113,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     });
     options.onResolved?.(until);
     let written: { layout: OutLayout; reason: string } | null = null;
-    const { prepared, because } = await prepareChosen(options, from, kv, archive, until.ms);
+    const chosen = await prepareChosen(options, from, kv, archive, until.ms);
+    const { because } = chosen;
+    const prepared = withDrops(chosen.prepared, options.dropKeys ?? []);
     if (into === null) {
       for await (const _ of prepared.commands()) {
         // counting only
@@ -158,6 +166,21 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   } finally {
     await kv.close();
   }
+}
+
+/** The plan with a DEL of `keys` after its last command (nothing changes without keys). */
+function withDrops(prepared: Prepared, keys: readonly Buffer[]): Prepared {
+  if (keys.length === 0) return prepared;
+  const commands = prepared.commands;
+  return {
+    ...prepared,
+    commands: async function* () {
+      yield* commands();
+      // Cluster mode has db 0 only; the SELECT makes the DEL land there whatever came before.
+      yield encodeCommand(['SELECT', '0']);
+      yield encodeCommand(['DEL', ...keys]);
+    },
+  };
 }
 
 /** The layout the restored server loads: the record's base, else the server recorded at capture. */

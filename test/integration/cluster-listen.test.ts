@@ -1,11 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { slotOf } from '../../src/replication/cluster-topology.js';
-import type { RedisClient } from '../../src/resp/client.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { ClusterProbe, type Moment, readBooted } from '../helpers/cluster-probe.js';
 import { type KeyState, keyStates } from '../helpers/keys.js';
-import { replicationInfo, waitFor } from '../helpers/load.js';
+import { waitFor } from '../helpers/load.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -21,19 +20,9 @@ let work: string;
 let store: string;
 let daemon: RfDaemon;
 let restores = 0;
+let probe: ClusterProbe;
 let beforeCapture = 0;
 const TAGS = Array.from({ length: 24 }, (_, i) => `{u${i}}`);
-
-const clients = new Map<number, RedisClient>();
-async function clientOf(node: RedisServer): Promise<RedisClient> {
-  let c = clients.get(node.port);
-  if (c === undefined) {
-    c = await node.client();
-    clients.set(node.port, c);
-  }
-  return c;
-}
-const ownerClient = async (key: string) => clientOf(await cluster.ownerOf(slotOf(key)));
 
 function startDaemon(): RfDaemon {
   return RfDaemon.start([
@@ -49,67 +38,9 @@ function startDaemon(): RfDaemon {
   ]);
 }
 
-/** Writes on every shard: plain commands, expiries, MULTI/EXEC and EVAL, all hash-tagged. */
-async function writeRound(round: number): Promise<void> {
-  for (const tag of TAGS) {
-    const c = await ownerClient(tag);
-    await c.call('SET', `${tag}:s`, `v${round}`);
-    await c.call('HSET', `${tag}:h`, `f${round}`, String(round));
-    await c.call('PEXPIRE', `${tag}:h`, String(3_600_000 + round));
-    await c.call('MULTI');
-    await c.call('INCR', `${tag}:n`);
-    await c.call('RPUSH', `${tag}:l`, `r${round}`);
-    await c.call('EXEC');
-    await c.call(
-      'EVAL',
-      "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('SADD', KEYS[2], ARGV[1])",
-      '2',
-      `${tag}:e`,
-      `${tag}:set`,
-      `e${round}`,
-    );
-    if (round > 0) await c.call('DEL', `${tag}:s`);
-  }
-}
-
-/** Every master's replicas (the real one and rf) have acknowledged its whole stream. */
-async function allAcked(): Promise<void> {
-  for (const m of await cluster.masters()) {
-    const c = await clientOf(m);
-    await waitFor(
-      async () => {
-        const info = await replicationInfo(c);
-        return (
-          info.replicas.length === 2 &&
-          info.replicas.every((r) => r.state === 'online' && r.offset === info.masterOffset)
-        );
-      },
-      `every replica of ${m.port}, rf among them, to acknowledge master_repl_offset`,
-      30_000,
-    );
-  }
-}
-
-/** The cluster's content, key by key, each key read from its slot's owner. */
-async function clusterContent(): Promise<Map<string, KeyState>> {
-  const all = new Map<string, KeyState>();
-  for (const m of await cluster.masters()) {
-    for (const [k, v] of await keyStates(await clientOf(m), 0)) all.set(k, v);
-  }
-  return all;
-}
-
-/** A quiet moment: what the cluster holds now, and T just after it. */
-async function checkpoint(): Promise<{ t: number; content: Map<string, KeyState> }> {
-  await allAcked();
-  const content = await clusterContent();
-  const t = Date.now();
-  await waitFor(() => Date.now() > t, 'the clock to move past T', 1_000, 1);
-  // A write after T on every shard: the archive reaches past T, and a restore must leave it out.
-  for (const tag of TAGS) await (await ownerClient(tag)).call('SET', `${tag}:after`, String(t));
-  await allAcked();
-  return { t, content };
-}
+const writeRound = (round: number) => probe.writeRound(round, TAGS);
+const checkpoint = () => probe.checkpoint('', TAGS);
+const clientOf = (node: RedisServer) => probe.clientOf(node);
 
 async function shardSources(): Promise<string[]> {
   const res = await rf(['info', '--store', store, '--json']);
@@ -118,44 +49,11 @@ async function shardSources(): Promise<string[]> {
   return json.sources.map((s) => s.name).filter((n) => n.startsWith('c.'));
 }
 
-/** Boots a restored directory and reads its keys into `merged`, each key from one shard only. */
-async function readBooted(dir: string, merged: Map<string, KeyState>): Promise<void> {
-  const booted = await startRedis({ dir, args: ['--appendonly', 'yes'] });
-  try {
-    for (const [k, v] of await keyStates(await booted.client(), 0)) {
-      expect(merged.has(k), `${k} restored from two shards`).toBe(false);
-      merged.set(k, v);
-    }
-  } finally {
-    await booted.stop();
-  }
-}
-
-/**
- * `rf restore --name c --until T --out DIR`: one directory per shard and DIR/cluster.json; every
- * directory booted and read back, merged.
- */
+/** `rf restore --name c --until T --out DIR`: every shard's directory booted and read back. */
 async function clusterRestoredAt(t: number): Promise<Map<string, KeyState>> {
-  const out = path.join(work, `cluster-out-${++restores}`);
-  const res = await rf(
-    ['restore', '--store', store, '--name', 'c', '--until', `@${t / 1000}`, '--out', out, '--json'],
-    { timeoutMs: 90_000 },
-  );
-  expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
-  const manifest = JSON.parse(readFileSync(path.join(out, 'cluster.json'), 'utf8')) as {
-    until: string;
-    shards: Array<{ id: string; dir: string; slots: number[][]; lastWrite: string | null }>;
-  };
-  expect(Date.parse(manifest.until)).toBe(t);
+  const { content, manifest } = await probe.restoredOut(t);
   expect(manifest.shards).toHaveLength(3);
-  const slots = manifest.shards.flatMap((s) => s.slots).reduce((n, [a, b]) => n + b! - a! + 1, 0);
-  expect(slots).toBe(16384);
-  const merged = new Map<string, KeyState>();
-  for (const shard of manifest.shards) {
-    if (shard.lastWrite !== null) expect(Date.parse(shard.lastWrite)).toBeLessThanOrEqual(t);
-    await readBooted(path.join(out, shard.dir), merged);
-  }
-  return merged;
+  return content;
 }
 
 /** Restores every shard at T with --out, boots each directory and reads it back, merged. */
@@ -177,6 +75,7 @@ beforeAll(async () => {
   cluster = await startCluster(3, 1);
   work = await makeTempDir('rf-cluster-listen-');
   store = path.join(work, 'store');
+  probe = new ClusterProbe(cluster, store, work, 'c', 2);
   beforeCapture = Date.now() - 1000;
   daemon = startDaemon();
   await daemon.waitForLog((l) => l.msg === 'cluster topology found', 30_000);
@@ -191,12 +90,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.stop();
-  for (const c of clients.values()) await c.close().catch(() => undefined);
+  await probe?.close();
   await cluster?.stop();
   if (work) await removeTempDir(work);
 });
 
-const moments: Array<{ t: number; content: Map<string, KeyState> }> = [];
+const moments: Moment[] = [];
 
 describe('rf listen --cluster', () => {
   it('lists the topology it found, one source per shard', async () => {
