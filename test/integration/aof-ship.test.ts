@@ -80,6 +80,16 @@ async function receiver(tls?: IngestTls) {
   return r;
 }
 
+/**
+ * Whether the store holds the whole of the master's incr file as it is now. Read at each poll:
+ * with appendfsync everysec Redis may postpone writing its AOF buffer while an fsync is under
+ * way (flushAppendOnlyFile), so the file can still grow after the writes were answered.
+ */
+async function holdsWholeIncr(store: Store, redis: RedisServer): Promise<boolean> {
+  const stored = (await storedFiles(store, SOURCE))[0];
+  return stored !== undefined && stored.bytes.length === readFileSync(incrFile(redis)).length;
+}
+
 async function redisWithAof(): Promise<RedisServer> {
   const redis = await startRedis({ args: REDIS7_AOF });
   scope.defer(() => redis.stop());
@@ -128,11 +138,7 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
 
     await sleep(300);
     const sent = await load.stop();
-    const size = readFileSync(incrFile(redis)).length;
-    await waitFor(
-      async () => (await storedFiles(rx.store, SOURCE))[0]?.bytes.length === size,
-      'everything at the receiver',
-    );
+    await waitFor(() => holdsWholeIncr(rx.store, redis), 'everything at the receiver');
     shipper.stop();
     expect(await shipper.exit).toBe(0);
 
@@ -153,11 +159,7 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
     const client = await redis.client();
     for (let i = 0; i < 50; i++) await client.call('SET', `k${i}`, 'v');
     const shipper = shipping(redis, rx.url);
-    const size = readFileSync(incrFile(redis)).length;
-    await waitFor(
-      async () => (await storedFiles(rx.store, SOURCE))[0]?.bytes.length === size,
-      'the incr file at the receiver',
-    );
+    await waitFor(() => holdsWholeIncr(rx.store, redis), 'the incr file at the receiver');
     shipper.stop();
     await shipper.exit;
 
@@ -279,11 +281,7 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
       tokenFile: path.join(dir, 'token'),
       toCa: cert,
     });
-    const size = readFileSync(incrFile(redis)).length;
-    await waitFor(
-      async () => (await storedFiles(rx.store, SOURCE))[0]?.bytes.length === size,
-      'the incr file at the receiver',
-    );
+    await waitFor(() => holdsWholeIncr(rx.store, redis), 'the incr file at the receiver');
     shipper.stop();
     expect(await shipper.exit).toBe(0);
   });
@@ -326,11 +324,7 @@ describe.skipIf(lacks('multi-part AOF'))('rf ship → rf listen --ingest (multi-
     scope.defer(() => ingest.close());
     const capture = await handle;
     scope.defer(() => capture.stop());
-    const size = readFileSync(incrFile(redis)).length;
-    await waitFor(
-      async () => (await storedFiles(store, SOURCE))[0]?.bytes.length === size,
-      'shipped',
-    );
+    await waitFor(() => holdsWholeIncr(store, redis), 'shipped');
     // A refused token is logged by the receiver without the token either.
     await fetch(`${ingest.url}/v1/sources/${SOURCE}/aof/held`, {
       headers: { authorization: `Bearer ${TOKEN}-wrong` },
