@@ -47,6 +47,14 @@ export interface RepoStatus {
  * only once all of them are in the bucket writes the manifest that names them. A failed round
  * is tried again with backoff; capture never waits on it, the backlog grows instead.
  */
+interface ManifestWrite {
+  next: Manifest;
+  content: Buffer;
+  kvText: string;
+  /** Objects the manifest no longer names, removed once it is in. */
+  dropped: Set<string>;
+}
+
 export class RepoUploader {
   private manifest: Manifest | undefined;
   private lastKv = '';
@@ -57,6 +65,11 @@ export class RepoUploader {
   private heldUntilMs = 0;
   /** Objects put by a round that failed: named by a later manifest, or removed after it. */
   private readonly unnamed = new Set<string>();
+  /**
+   * A manifest whose write failed: the bucket may hold it anyway (a lost reply). The next round
+   * writes these bytes again first (a no-op if they landed), never new content under its name.
+   */
+  private unconfirmed: ManifestWrite | null = null;
 
   constructor(private readonly options: UploaderOptions) {
     this.status = {
@@ -198,7 +211,7 @@ export class RepoUploader {
 
   /** One round; true when more is waiting than one round takes. */
   private async round(final: boolean): Promise<boolean> {
-    const { store, source, client, log } = this.options;
+    const { store, source, client } = this.options;
     const concurrency = this.options.concurrency ?? 4;
     if (this.manifest === undefined) {
       this.manifest = (await latestManifest(client, source)) ?? emptyManifest(source);
@@ -206,6 +219,7 @@ export class RepoUploader {
       this.lastKv = JSON.stringify(this.manifest.kv);
       await this.removeLeftovers(this.manifest);
     }
+    if (this.unconfirmed !== null) await this.writeManifest(this.unconfirmed);
     const manifest = this.manifest;
     const records = await readRecords(store, source);
     const plan = await planUpload(store, source, records, manifest, {
@@ -250,21 +264,12 @@ export class RepoUploader {
     const stale =
       kvText !== this.lastKv && (final || Date.now() - (this.status.lastManifestAt ?? 0) >= 5_000);
     if (changed || stale) {
-      await client.put(names.manifest(source, next.seq), Buffer.from(JSON.stringify(next)));
-      this.manifest = next;
-      this.lastKv = kvText;
-      this.status.manifestSeq = next.seq;
-      this.status.lastManifestAt = next.writtenAt;
-      // Only after the manifest that no longer names them: a crash before this leaves objects
-      // nothing names, which the next start removes.
-      const named = new Set([...next.packs, ...next.files].map((o) => o.name));
-      for (const n of this.unnamed) if (!named.has(n)) dropped.add(n);
-      this.unnamed.clear();
-      if (dropped.size > 0) {
-        await client.delete([...dropped]);
-        log.info({ objects: dropped.size }, 'repo: retention pruned the bucket');
-      }
-      await this.removeOldManifests(next.seq);
+      await this.writeManifest({
+        next,
+        content: Buffer.from(JSON.stringify(next)),
+        kvText,
+        dropped,
+      });
     }
     const after = await planUpload(store, source, records, this.manifest, {
       packBytes: Number.POSITIVE_INFINITY,
@@ -274,6 +279,29 @@ export class RepoUploader {
     this.heldUntilMs = after.heldUntil;
     await this.recordStatus();
     return plan.packs.length >= concurrency * 4;
+  }
+
+  /** Writes the manifest naming what the round put (unconfirmed until it answers), then prunes. */
+  private async writeManifest(write: ManifestWrite): Promise<void> {
+    const { source, client, log } = this.options;
+    const { next, dropped } = write;
+    this.unconfirmed = write;
+    await client.put(names.manifest(source, next.seq), write.content);
+    this.unconfirmed = null;
+    this.manifest = next;
+    this.lastKv = write.kvText;
+    this.status.manifestSeq = next.seq;
+    this.status.lastManifestAt = next.writtenAt;
+    // Only after the manifest that no longer names them: a crash before this leaves objects
+    // nothing names, which the next start removes.
+    const named = new Set([...next.packs, ...next.files].map((o) => o.name));
+    for (const n of this.unnamed) if (!named.has(n)) dropped.add(n);
+    this.unnamed.clear();
+    if (dropped.size > 0) {
+      await client.delete([...dropped]);
+      log.info({ objects: dropped.size }, 'repo: retention pruned the bucket');
+    }
+    await this.removeOldManifests(next.seq);
   }
 
   /** The status as `rf info` reads it from the store (a record the bucket never gets). */

@@ -56,12 +56,17 @@ describe('rf listen --repo against a bucket that misbehaves', () => {
     await d.waitForLog((l) => l.msg === 'first timeline started from the base');
     const load = new WriteLoad(await master.client(), 50, 2);
     load.start();
-    // Cut every link to the bucket each time rf has opened new ones, five times over.
+    // Cut every link to the bucket, then wait for rf to open a new one, five times over. (Waiting
+    // for a new link first would wait forever when rf keeps uploading over the one it has.)
     for (let i = 0; i < 5; i++) {
       const seen = proxy.connections;
-      // A request on a link cut while idle fails only once its socket times out (30 s).
-      await waitFor(async () => proxy.connections > seen, 'rf to reach the bucket again', 60_000);
       proxy.cut();
+      // A request on a link cut while idle fails only once its socket times out (30 s).
+      await waitFor(
+        async () => proxy.connections > seen,
+        `rf to reach the bucket again after cut ${i + 1}`,
+        60_000,
+      );
     }
     await load.stop();
     expect(load.errors).toEqual([]);
@@ -130,6 +135,44 @@ describe('rf listen --repo against a bucket that misbehaves', () => {
     expect(digests.size).toBe(cps.length);
     await expectRestoresFromBucket(flags, cps, work);
   }, 240_000);
+
+  it('a manifest that landed but whose replies were lost: written again as it was, and the uploads go on', async () => {
+    const { s3, master, work, store } = await setUp();
+    const front = await startFlakyFront(s3.port);
+    scope.defer(() => front.close());
+    const flags = [
+      '--repo',
+      `s3://${s3.bucket}/lost`,
+      '--s3-endpoint',
+      front.endpoint,
+      '--s3-path-style',
+    ];
+    // Both attempts the client makes at the first manifest: stored by the server, unanswered.
+    front.loseReplies(/\/manifest\//, 2);
+    const d = scope.daemon(
+      ['--source', master.url, '--store', store, ...flags, '--segment-size', '16k'],
+      S3_ENV,
+    );
+    await d.waitForLog((l) => l.msg === 'first timeline started from the base');
+    const client = await master.client();
+    for (let i = 0; i < 300; i++) await client.call('SET', `k:${i}`, 'x'.repeat(100));
+    const cps: Checkpoint[] = [await checkpoint(master, store)];
+    await waitFor(
+      async () => {
+        const r = await backlog(store);
+        return r !== null && r.errors > 0 && r.backlogBytes === 0;
+      },
+      'the uploads to catch up after the lost replies',
+      60_000,
+    );
+    expect(front.lost).toBe(2);
+    const failures = d.lines.filter((l) => l.msg === 'repo: upload failed; will try again');
+    expect(failures.length).toBeGreaterThan(0);
+    expect(JSON.stringify(failures)).not.toContain('RF_REPO_CONFLICT');
+    expect((await d.stop('SIGTERM')).code, d.output).toBe(0);
+    await fs.rm(store, { recursive: true, force: true });
+    await expectRestoresFromBucket(flags, cps, work);
+  });
 
   it('keeps capturing while the bucket hangs and answers 503, and catches up once it is well', async () => {
     const { s3, master, work, store } = await setUp();

@@ -110,6 +110,14 @@ export interface FlakyFront {
   mode: 'ok' | '503';
   /** Requests answered 503 so far. */
   readonly refused: number;
+  /**
+   * The next `count` PUTs whose path matches `path` reach the server, which stores the object,
+   * but their replies are lost: the connection is cut instead, as a link that fails after the
+   * request went through does.
+   */
+  loseReplies(path: RegExp, count: number): void;
+  /** Replies lost so far. */
+  readonly lost: number;
   close(): Promise<void>;
 }
 
@@ -124,6 +132,8 @@ export async function startFlakyFront(targetPort: number, hangMs = 2_000): Promi
   let refused = 0;
   const timers = new Set<NodeJS.Timeout>();
   const state = { mode: 'ok' as 'ok' | '503' };
+  let lose: { path: RegExp; left: number } | null = null;
+  let lost = 0;
   const server = http.createServer((req, res) => {
     if (state.mode === '503') {
       req.resume();
@@ -148,6 +158,18 @@ export async function startFlakyFront(targetPort: number, hangMs = 2_000): Promi
         headers: req.headers,
       },
       (up) => {
+        if (
+          req.method === 'PUT' &&
+          lose !== null &&
+          lose.left > 0 &&
+          lose.path.test(req.url ?? '')
+        ) {
+          lose.left--;
+          lost++;
+          up.resume();
+          up.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
       },
@@ -168,6 +190,12 @@ export async function startFlakyFront(targetPort: number, hangMs = 2_000): Promi
     },
     get refused() {
       return refused;
+    },
+    loseReplies(path, count) {
+      lose = { path, left: count };
+    },
+    get lost() {
+      return lost;
     },
     async close() {
       for (const t of timers) clearTimeout(t);
