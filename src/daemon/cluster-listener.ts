@@ -152,6 +152,7 @@ export class ClusterListener {
         metrics = await startMetricsServer({
           listen: config.metrics,
           store: config.store,
+          kv: store,
           snapshot: () => clusterMetrics(this.status()),
           log,
         });

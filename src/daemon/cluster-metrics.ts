@@ -9,7 +9,11 @@ import type { MetricsSnapshot, SourceMetrics } from './metrics.js';
  */
 export function clusterMetrics(status: ClusterListenerStatus): MetricsSnapshot {
   return {
-    sources: status.shards.map((shard) => ({ shard: shard.source, metrics: shardMetrics(shard) })),
+    sources: status.shards.map((shard) => ({
+      source: shard.source,
+      shard: shard.source,
+      metrics: shardMetrics(shard),
+    })),
     errors: { ...status.errors },
   };
 }

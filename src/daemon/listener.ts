@@ -200,8 +200,9 @@ export class Listener {
         metrics = await startMetricsServer({
           listen: config.metrics,
           store: config.store,
+          kv: store,
           snapshot: () => ({
-            sources: [{ metrics: this.metricsSnapshot() }],
+            sources: [{ source: config.name, metrics: this.metricsSnapshot() }],
             errors: { ...this.failures.byCode },
           }),
           log,

@@ -3,6 +3,8 @@ import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { KvReader } from '../store/store.js';
+import { type ArchiveWindow, archiveWindow } from './archive-window.js';
 
 /**
  * What the daemon knows of one captured stream at scrape time; every field may be missing while
@@ -32,6 +34,8 @@ export interface SourceMetrics {
   aof?: { sizeBytes: number | null; chunks: number; bytes: number; rewrites: number } | null;
   /** The uploads to --repo (null: not asked for), absent as aof is. */
   repo?: { backlogBytes: number; uploadedBytes: number; errors: number } | null;
+  /** The restorable window, read from the store at scrape time (null: unreadable now). */
+  window?: ArchiveWindow | null;
 }
 
 /**
@@ -39,7 +43,8 @@ export interface SourceMetrics {
  * have), or a cluster's shards (each series labelled `shard` with the shard's source name).
  */
 export interface MetricsSnapshot {
-  sources: Array<{ shard?: string; metrics: SourceMetrics }>;
+  /** `source`: the source name in the store, whose restorable window is read. */
+  sources: Array<{ source: string; shard?: string; metrics: SourceMetrics }>;
   errors: Record<string, number>;
 }
 
@@ -47,6 +52,8 @@ export interface MetricsOptions {
   listen: { host: string; port: number };
   /** The store directory: the free and total bytes of its filesystem are exported. */
   store: string;
+  /** The open store, for the restorable window of each source. */
+  kv: KvReader;
   snapshot: () => MetricsSnapshot;
   log: Logger;
 }
@@ -61,7 +68,7 @@ type Read = (s: SourceMetrics) => number | null;
 export async function startMetricsServer(
   options: MetricsOptions,
 ): Promise<{ port: number; close(): Promise<void> }> {
-  const { listen, store, snapshot, log } = options;
+  const { listen, store, kv, snapshot, log } = options;
   const registry = new Registry();
   let current = snapshot();
   const each = (fn: (labels: Record<string, string>, s: SourceMetrics) => void) => {
@@ -137,6 +144,17 @@ export async function startMetricsServer(
     'capture time of the last durable entry (unix seconds): the end of the restorable window',
     (s) => (s.lastDurableAt === null ? null : s.lastDurableAt / 1000),
   );
+  gauge(
+    'rf_restorable_from_timestamp_seconds',
+    'start of the oldest range a restore can reach (unix seconds)',
+    (s) => (s.window?.from == null ? null : s.window.from / 1000),
+  );
+  gauge(
+    'rf_restorable_until_timestamp_seconds',
+    'end of the newest range a restore can reach (unix seconds)',
+    (s) => (s.window?.until == null ? null : s.window.until / 1000),
+  );
+  gauge('rf_gaps', 'gaps between timelines in the archive', (s) => s.window?.gaps ?? null);
   gauge('rf_base_age_seconds', 'age of the newest base', (s) =>
     s.lastBaseAt === null ? null : (Date.now() - s.lastBaseAt) / 1000,
   );
@@ -203,19 +221,25 @@ export async function startMetricsServer(
       res.writeHead(404).end('rf serves /metrics\n');
       return;
     }
-    current = snapshot();
-    for (const [code, n] of Object.entries(current.errors)) {
+    const now = snapshot();
+    for (const [code, n] of Object.entries(now.errors)) {
       const delta = n - (errorsSeen.get(code) ?? 0);
       if (delta > 0) errors.inc({ code }, delta);
       errorsSeen.set(code, n);
     }
-    statfs(store)
-      .then(
-        (s) => ({ avail: s.bavail * s.bsize, size: s.blocks * s.bsize }),
-        () => null,
-      )
-      .then((d) => {
+    const diskNow = statfs(store).then(
+      (s) => ({ avail: s.bavail * s.bsize, size: s.blocks * s.bsize }),
+      () => null,
+    );
+    // A store that cannot be read now leaves those series out rather than failing the scrape.
+    const windows = now.sources.map(({ source }) => archiveWindow(kv, source).catch(() => null));
+    Promise.all([diskNow, Promise.all(windows)])
+      .then(([d, w]) => {
         disk = d;
+        current = {
+          ...now,
+          sources: now.sources.map((s, i) => ({ ...s, metrics: { ...s.metrics, window: w[i] } })),
+        };
         return registry.metrics();
       })
       .then(

@@ -183,6 +183,9 @@ describe('Prometheus scraping rf listen --metrics', () => {
       'rf_bases_total',
       'rf_timeline',
       'rf_last_durable_write_timestamp_seconds',
+      'rf_restorable_from_timestamp_seconds',
+      'rf_restorable_until_timestamp_seconds',
+      'rf_gaps',
       'rf_errors_total',
     ])
       expect(named, topic).toContain(topic);

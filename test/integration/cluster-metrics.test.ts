@@ -60,12 +60,15 @@ describe('rf listen --cluster --metrics', () => {
     );
     const text = await (await fetch(url)).text();
     const all = samples(text);
-    // Every rf_connected, rf_timeline and rf_durable_offset is a shard's: no unlabelled one.
+    // Each of these is a shard's: one per shard, no unlabelled one.
     for (const name of [
       'rf_connected',
       'rf_timeline',
       'rf_durable_offset',
       'rf_reconnects_total',
+      'rf_restorable_from_timestamp_seconds',
+      'rf_restorable_until_timestamp_seconds',
+      'rf_gaps',
     ]) {
       const of = all.filter((s) => s.name === name);
       expect(of.map((s) => s.labels.shard).sort(), name).toEqual(

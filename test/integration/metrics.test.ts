@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { replicationInfo, WriteLoad, waitFor } from '../helpers/load.js';
 import { startRedis } from '../helpers/redis.js';
-import { RfDaemon } from '../helpers/rf.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
 import { testScope } from '../helpers/scope.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -79,6 +79,14 @@ describe('rf listen --metrics', () => {
     expect(m.get('rf_store_filesystem_size_bytes')).toBeGreaterThanOrEqual(
       m.get('rf_store_filesystem_avail_bytes')!,
     );
+    // The restorable window as rf info has it: from the first base to the last durable write.
+    const info = await rf(['info', '--store', path.join(dir, 'store'), '--json']);
+    const restorable = JSON.parse(info.stdout).sources[0].restorable as Array<{ from: string }>;
+    expect(m.get('rf_restorable_from_timestamp_seconds')).toBe(
+      Date.parse(restorable[0]!.from) / 1000,
+    );
+    expect(m.get('rf_restorable_until_timestamp_seconds')).toBeGreaterThanOrEqual(lastWrite);
+    expect(m.get('rf_gaps')).toBe(0);
     // A standalone source's series carry no label, as dashboards built on them expect.
     expect([...m.keys()].filter((k) => k.includes('{'))).toEqual([]);
 
