@@ -124,6 +124,8 @@ export async function restoreFor(
                   tz,
                   now,
                   from: options.from,
+                  // Only a staged directory (or a dry run) may read packs as they arrive.
+                  settle: !options.dryRun && options.out === undefined,
                 }),
               );
             } catch (err) {

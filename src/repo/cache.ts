@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RfError } from '../errors.js';
@@ -10,6 +11,7 @@ import type { RepoClient } from './client.js';
 import { damaged, open } from './crypt.js';
 import { decodePack, type FileEntry, type Manifest, type PackEntry } from './layout.js';
 import { latestManifest } from './manifests.js';
+import { checkSpans, PackedReader, type PackState, packSpans, type Slot } from './packed.js';
 
 /**
  * An archive read from the bucket alone: a private store in a temporary directory, filled with
@@ -19,6 +21,12 @@ import { latestManifest } from './manifests.js';
  */
 export class RepoCache {
   private readonly fetched = new Set<string>();
+  private readonly arriving: ArrivingPack[] = [];
+  private readonly queue: ArrivingPack[] = [];
+  private running = 0;
+  private spill: FileHandle | undefined;
+  private spilling: Promise<FileHandle> | undefined;
+  private spillEnd = 0;
   /** Bytes fetched from the bucket so far, and those asked for, for a progress line. */
   fetchedBytes = 0;
   wantedBytes = 0;
@@ -62,35 +70,99 @@ export class RepoCache {
     return this.store.dir;
   }
 
-  /** The private store as a reader whose close() also removes the cache. */
-  reader(): KvReader {
-    const { store } = this;
-    return {
-      dir: store.dir,
-      get: (key) => store.get(key),
-      entries: (range) => store.entries(range),
-      close: () => this.close(),
-    };
+  /** The directory the cache lives in, beside the private store. */
+  private get tmp(): string {
+    return path.dirname(this.store.dir);
   }
 
-  /** Fetches these packs (once each) into the private store, checking what was stored. */
-  async fetchPacks(packs: readonly PackEntry[]): Promise<void> {
-    for (const p of packs) if (!this.fetched.has(p.name)) this.wantedBytes += p.stored;
+  /** The archive as a command reads it (packed.ts); its close() also removes the cache. */
+  reader(): KvReader {
+    return new PackedReader(
+      this.store,
+      () => this.arriving,
+      async (at, length) => {
+        const out = Buffer.allocUnsafe(length);
+        await this.spill!.read(out, 0, length, at);
+        return out;
+      },
+      () => this.close(),
+    );
+  }
+
+  /**
+   * Starts fetching these packs (once each) in the background, at most {@link PARALLEL} at a
+   * time in the order given; a read that reaches one not yet started starts it at once. A read
+   * of a pack that is missing or damaged fails with the error that says so.
+   */
+  want(packs: readonly PackEntry[]): void {
     for (const p of packs) {
       if (this.fetched.has(p.name)) continue;
-      const stored = await this.client.getStored(p.name);
-      if (stored === undefined) throw missing(this.client, p.name);
-      this.fetchedBytes += stored.length;
-      if (createHash('sha256').update(stored).digest('hex') !== p.storedSha256) {
-        throw damaged(p.name, 'its bytes do not match the checksum recorded when it was written');
-      }
-      const records = await this.unpruned(
-        p,
-        decodePack(open(this.client.key, p.name, stored, false), p.name),
-      );
-      await this.store.batch(records.map(([key, value]) => ({ type: 'put', key, value })));
       this.fetched.add(p.name);
+      this.wantedBytes += p.stored;
+      const pack = new ArrivingPack(p, () => this.arrive(p));
+      this.arriving.push(pack);
+      this.queue.push(pack);
     }
+    this.pump();
+  }
+
+  /** Fetches these packs (once each) and waits until every one has arrived and been checked. */
+  async fetchPacks(packs: readonly PackEntry[]): Promise<void> {
+    this.want(packs);
+    const names = new Set(packs.map((p) => p.name));
+    await Promise.all(this.arriving.filter((a) => names.has(a.entry.name)).map((a) => a.arrived));
+  }
+
+  /**
+   * Reads no more of a pack found missing or damaged: the archive read from the cache then
+   * lacks its records, as a store that lost them would (what `rf verify` reports on).
+   */
+  forget(name: string): void {
+    const i = this.arriving.findIndex((a) => a.entry.name === name);
+    if (i >= 0) this.arriving.splice(i, 1);
+  }
+
+  /** Waits for every pack asked for so far: what a destination that cannot be undone needs. */
+  async settle(): Promise<void> {
+    await Promise.all(this.arriving.map((a) => a.arrived));
+  }
+
+  private pump(): void {
+    while (this.running < PARALLEL) {
+      const next = this.queue.shift();
+      if (next === undefined) return;
+      if (next.started) continue;
+      this.running++;
+      void next.settled.finally(() => {
+        this.running--;
+        this.pump();
+      });
+      next.start();
+    }
+  }
+
+  /** Downloads a pack, checks it, and spills its records: the slots a read finds them by. */
+  private async arrive(p: PackEntry): Promise<Slot[]> {
+    const stored = await this.client.getStored(p.name);
+    if (stored === undefined) throw missing(this.client, p.name);
+    this.fetchedBytes += stored.length;
+    if (createHash('sha256').update(stored).digest('hex') !== p.storedSha256) {
+      throw damaged(p.name, 'its bytes do not match the checksum recorded when it was written');
+    }
+    const content = await open(this.client.key, p.name, stored, false);
+    const records = await this.unpruned(p, decodePack(content, p.name));
+    const spans = packSpans(p);
+    const at = this.spillEnd;
+    this.spillEnd += content.length;
+    this.spilling ??= fs.open(path.join(this.tmp, 'packs.spill'), 'w+');
+    const spill = await this.spilling;
+    this.spill = spill;
+    await spill.write(content, 0, content.length, at);
+    const slots: Slot[] = records.map(([key, value]) => {
+      checkSpans(p, spans, key);
+      return [key, at + value.byteOffset - content.byteOffset, value.length];
+    });
+    return slots.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
   /**
@@ -131,9 +203,49 @@ export class RepoCache {
   }
 
   async close(): Promise<void> {
+    // No download may still be writing into the directory when it is removed.
+    this.queue.length = 0;
+    await Promise.all(this.arriving.filter((a) => a.started).map((a) => a.settled));
+    await this.spill?.close().catch(() => undefined);
     await this.store.close().catch(() => undefined);
     this.client.close();
     await fs.rm(path.dirname(this.store.dir), { recursive: true, force: true });
+  }
+}
+
+/** At most this many packs download at once. */
+const PARALLEL = 4;
+
+/** A pack asked for: fetched when its turn comes, or at once when a read reaches it first. */
+class ArrivingPack implements PackState {
+  readonly spans: PackState['spans'];
+  started = false;
+  private result: Promise<Slot[]> | undefined;
+  private release: () => void = () => undefined;
+  /** Settles (never rejects) once the pack has arrived or failed. */
+  readonly settled: Promise<void>;
+
+  constructor(
+    readonly entry: PackEntry,
+    private readonly fetch: () => Promise<Slot[]>,
+  ) {
+    this.spans = packSpans(entry);
+    this.settled = new Promise((resolve) => {
+      this.release = resolve;
+    });
+  }
+
+  start(): Promise<Slot[]> {
+    if (this.result === undefined) {
+      this.started = true;
+      this.result = this.fetch();
+      this.result.then(this.release, this.release);
+    }
+    return this.result;
+  }
+
+  get arrived(): Promise<Slot[]> {
+    return this.start();
   }
 }
 

@@ -11,7 +11,7 @@ export interface BucketProblem {
 /**
  * Checks every object the manifests name against the sha256 of its stored bytes recorded when
  * it was written, fetching each whole one into the cache (so the archive checks that follow read
- * it), and lists what is missing, and what lies in the archive's folders that no manifest
+ * it, and find a damaged one's records missing), and lists what is missing, and what lies in the archive's folders that no manifest
  * names: an object from another archive copied in, or one an interrupted upload left.
  */
 export async function checkBucket(cache: RepoCache): Promise<BucketProblem[]> {
@@ -36,6 +36,7 @@ export async function checkBucket(cache: RepoCache): Promise<BucketProblem[]> {
         await load();
       } catch (err) {
         if (!isRfError(err) || !['RF_CHECKSUM', 'RF_CORRUPT'].includes(err.code)) throw err;
+        cache.forget(name);
         problems.push({ kind: 'damaged', object: name, why: err.message });
       }
     };

@@ -1,18 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type * as Sdk from '@aws-sdk/client-s3';
+import type * as Storage from '@aws-sdk/lib-storage';
 import { RfError } from '../errors.js';
 import { contentId, open, openFile, type RepoKey, seal, sealFile, sha256 } from './crypt.js';
 import { repoError } from './errors.js';
@@ -36,6 +28,19 @@ export interface StoredObject {
   size: number;
 }
 
+// The SDK is CommonJS: required, it loads without the ESM loader's pass over each of its
+// modules, which costs a command reading the bucket a large share of its start-up.
+const require = createRequire(import.meta.url);
+const {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} = require('@aws-sdk/client-s3') as typeof Sdk;
+
 // Object metadata (x-amz-meta-*) carrying what makes a put idempotent.
 const META_CONTENT = 'rf-content';
 // The sha256 of the stored bytes, where it is known before they are sent.
@@ -46,7 +51,7 @@ const META_STORED = 'rf-stored';
  * with one content. Names passed in and out are relative to the prefix.
  */
 export class RepoClient {
-  private readonly s3: S3Client;
+  private readonly s3: Sdk.S3Client;
   readonly location: RepoLocation;
   readonly key: RepoKey | undefined;
 
@@ -161,6 +166,8 @@ export class RepoClient {
     );
     source.on('error', (err: Error) => body.destroy(err));
     try {
+      // Only an upload of a file needs it: a command that reads the bucket does not load it.
+      const { Upload } = require('@aws-sdk/lib-storage') as typeof Storage;
       await new Upload({
         client: this.s3,
         // Parts of 8 MB, two at a time: what an upload holds in memory, whatever the file's size.
@@ -222,7 +229,8 @@ export class RepoClient {
       const out = await this.s3.send(
         new GetObjectCommand({ Bucket: this.location.bucket, Key: this.fullName(name) }),
       );
-      return Buffer.from(await out.Body!.transformToByteArray());
+      const bytes = await out.Body!.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
       if ((err as { name?: string }).name === 'NoSuchKey') return undefined;
       throw repoError(err, this.location, `read ${name}`);
@@ -232,7 +240,7 @@ export class RepoClient {
   /** An object's content (opened with the key), or undefined when it is not there. */
   async get(name: string, keyCheck = false): Promise<Buffer | undefined> {
     const stored = await this.getStored(name);
-    return stored === undefined ? undefined : open(this.key, name, stored, keyCheck);
+    return stored === undefined ? undefined : await open(this.key, name, stored, keyCheck);
   }
 
   /**
@@ -270,7 +278,7 @@ export class RepoClient {
     const prefix = this.fullName(under);
     let token: string | undefined;
     do {
-      let page: ListObjectsV2CommandOutput;
+      let page: Sdk.ListObjectsV2CommandOutput;
       try {
         page = await this.s3.send(
           new ListObjectsV2Command({

@@ -8,20 +8,30 @@ import {
 } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { createGunzip, createGzip, gunzip, gzipSync } from 'node:zlib';
 import { errnoCode, RfError } from '../errors.js';
 
 /**
- * How an object's bytes lie in the bucket. Without a key: the content as it is. With a key
- * (`--repo-key-file`): compressed, then encrypted with AES-256-GCM under a key derived for
- * that object alone (HKDF-SHA256 over the archive key, a random salt and the object's name),
- * so an object copied under another name, or read with another key, does not authenticate.
+ * How an object's bytes lie in the bucket. With a key (`--repo-key-file`): compressed, then
+ * encrypted with AES-256-GCM under a key derived for that object alone (HKDF-SHA256 over the
+ * archive key, a random salt and the object's name), so an object copied under another name,
+ * or read with another key, does not authenticate.
  *
  *   "RFE1" | salt (16) | iv (12) | ciphertext of gzip(content) | GCM tag (16)
  *
- * Compression comes first because ciphertext does not compress.
+ * Compression comes first because ciphertext does not compress. Without a key, a pack or a
+ * manifest is compressed alone ("RFZ1" | gzip(content)): the stream's RESP repeats command
+ * names and key prefixes, so a restore from the bucket downloads a fraction of its bytes. A
+ * base file without a key is stored as it is (an RDB compresses its own values), and so were
+ * packs written before: content with neither mark is read as it is.
  */
+const gunzipAsync = promisify(gunzip);
+// Output in 1 MiB pieces, not zlib's 16 KiB: a pack inflates to megabytes, and each piece costs
+// a callback on the main thread.
+const INFLATE = { chunkSize: 1 << 20 };
 const MAGIC = Buffer.from('RFE1');
+const ZMAGIC = Buffer.from('RFZ1');
 const SALT = 16;
 const IV = 12;
 const TAG = 16;
@@ -56,8 +66,11 @@ export async function readKeyFile(file: string): Promise<RepoKey> {
   return { bytes, file };
 }
 
+const hasMark = (head: Buffer, mark: Buffer) =>
+  head.length >= mark.length && head.subarray(0, mark.length).equals(mark);
+
 export function isSealed(head: Buffer): boolean {
-  return head.length >= MAGIC.length && head.subarray(0, MAGIC.length).equals(MAGIC);
+  return hasMark(head, MAGIC);
 }
 
 function objectKey(key: RepoKey, salt: Buffer, name: string): Buffer {
@@ -73,7 +86,7 @@ export function contentId(key: RepoKey | undefined, sha256: string): string {
 }
 
 export function seal(key: RepoKey | undefined, name: string, content: Buffer): Buffer {
-  if (key === undefined) return content;
+  if (key === undefined) return Buffer.concat([ZMAGIC, gzipSync(content, { level: 1 })]);
   const salt = randomBytes(SALT);
   const iv = randomBytes(IV);
   const cipher = createCipheriv('aes-256-gcm', objectKey(key, salt, name), iv);
@@ -99,28 +112,42 @@ export function keyError(name: string, key: RepoKey | undefined, cause?: unknown
 /**
  * The content of a stored object. A sealed one that does not authenticate is RF_REPO_KEY when
  * `keyCheck` (the first object a command reads, so a wrong key is told as such), else damage.
+ * Decompression runs on libuv's thread pool: a restore replays one pack while the next ones
+ * are decompressed beside it.
  */
-export function open(
+export async function open(
   key: RepoKey | undefined,
   name: string,
   stored: Buffer,
   keyCheck: boolean,
-): Buffer {
+): Promise<Buffer> {
+  if (hasMark(stored, ZMAGIC)) {
+    try {
+      return await gunzipAsync(stored.subarray(ZMAGIC.length), INFLATE);
+    } catch (err) {
+      throw damaged(name, 'does not decompress', err);
+    }
+  }
   if (!isSealed(stored)) return stored;
   if (key === undefined) throw keyError(name, key);
   if (stored.length < HEADER + TAG) throw damaged(name, 'shorter than its header');
   const salt = stored.subarray(MAGIC.length, MAGIC.length + SALT);
   const iv = stored.subarray(MAGIC.length + SALT, HEADER);
+  let plain: Buffer;
   try {
     const decipher = createDecipheriv('aes-256-gcm', objectKey(key, salt, name), iv);
     decipher.setAuthTag(stored.subarray(stored.length - TAG));
-    const plain = Buffer.concat([
+    plain = Buffer.concat([
       decipher.update(stored.subarray(HEADER, stored.length - TAG)),
       decipher.final(),
     ]);
-    return gunzipSync(plain);
   } catch (err) {
     throw keyCheck ? keyError(name, key, err) : damaged(name, 'does not authenticate', err);
+  }
+  try {
+    return await gunzipAsync(plain, INFLATE);
+  } catch (err) {
+    throw damaged(name, 'authenticates but does not decompress', err);
   }
 }
 

@@ -7,14 +7,28 @@ import { resolveTime } from '../time.js';
 import type { RepoCache } from './cache.js';
 
 /**
- * What a restore needs from the bucket, fetched into the cache before the restore reads it:
- * the one base and the stream packs from it to the target time (or, from the AOF record, its
- * packs and bases). The restore's own planner has the last word: when it picks an older base
- * than the first guess, the packs back to that base are fetched too. A plan that cannot be
- * made (a time in a gap, say) fetches nothing more: the restore then says why, as it would
- * from a local store.
+ * What a restore needs from the bucket: the one base and the stream packs from it to the
+ * target time (or, from the AOF record, its packs and bases). The restore's own planner has the
+ * last word: when it picks an older base than the first guess, the packs back to that base are
+ * fetched too. A plan that cannot be made (a time in a gap, say) fetches nothing more: the
+ * restore then says why, as it would from a local store.
+ *
+ * The stream packs go on downloading after this returns, and the replay reads each as it
+ * arrives. `settle` waits for them all first: a destination that cannot be undone (a running
+ * Redis) must not be half loaded when a pack turns out to be missing or damaged; a directory is
+ * staged and renamed into place at the end, so it streams.
  */
 export async function fetchForRestore(
+  cache: RepoCache,
+  name: string,
+  until: string,
+  options: { tz: string; now: number; from: RestoreFrom | 'auto'; settle: boolean },
+): Promise<void> {
+  await wantForRestore(cache, name, until, options);
+  if (options.settle) await cache.settle();
+}
+
+async function wantForRestore(
   cache: RepoCache,
   name: string,
   until: string,
@@ -22,7 +36,7 @@ export async function fetchForRestore(
 ): Promise<void> {
   const manifest = cache.manifests.get(name);
   if (manifest === undefined) return;
-  const kv = cache.store;
+  const kv = cache.reader();
   const archive = new Archive(kv);
   const from = await chooseFrom(options.from, archive, kv, name);
   if (from === 'aof') {
@@ -52,7 +66,7 @@ export async function fetchForRestore(
   } catch {
     return;
   }
-  const packsFrom = async (offset: number) => {
+  const packsFrom = (offset: number) => {
     const wanted = [];
     for (const p of manifest.packs) {
       if (p.kind !== 'seg' || p.group !== timeline || p.end <= offset) continue;
@@ -60,16 +74,19 @@ export async function fetchForRestore(
       // The pack holding the first write at or after T is the last one the cut reads.
       if (p.lastTime >= target) break;
     }
-    await cache.fetchPacks(wanted);
+    // The planner reads the last of them first (the segment the cut falls in); the replay then
+    // reads them in order.
+    const last = wanted.pop();
+    cache.want(last === undefined ? wanted : [last, ...wanted]);
   };
-  await packsFrom(guess);
+  packsFrom(guess);
   let plan: Awaited<ReturnType<typeof planRestore>>;
   try {
     plan = await planRestore(archive, name, target);
   } catch {
     return;
   }
-  if (plan.base.offset < guess) await packsFrom(plan.base.offset);
+  if (plan.base.offset < guess) packsFrom(plan.base.offset);
   const file = manifest.files.find((f) => f.path === plan.base.file);
   if (file !== undefined) await cache.fetchFile(file);
 }

@@ -71,6 +71,33 @@ describe('the bucket as rf writes it', () => {
     c.close();
   });
 
+  it('compresses a pack without a key, and still reads one written before as it is', async () => {
+    const c = client('packed');
+    // RESP as the stream carries it: command names and key prefixes repeat.
+    const content = Buffer.from(
+      Array.from(
+        { length: 5000 },
+        (_, i) => `*3\r\n$3\r\nSET\r\n$9\r\nkey:${String(i).padStart(5, '0')}\r\n$3\r\nxxx\r\n`,
+      ).join(''),
+    );
+    await c.put('p/one', content);
+    const stored = (await c.getStored('p/one'))!;
+    expect(stored.subarray(0, 4).toString()).toBe('RFZ1');
+    expect(stored.length).toBeLessThan(content.length / 4);
+    expect((await c.get('p/one'))?.equals(content)).toBe(true);
+    // An object stored as it is (what rf wrote before packs were compressed) reads as it is.
+    const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const raw = new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+    });
+    await raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'packed/p/old', Body: content }));
+    raw.destroy();
+    expect((await c.get('p/old'))?.equals(content)).toBe(true);
+    c.close();
+  });
+
   it('streams a file up and down, sealed with a key, and refuses it without or with another key', async () => {
     const key = await readKeyFile(await keyFile('k1'));
     const c = client('sealed', { key });
