@@ -2,6 +2,7 @@
 // share one cursor and are read in one place so a new type is added beside the others.
 import type { FileHandle } from 'node:fs/promises';
 import { RfError } from '../errors.js';
+import { lzfDecompress } from './lzf.js';
 import { RDB_HEADER_LEN, readRdbHeader, unknownType } from './versions.js';
 
 /**
@@ -37,7 +38,7 @@ const MODULE_STRING = 5;
 
 /** Reads a file from a position through one reusable buffer; skips without reading. */
 export class Cursor {
-  private buf = Buffer.allocUnsafe(BUFFER);
+  private buf: Buffer;
   private bufStart = 0;
   private bufEnd = 0;
 
@@ -46,7 +47,10 @@ export class Cursor {
     readonly limit: number,
     public pos: number,
     private readonly where: string,
-  ) {}
+    bufferBytes = BUFFER,
+  ) {
+    this.buf = Buffer.allocUnsafe(bufferBytes);
+  }
 
   async ensure(n: number): Promise<void> {
     if (this.pos >= this.bufStart && this.pos + n <= this.bufEnd) return;
@@ -92,29 +96,56 @@ export class Cursor {
   }
 
   /**
-   * Skips a plain string when its length prefix is already in the buffer; false (nothing read)
-   * otherwise, or for an encoded one. Most of an RDB is such strings, and skipping them without
-   * an await per value makes the walk several times faster.
+   * Skips a string when its length prefix is already in the buffer; false (nothing read)
+   * otherwise. Most of an RDB is such strings (plain, integer or LZF, rdbGenericLoadStringObject),
+   * and skipping them without an await per value makes the walk several times faster.
    */
   skipStringNow(): boolean {
     const at = this.pos - this.bufStart;
-    if (this.pos < this.bufStart || at + 5 > this.bufEnd - this.bufStart) return false;
+    const end = this.bufEnd - this.bufStart;
+    if (this.pos < this.bufStart || at + 1 > end) return false;
+    const b = this.buf[at]!;
+    if (b >> 6 !== 3) {
+      const n = this.lengthAt(at, end);
+      if (n < 0) return false;
+      this.skip(this.lengthBytes + n);
+      return true;
+    }
+    const enc = b & 0x3f;
+    if (enc <= 2) {
+      this.skip(1 + (1 << enc));
+      return true;
+    }
+    if (enc !== 3) return false;
+    // LZF: compressed length, uncompressed length, then the compressed bytes.
+    const clen = this.lengthAt(at + 1, end);
+    if (clen < 0) return false;
+    const clenBytes = this.lengthBytes;
+    if (this.lengthAt(at + 1 + clenBytes, end) < 0) return false;
+    this.skip(1 + clenBytes + this.lengthBytes + clen);
+    return true;
+  }
+
+  /** Set by lengthAt: the bytes of the length it read. */
+  private lengthBytes = 0;
+
+  /** A 6, 14 or 32-bit length at buffer index `at` if it is wholly buffered, else -1. */
+  private lengthAt(at: number, end: number): number {
+    if (at + 1 > end) return -1;
     const b = this.buf[at]!;
     const kind = b >> 6;
-    let n: number;
-    let prefix: number;
     if (kind === 0) {
-      n = b & 0x3f;
-      prefix = 1;
-    } else if (kind === 1) {
-      n = ((b & 0x3f) << 8) | this.buf[at + 1]!;
-      prefix = 2;
-    } else if (b === 0x80) {
-      n = this.buf.readUInt32BE(at + 1);
-      prefix = 5;
-    } else return false;
-    this.skip(prefix + n);
-    return true;
+      this.lengthBytes = 1;
+      return b & 0x3f;
+    }
+    if (kind === 1) {
+      if (at + 2 > end) return -1;
+      this.lengthBytes = 2;
+      return ((b & 0x3f) << 8) | this.buf[at + 1]!;
+    }
+    if (b !== 0x80 || at + 5 > end) return -1;
+    this.lengthBytes = 5;
+    return this.buf.readUInt32BE(at + 1);
   }
 
   /** A plain string (a key) when it is wholly in the buffer, as a copy; else null (nothing read). */
@@ -196,6 +227,13 @@ export interface RdbVisitor {
    * during the call only. A returned promise is waited for before the walk goes on.
    */
   value(key: RdbKey, value: Buffer, version: number): void | Promise<void>;
+  /**
+   * Bytes read from the file at a time. A walk that reads every value wants a large one: each
+   * refill costs a read, and so does a value that straddles the buffer's end (Cursor.span).
+   */
+  readonly bufferBytes?: number;
+  /** A function library (RDB_OPCODE_FUNCTION2): its string as the RDB encodes it, prefix included. */
+  library?(encoded: Buffer): void | Promise<void>;
 }
 
 /** Value types that are one string in the RDB (rdb.c rdbLoadObject): skipped in one step. */
@@ -213,7 +251,7 @@ export async function walkRdb(
   where: string,
   visitor?: RdbVisitor,
 ): Promise<number> {
-  const c = new Cursor(fh, size, 0, where);
+  const c = new Cursor(fh, size, 0, where, visitor?.bufferBytes);
   const raw = await c.bytes(RDB_HEADER_LEN);
   const header = readRdbHeader(raw, where);
   if (header.kind === 'not-rdb') {
@@ -266,9 +304,12 @@ export async function walkRdb(
         await length(c); // when
         await skipModuleValue(c);
         break;
-      case OP_FUNCTION2:
+      case OP_FUNCTION2: {
+        const start = c.pos;
         await skipString(c);
+        if (visitor?.library !== undefined) await visitor.library(await c.span(start));
         break;
+      }
       case OP_FUNCTION_PRE_GA:
         throw c.corrupt('functions in the 7.0 release-candidate format are not supported');
       default: {
@@ -303,8 +344,13 @@ async function readKey(c: Cursor): Promise<Buffer> {
   if (enc === 0) return Buffer.from(String((await c.bytes(1)).readInt8(0)));
   if (enc === 1) return Buffer.from(String((await c.bytes(2)).readInt16LE(0)));
   if (enc === 2) return Buffer.from(String((await c.bytes(4)).readInt32LE(0)));
-  // LZF: an RDB saved with rdbcompression no (as rf's scratch server saves) has none in keys.
-  throw c.corrupt('an LZF-compressed key: save the RDB with rdbcompression no');
+  if (enc !== 3) throw c.corrupt(`unknown string encoding ${enc}`);
+  // LZF: compressed length, length, then the compressed bytes (rdbLoadLzfStringObject).
+  const clen = await length(c);
+  const len = await length(c);
+  const key = lzfDecompress(await c.bytes(clen), len);
+  if (key === null) throw c.corrupt('an LZF-compressed key does not decompress');
+  return key;
 }
 
 /** rdbLoadLenByRef: returns the length, or -(encoding + 1) for a special string encoding. */
