@@ -6,7 +6,7 @@ import { assertLocal } from '../store/offload.js';
 import type { KvReader } from '../store/store.js';
 import type { RolledFrom } from '../store/types.js';
 import { type AofCut, aofReplay, planAofRestore, readAofBase } from './aof-source.js';
-import { checkBase, emptyRdb, readBase } from './base-file.js';
+import { basePath, checkBase, emptyRdb, readBase } from './base-file.js';
 import type { LayoutEvidence } from './layout.js';
 import { planRestore } from './locate.js';
 import type { DroppedTransaction, RestorePlan } from './plan.js';
@@ -36,6 +36,8 @@ export interface Prepared {
   dirBase: () => { format: 'rdb' | 'aof'; chunks: AsyncIterable<Buffer> } | null;
   /** The base and commands as --target receives them: an RDB, then the stream. */
   targetBase: () => { bytes: number; chunks: AsyncIterable<Buffer> };
+  /** The base as a plain RDB file, when it is one (what targetBase streams); else null. */
+  baseFile: string | null;
   commands: () => AsyncIterable<Buffer>;
   check: () => Promise<void>;
   replay: { fromOffset: number | null; cutOffset: number | null };
@@ -88,6 +90,7 @@ export function preparePlan(
     skippedBases: skipped,
     dirBase: () => ({ format: 'rdb', chunks: readBase(kv.dir, plan.base) }),
     targetBase: () => ({ bytes: plan.base.bytes, chunks: readBase(kv.dir, plan.base) }),
+    baseFile: basePath(kv.dir, plan.base),
     // RDB 9 and older: a Redis 6 (or 5) timeline, whose stream carries relative expiries.
     commands: () =>
       replayFrames(archive, plan, stats, { relativeExpiries: plan.base.rdbVersion <= 9 }),
@@ -166,6 +169,7 @@ export async function prepareAof(kv: KvReader, name: string, target: number): Pr
       const empty = emptyRdb(9);
       return { bytes: empty.length, chunks: once(empty) };
     },
+    baseFile: null,
     // A base made of commands goes to a target ahead of the incr commands, on an empty snapshot.
     commands: () => {
       const incr = aofReplay(kv, plan, stats, cut);

@@ -136,6 +136,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
             ...into.options,
             base: prepared.targetBase(),
             commands: prepared.commands(),
+            baseFile: prepared.baseFile,
+            keyPass: () => uncounted(prepared),
             until: until.ms,
             onLoaded: () => {
               watch?.stop();
@@ -271,4 +273,14 @@ function result(
     imprecise: p.imprecise,
     chosenBecause,
   };
+}
+
+/** The replay read once more, for the keys it names: its counts stay those of the restore. */
+async function* uncounted(prepared: Prepared): AsyncIterable<Buffer> {
+  const before = structuredClone(prepared.stats);
+  try {
+    yield* prepared.commands();
+  } finally {
+    Object.assign(prepared.stats, before);
+  }
 }

@@ -64,3 +64,16 @@ export async function caughtUp(r: RedisServer, timeoutMs = 20_000): Promise<numb
   );
   return offset;
 }
+
+/**
+ * A moment after every write rf has acknowledged so far and before any write that follows,
+ * with the archive reaching past it: a PUBLISH is propagated and archived, and creates no key.
+ */
+export async function moment(r: RedisServer): Promise<number> {
+  await caughtUp(r);
+  const at = Date.now();
+  await waitFor(() => Date.now() > at, 'the clock to move past the checkpoint', 1_000, 1);
+  await (await r.client()).call('PUBLISH', 'rf-test', 'checkpoint');
+  await caughtUp(r);
+  return at;
+}

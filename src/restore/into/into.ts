@@ -11,8 +11,15 @@ import {
   restoreCommand,
   type TtlMode,
 } from './decide.js';
+import { baseKeys, directBase } from './direct.js';
 import { copyLibraries, type Library, type LibraryCopy, scratchLibraries } from './functions.js';
-import { type ReadCounters, type ScratchKey, scratchKeyspace, snapshotKeys } from './read.js';
+import {
+  type KeySource,
+  type ReadCounters,
+  type ScratchKey,
+  scratchKeyspace,
+  snapshotKeys,
+} from './read.js';
 import { freezeExpiriesCommand } from './scripts.js';
 import { type SplitTransaction, SplitWatch } from './split.js';
 import { type IntoTarget, type KeyCommands, openTarget, type TargetConnection } from './target.js';
@@ -21,6 +28,13 @@ export interface IntoOptions {
   /** The state at T as `--target` would receive it: an RDB, then the commands after it. */
   base: { bytes: number; chunks: AsyncIterable<Buffer> };
   commands: AsyncIterable<Buffer>;
+  /**
+   * The base as a plain RDB file, already checked, and the replay read once more ahead of
+   * `commands`, for the keys it names: then the keys it leaves alone are read from the base,
+   * and only the others are rebuilt (direct.ts). Without them, the whole state is rebuilt.
+   */
+  baseFile?: string | null;
+  keyPass?: () => AsyncIterable<Buffer>;
   until: number;
   target: TargetConnection;
   /** `--key` globs (none: every key) and `--db` numbers (none: every db). */
@@ -76,6 +90,11 @@ export interface IntoResult {
   splitTransactions: { count: number; examples: SplitTransaction[] };
   /** --functions: the libraries loaded, replaced and left as the target has them. */
   functions: LibraryCopy | null;
+  /**
+   * What the scratch server rebuilt: only the keys the replay names (`touched`, their count;
+   * every other key was read from the base), or the whole state at T, and why.
+   */
+  scratch: { rebuilt: 'touched'; keys: number } | { rebuilt: 'whole'; why: string };
 }
 
 /**
@@ -101,21 +120,26 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
         : null;
     const commands = split === null ? options.commands : split.tap(options.commands);
     phase('scratch started');
-    await scratch.load(options.base, withFreeze(commands), options.idleTimeoutMs);
+    const direct = await directBase(options, scratch.dir);
+    phase('replay keys read');
+    const base = direct.kind === 'direct' ? direct.scratchBase : options.base;
+    await scratch.load(base, withFreeze(commands), options.idleTimeoutMs);
     phase('scratch loaded');
     options.onLoaded?.();
     const client = await scratch.connect({ returnBuffers: true, timeoutMs: options.idleTimeoutMs });
-    let file: string;
+    const sources: KeySource[] = [];
     let dbs: number[];
     let libs: Library[] = [];
     try {
       const keyspace = await scratchKeyspace(client);
-      dbs = [...keyspace.keys()]
+      const base = baseKeys(direct);
+      dbs = [...new Set([...keyspace.keys(), ...base.dbs])]
         .filter((db) => options.dbs.length === 0 || options.dbs.includes(db))
         .sort((a, b) => a - b);
       for (const db of dbs) await target.checkDb(db);
-      progress.total = [...keyspace.values()].reduce((n, k) => n + k, 0);
-      file = await scratch.streamSnapshot(options.idleTimeoutMs);
+      progress.total = [...keyspace.values()].reduce((n, k) => n + k, base.count);
+      sources.push(...base.sources);
+      sources.push({ file: await scratch.streamSnapshot(options.idleTimeoutMs), frozen: true });
       phase('scratch snapshot taken');
       if (options.functions) libs = await scratchLibraries(client);
     } finally {
@@ -123,8 +147,12 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     }
     const run = new IntoRun(options, target, progress, await target.maxBulk());
     const selection = { dbs: options.dbs, patterns: options.keys };
-    const read = (payload: boolean, batch: (db: number, keys: ScratchKey[]) => Promise<void>) =>
-      snapshotKeys(file, selection, payload, progress, batch);
+    const read = async (
+      payload: boolean,
+      batch: (db: number, keys: ScratchKey[]) => Promise<void>,
+    ) => {
+      for (const source of sources) await snapshotKeys(source, selection, payload, progress, batch);
+    };
     const plan = (db: number, keys: ScratchKey[]) => run.plan(db, keys);
     // Libraries go before the keys, after the keys' conflict check: under --conflict fail a
     // key or a library in the way refuses the restore before anything is written.
@@ -161,6 +189,10 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
       ...run.result(dbs),
       splitTransactions: { count: split?.count ?? 0, examples: split?.examples ?? [] },
       functions,
+      scratch:
+        direct.kind === 'direct'
+          ? { rebuilt: 'touched', keys: direct.touched.count }
+          : { rebuilt: 'whole', why: direct.why },
     };
   } finally {
     await scratch?.stop();
@@ -305,7 +337,7 @@ class IntoRun {
     );
   }
 
-  result(dbs: number[]): Omit<IntoResult, 'splitTransactions' | 'functions'> {
+  result(dbs: number[]): Omit<IntoResult, 'splitTransactions' | 'functions' | 'scratch'> {
     const p = this.progress;
     const dry = this.options.dryRun;
     this.matched = dry

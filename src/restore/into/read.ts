@@ -29,26 +29,42 @@ export interface Selection {
 /** Keys per batch, and the bytes of DUMP payloads one batch should carry at most. */
 const BATCH_KEYS = 1000;
 const BATCH_BYTES = 8 * 1024 * 1024;
+/** The snapshot is read in reads this large: with 64 KiB, 1M small keys took 2,000 reads. */
+const READ_BYTES = 4 * 1024 * 1024;
 
 export function selected(selection: Selection, db: number, key: Buffer): boolean {
   if (selection.dbs.length > 0 && !selection.dbs.includes(db)) return false;
   return selection.patterns.length === 0 || selection.patterns.some((p) => globMatch(p, key));
 }
 
+/** An RDB the keys are read from. */
+export interface KeySource {
+  file: string;
+  /**
+   * Every expiry was moved FAR_FUTURE_MS on (scripts.ts), as in the scratch server's snapshot;
+   * false for the base, whose expiries are as the master saved them.
+   */
+  frozen: boolean;
+  /** Keys of the file that are not read at all: the base's keys that the replay changed. */
+  skip?: (db: number, key: Buffer) => boolean;
+}
+
 /**
- * Walks the scratch server's snapshot and hands the selected keys to `batch`, in batches of one
- * db each, with their DUMP payloads when asked. The snapshot holds each key once (a SCAN may
- * return a key twice), and its payloads are the bytes DUMP would send, without a DUMP per key:
- * one SAVE, then a walk of the file. The walk waits for each `batch` call it is given.
- * Every expiry in the snapshot was moved FAR_FUTURE_MS on (scripts.ts).
+ * Walks an RDB (the scratch server's snapshot, or the base) and hands the selected keys to
+ * `batch`, in batches of one db each, with their DUMP payloads when asked. The file holds each
+ * key once (a SCAN may return a key twice), and its payloads are the bytes DUMP would send,
+ * without a DUMP per key: one snapshot, then a walk of the file. The walk waits for each
+ * `batch` call it is given.
  */
 export async function snapshotKeys(
-  file: string,
+  source: KeySource,
   selection: Selection,
   withPayload: boolean,
   counters: ReadCounters,
   batch: (db: number, keys: ScratchKey[]) => Promise<void>,
 ): Promise<void> {
+  const { file, skip } = source;
+  const shift = source.frozen ? FAR_FUTURE_MS : 0;
   const fh = await open(file, 'r');
   try {
     const { size } = await fh.stat();
@@ -56,7 +72,9 @@ export async function snapshotKeys(
     let keysDb = -1;
     let bytes = 0;
     await walkRdb(fh, size, file, {
+      bufferBytes: READ_BYTES,
       want: (db, key) => {
+        if (skip?.(db, key) === true) return false;
         counters.scanned++;
         return selected(selection, db, key);
       },
@@ -71,7 +89,7 @@ export async function snapshotKeys(
         const payload = withPayload ? dumpPayload(entry.type, value, version) : null;
         bytes += entry.key.length + (payload?.length ?? 0);
         const { key, expireAt } = entry;
-        keys.push({ key, payload, expireAt: expireAt < 0 ? -1 : expireAt - FAR_FUTURE_MS });
+        keys.push({ key, payload, expireAt: expireAt < 0 ? -1 : expireAt - shift });
         return flushed;
       },
     });
