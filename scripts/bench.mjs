@@ -11,7 +11,7 @@
  *
  * Rows: 1 capture overhead, 2 capture lag, 3 offline capture rate, 4 storage, 5 restore,
  * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into, 10 rf log --key, 11 key index size,
- * 12 restore from the bucket, 13 upload RSS, 14 restore after a rolled base. `--only 1,5` runs just those (a row that shares
+ * 12 restore from the bucket, 13 upload RSS, 14 restore after a rolled base, 15 upload lag. `--only 1,5` runs just those (a row that shares
  * its setup with another runs that setup once).
  */
 import { existsSync } from 'node:fs';
@@ -32,6 +32,7 @@ import { pitrRows } from './bench/pitr.mjs';
 import { repoRows } from './bench/repo.mjs';
 import { rolledRows } from './bench/rolled.mjs';
 import { seekRows } from './bench/seek.mjs';
+import { uploadRows } from './bench/upload.mjs';
 
 /** Sizes per mode. Full: under ten minutes on 2 cores; quick: about one. */
 const CONFIG = {
@@ -73,6 +74,7 @@ const SCENARIOS = [
   { rows: [10, 11], name: 'index', run: indexRows },
   { rows: [12, 13], name: 'repo', run: repoRows },
   { rows: [14], name: 'rolled', run: rolledRows },
+  { rows: [15], name: 'upload', run: uploadRows },
 ];
 
 const NAMES = {
@@ -93,6 +95,7 @@ const NAMES = {
   bucket: 12,
   upload: 13,
   rolled: 14,
+  keepup: 15,
 };
 
 function usage(message) {
@@ -101,7 +104,7 @@ function usage(message) {
     'usage: node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]\n' +
       '  rows: 1 capture overhead, 2 lag, 3 offline rate, 4 storage, 5 restore, 6 pitr, 7 seek, 8 memory,\n' +
       '        9 into, 10 rf log --key, 11 key index size, 12 restore from the bucket, 13 upload RSS,\n' +
-      '        14 restore after a rolled base',
+      '        14 restore after a rolled base, 15 upload lag (keepup)',
   );
   process.exit(2);
 }
@@ -110,7 +113,7 @@ function parseOnly(text) {
   const want = new Set();
   for (const part of text.split(',').map((s) => s.trim().toLowerCase())) {
     const n = NAMES[part] ?? Number.parseInt(part, 10);
-    if (!Number.isInteger(n) || n < 1 || n > 14)
+    if (!Number.isInteger(n) || n < 1 || n > 15)
       usage(`--only: unknown row ${JSON.stringify(part)}`);
     want.add(n);
   }

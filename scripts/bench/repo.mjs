@@ -21,14 +21,14 @@ import { build } from './index.mjs';
 import { rf } from './rf.mjs';
 import { newArchive, SOURCE } from './store.mjs';
 
-const S3_ENV = {
+export const S3_ENV = {
   AWS_ACCESS_KEY_ID: 'S3RVER',
   AWS_SECRET_ACCESS_KEY: 'S3RVER',
   AWS_REGION: 'us-east-1',
 };
-const BUCKET = 'rf-bench';
+export const BUCKET = 'rf-bench';
 
-async function startS3(dir) {
+export async function startS3(dir) {
   const require = createRequire(import.meta.url);
   const bin = path.join(path.dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js');
   const port = await freePort();
