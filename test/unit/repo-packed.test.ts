@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PackEntry } from '../../src/repo/layout.js';
-import { type PackState, PackedReader, packSpans, type Slot } from '../../src/repo/packed.js';
+import { PackedReader, type PackState, packSpans, type Slot } from '../../src/repo/packed.js';
 import { keys, prefixEnd } from '../../src/store/keys.js';
 import type { KvRange, KvReader } from '../../src/store/store.js';
 
