@@ -550,7 +550,12 @@ async function plan(until) {
     const { plan: p, commands } = await api('plan', { name: state.source.name, until });
     if (box.dataset.until !== until) return;
     const rows = [
-      ['moment', `${p.until.utc}  (as given: ${p.until.input})`],
+      [
+        'moment',
+        p.until.input === p.until.utc
+          ? p.until.utc
+          : `${p.until.utc}  (as given: ${p.until.input})`,
+      ],
       [
         'record',
         p.from === 'stream'
@@ -675,16 +680,16 @@ async function keyLog(key) {
       return el(
         'tr',
         { 'data-time': w.time, 'data-offset': w.offset, 'data-timeline': w.timeline },
-        el('td', { class: 'mono' }, w.time),
-        el('td', { class: 'mono' }, w.db),
-        el('td', { class: 'mono' }, w.timeline),
-        el('td', { class: 'mono' }, w.offset),
+        el('td', { class: 'mono nowrap' }, w.time),
+        el('td', { class: 'mono nowrap' }, w.db),
+        el('td', { class: 'mono nowrap' }, w.timeline),
+        el('td', { class: 'mono nowrap' }, w.offset),
         el(
           'td',
           { class: 'mono' },
           `${w.command} ${args.length > 160 ? `${args.slice(0, 160)}…` : args}`,
         ),
-        el('td', { class: 'actions' }, before, ' ', after),
+        el('td', { class: 'nowrap' }, before, ' ', after),
       );
     });
     box.replaceChildren(
