@@ -76,7 +76,10 @@ export function uiEndpoints(settings: UiSettings): Record<string, Endpoint> {
       const name = sourceParam(q);
       const from = timeParam(q, 'from');
       const until = timeParam(q, 'until');
-      const bins = Math.min(MAX_ACTIVITY_BINS, Number(q.get('bins') ?? ACTIVITY_BINS) || 1);
+      if (until < from) throw usage('until', 'a time at or after from');
+      const bins = Number(q.get('bins') ?? ACTIVITY_BINS);
+      if (!Number.isInteger(bins) || bins < 1 || bins > MAX_ACTIVITY_BINS)
+        throw usage('bins', `a whole number of bins from 1 to ${MAX_ACTIVITY_BINS}`);
       const kv = await openInfoReader({ ...base, name }, await repoFromFlags(base));
       try {
         const archive = new Archive(kv);
@@ -172,9 +175,13 @@ export function uiEndpoints(settings: UiSettings): Record<string, Endpoint> {
 }
 
 function usage(param: string, what: string): RfError {
-  return new RfError('RF_USAGE', `the page asked without ${param}: it takes ${what}`, {
-    details: { [param]: null },
-  });
+  return new RfError(
+    'RF_USAGE',
+    `the page asked with a missing or bad ${param}: it takes ${what}`,
+    {
+      details: { param },
+    },
+  );
 }
 
 function sourceParam(q: URLSearchParams): string {

@@ -147,7 +147,7 @@ describe('rf ui on loopback without a token', () => {
     }
   });
 
-  it('refuses a source name that is not one, as the command line does', async () => {
+  it('refuses a source name that is not one, as the command line does, and bad parameters', async () => {
     const ui = await startUi([]);
     const res = await request(
       ui.port,
@@ -155,6 +155,18 @@ describe('rf ui on loopback without a token', () => {
     );
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body)).toMatchObject({ ok: false, error: { code: 'RF_USAGE' } });
+    for (const query of [
+      'name=default&from=0&until=1000&bins=-5',
+      'name=default&from=0&until=1000&bins=1e9',
+      'name=default&from=0&until=1000&bins=2.5',
+      'name=default&from=1000&until=0',
+      'name=default&from=x&until=1000',
+      'name=default&until=1000',
+    ]) {
+      const bad = await request(ui.port, `/api/activity?${query}`);
+      expect(bad.status, query).toBe(400);
+      expect(JSON.parse(bad.body), query).toMatchObject({ ok: false, error: { code: 'RF_USAGE' } });
+    }
     expect((await request(ui.port, '/api/nothing')).status).toBe(404);
     expect((await request(ui.port, '/api/__proto__')).status).toBe(404);
   });
