@@ -1,6 +1,7 @@
 import { type ClusterRecord, intersectRanges, type SlotRanges } from '../store/cluster.js';
 import { isoUtc } from '../time.js';
 import type { SourceInfo } from './info.js';
+import { forkLines, forksJson } from './info-forks.js';
 
 /** What `rf info` shows of a shard: its identity and slots, and its source's own record. */
 interface ShardSummary {
@@ -48,6 +49,7 @@ export function clusterJson(record: ClusterRecord, infos: readonly SourceInfo[])
         durableOffset: t.durableOffset,
         reason: t.reason,
       })),
+      forks: forksJson(s.info?.ix.timelines ?? []),
       gaps: (s.info?.ix.gaps ?? []).map((g) => ({
         from: isoUtc(g.from),
         until: isoUtc(g.until),
@@ -74,10 +76,14 @@ export function clusterText(record: ClusterRecord, infos: readonly SourceInfo[])
   const restorable = clusterRestorable(shards);
   return [
     `cluster ${record.name}: ${shards.length} shards`,
-    ...shards.map((s) => {
-      const tl = s.info?.ix.timelines.length ?? 0;
+    ...shards.flatMap((s) => {
+      const timelines = s.info?.ix.timelines ?? [];
       const gaps = s.info?.ix.gaps.length ?? 0;
-      return `  shard ${s.id}  slots ${ranges(s.slots)}  master ${s.master ?? '(none)'}  timelines ${tl}  gaps ${gaps}  source ${s.source}`;
+      const forks = forkLines(timelines, '    ');
+      return [
+        `  shard ${s.id}  slots ${ranges(s.slots)}  master ${s.master ?? '(none)'}  timelines ${timelines.length}  gaps ${gaps}  forks ${forks.length}  source ${s.source}`,
+        ...forks,
+      ];
     }),
     `  restorable (every shard): ${
       restorable.length === 0

@@ -3,6 +3,7 @@ import type { Activity } from '../log/activity.js';
 import { describeServer } from '../replication/server-info.js';
 import { formatInZone, isoUtc, machineZone } from '../time.js';
 import type { DaemonStatus, InfoOptions, SourceInfo } from './info.js';
+import { forkLines } from './info-forks.js';
 import { formatBytes, out } from './output.js';
 
 const BLOCKS = '▁▂▃▄▅▆▇█';
@@ -116,6 +117,7 @@ export function printText(
       );
       out.line(`        ${t.segments} segments, ${formatBytes(t.bytes)}`);
     }
+    for (const line of forkLines(ix.timelines, '  ')) out.line(line);
     if (ix.gaps.length > 0) {
       out.line('  gaps (nothing was captured; restores refuse these times)');
       for (const [i, g] of ix.gaps.entries()) {

@@ -21,6 +21,7 @@ import { type AofSummary, aofSummary, indexSource, type SourceIndex } from '../s
 import type { RetentionRecord, SourceRecord } from '../store/types.js';
 import { canonicalZone, isoUtc } from '../time.js';
 import { clusterJson, clusterText } from './info-cluster.js';
+import { forksJson } from './info-forks.js';
 import { printText } from './info-text.js';
 import { out, reportError } from './output.js';
 
@@ -122,6 +123,7 @@ export function sourceJson(info: SourceInfo, daemon: unknown) {
       segments: t.segments,
       bytes: t.bytes,
     })),
+    forks: forksJson(ix.timelines),
     gaps: ix.gaps.map((g, i) => ({
       from: isoUtc(g.from),
       until: isoUtc(g.until),

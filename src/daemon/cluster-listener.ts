@@ -7,6 +7,7 @@ import { assignShards } from '../replication/cluster-shards.js';
 import {
   type ClusterNode,
   discoverTopology,
+  type ShardView,
   type Topology,
   uncovered,
 } from '../replication/cluster-topology.js';
@@ -50,6 +51,24 @@ export interface ClusterListenerStatus {
   shards: Array<{ id: string; source: string } & ShardRunnerStatus>;
   errors: Record<string, number>;
   lastError: ErrorCounts['last'];
+}
+
+/**
+ * The master to follow per shard. A master killed and replaced by its replica stays listed as a
+ * master of no slots (still "online" until cluster-node-timeout marks it failed, CLUSTER SHARDS
+ * lists every master), sharing a node id with the shard: the view that serves slots with a live
+ * master wins over it, whatever order the node lists them in.
+ */
+function mastersOf(
+  matched: ReadonlyArray<{ shard: { id: string }; view: ShardView }>,
+): Map<string, ClusterNode | null> {
+  const score = (v: ShardView) => (v.master === null ? 0 : 2) + (v.slots.length > 0 ? 1 : 0);
+  const best = new Map<string, ShardView>();
+  for (const { shard, view } of matched) {
+    const seen = best.get(shard.id);
+    if (seen === undefined || score(view) > score(seen)) best.set(shard.id, view);
+  }
+  return new Map([...best].map(([id, v]) => [id, v.master]));
 }
 
 /**
@@ -202,7 +221,7 @@ export class ClusterListener {
     for (const { shard, view } of matched) if (view.slots.length > 0) owners[shard.id] = view.slots;
     const last = record.slots.at(-1);
     const changed = last === undefined || JSON.stringify(last.owners) !== JSON.stringify(owners);
-    const masters = new Map(matched.map((m) => [m.shard.id, m.view.master]));
+    const masters = mastersOf(matched);
     const next: ClusterRecord = {
       ...record,
       shards: shards.map((s) => {

@@ -16,6 +16,7 @@ import { beginTimeline, tmpFile } from '../store/timelines.js';
 import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
 import { StreamWriter } from '../store/writer.js';
 import { isoUtc } from '../time.js';
+import { promotedFork } from './fork-check.js';
 import { handshake, VALKEY_REPLICA_VERSION } from './handshake.js';
 import { receiveRdb } from './rdb-transfer.js';
 import { SocketReader } from './reader.js';
@@ -199,13 +200,25 @@ export class ReplicationSession {
           await fs.rm(file, { force: true });
           throw err;
         }
+        const fork =
+          previous === undefined || previous.replid === reply.replid
+            ? null
+            : await promotedFork(archive, previous, {
+                source: src,
+                endpoint: options.endpoint,
+                timeoutMs: options.connectTimeoutMs,
+                log,
+                ...(options.tlsOptions ? { tlsOptions: options.tlsOptions } : {}),
+              });
         const started = await beginTimeline(store, options.source, previous, {
           tmpFile: file,
           replid: reply.replid,
           offset: reply.offset,
           takenAt,
           ...rdb,
+          ...(fork === null ? {} : { fork }),
         });
+        if (fork !== null) log.warn({ fork }, 'the new master lacks writes rf holds: a fork');
         logTimeline(log, started.timeline, rdb.bytes, rdb.transfer, previous?.lastTime);
         options.onBase?.({ timeline: started.timeline.id, offset: reply.offset, takenAt });
         writer = new StreamWriter(

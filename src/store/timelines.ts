@@ -8,6 +8,7 @@ import type {
   RolledFrom,
   SourceRecord,
   Timeline,
+  TimelineFork,
   TimelineReason,
 } from './types.js';
 
@@ -21,6 +22,8 @@ export interface SnapshotFile {
   sha256: string;
   rdbVersion: number;
   transfer: BaseMeta['transfer'];
+  /** The writes of the previous timeline the new master lacks, when it lacks any. */
+  fork?: TimelineFork;
 }
 
 /** Where a base file lives, relative to the store directory. */
@@ -98,6 +101,7 @@ export async function beginTimeline(
     lastTime: snap.takenAt,
     segments: 0,
     bytes: 0,
+    ...(snap.fork === undefined ? {} : { fork: snap.fork }),
   };
   // After a full sync the master re-sends SELECT before its first command
   // (replicationSetupSlaveForFullResync sets server.slaveseldb = -1); 0 stands until then.

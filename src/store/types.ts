@@ -18,6 +18,29 @@ export interface Timeline {
   lastTime: number;
   segments: number;
   bytes: number;
+  /**
+   * Set when this timeline began because the new master could not continue the previous one: it
+   * never got writes rf already held (a master killed before its replica had them).
+   */
+  fork?: TimelineFork;
+}
+
+/** Writes rf holds on the previous timeline that the master it follows now never had. */
+export interface TimelineFork {
+  /** The timeline that holds them: the one before this. */
+  timeline: number;
+  replid: string;
+  /** The new master's `second_repl_offset`: the first offset of the old replid it lacks. */
+  fromOffset: number;
+  /** rf's durable offset on the old timeline: the last byte the new master lacks. */
+  untilOffset: number;
+  /** Capture times of the first and the last entry in that range. */
+  from: number;
+  until: number;
+  /** Entries in the range that change data (PINGs count in offsets, not here). */
+  writes: number;
+  /** The new master, `host:port`. */
+  master: string;
 }
 
 export interface BaseMeta {

@@ -7,7 +7,7 @@ import type { TestCluster } from './cluster.js';
 import { type KeyState, keyStates } from './keys.js';
 import { replicationInfo, waitFor } from './load.js';
 import { type RedisServer, startRedis } from './redis.js';
-import { rf } from './rf.js';
+import { RfDaemon, rf } from './rf.js';
 
 /** A recorded moment: T, and the cluster's content key by key just before it. */
 export interface Moment {
@@ -210,6 +210,31 @@ export class ClusterProbe {
     } finally {
       await target.stop();
     }
+  }
+
+  /** `rf listen --cluster` on the store, once it has a first base from each of `shards`. */
+  async startDaemon(shards: number): Promise<RfDaemon> {
+    const daemon = RfDaemon.start([
+      '--cluster',
+      '--source',
+      this.cluster.url,
+      '--store',
+      this.store,
+      '--name',
+      this.name,
+      '--flush-interval',
+      '10',
+    ]);
+    await waitFor(
+      () =>
+        daemon.lines.filter((l) => l.msg === 'first timeline started from the base').length ===
+        shards,
+      `a first base from each of the ${shards} shards`,
+      90_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${daemon.output}`);
+    });
+    return daemon;
   }
 
   async close(): Promise<void> {
