@@ -52,14 +52,26 @@ export class Crc64 {
     this.#hi = Number((initial >> 32n) & 0xffffffffn);
   }
 
+  /** Back to the initial value 0, for a CRC reused value after value. */
+  reset(): this {
+    this.#lo = 0;
+    this.#hi = 0;
+    return this;
+  }
+
   update(data: Uint8Array): this {
+    return this.updateRange(data, 0, data.length);
+  }
+
+  /** update() over data[start, end), without a view of it. */
+  updateRange(data: Uint8Array, start: number, end: number): this {
     const T_LO = TABLE_LO;
     const T_HI = TABLE_HI;
     let lo = this.#lo;
     let hi = this.#hi;
-    let i = 0;
-    const length = data.length;
-    if (LITTLE_ENDIAN && length >= 16) {
+    let i = start;
+    const length = end;
+    if (LITTLE_ENDIAN && length - start >= 16) {
       // Bytewise up to a 4-byte boundary, then whole 32-bit words straight from the buffer:
       // on a little-endian host they are the bytes in CRC order, and an Int32Array view
       // reads them about half again as fast as assembling each word from four bytes.

@@ -10,6 +10,12 @@ export function dumpPayload(type: number, value: Uint8Array, version: number): B
   out[0] = type;
   out.set(value, 1);
   out.writeUInt16LE(version, 1 + value.length);
-  new Crc64().update(out.subarray(0, value.length + 3)).writeLE(out, value.length + 3);
+  // One CRC for every payload: a walk makes a payload per key.
+  crc
+    .reset()
+    .updateRange(out, 0, value.length + 3)
+    .writeLE(out, value.length + 3);
   return out;
 }
+
+const crc = new Crc64();

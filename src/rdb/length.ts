@@ -157,7 +157,10 @@ export class Cursor {
     const n = b & 0x3f;
     if (at + 1 + n > this.bufEnd - this.bufStart) return null;
     this.pos += 1 + n;
-    return Buffer.from(this.buf.subarray(at + 1, at + 1 + n));
+    // One small buffer (from Node's pool), not a view and then a copy of it: one per key.
+    const key = Buffer.allocUnsafe(n);
+    this.buf.copy(key, 0, at + 1, at + 1 + n);
+    return key;
   }
 
   /** The bytes from `start` to the current position when they are in the buffer, else null. */

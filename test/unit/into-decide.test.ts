@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { encodeCommand } from '../../src/resp/encode.js';
 import { uncoveredSlots } from '../../src/restore/into/cluster.js';
 import {
   EXPIRY_MARGIN_MS,
@@ -35,20 +36,13 @@ describe('--into decisions', () => {
   it('builds RESTORE with ABSTTL and REPLACE only when asked', () => {
     const k = Buffer.from('k');
     const v = Buffer.from('v');
-    expect(restoreCommand(k, v, { ttl: 0, absolute: false }, false)).toEqual([
-      'RESTORE',
-      k,
-      '0',
-      v,
-    ]);
-    expect(restoreCommand(k, v, { ttl: 9, absolute: true }, true)).toEqual([
-      'RESTORE',
-      k,
-      '9',
-      v,
-      'ABSTTL',
-      'REPLACE',
-    ]);
+    // As Redis reads it: the arguments' bytes.
+    expect(encodeCommand(restoreCommand(k, v, { ttl: 0, absolute: false }, false))).toEqual(
+      encodeCommand(['RESTORE', k, '0', v]),
+    );
+    expect(encodeCommand(restoreCommand(k, v, { ttl: 9, absolute: true }, true))).toEqual(
+      encodeCommand(['RESTORE', k, '9', v, 'ABSTTL', 'REPLACE']),
+    );
   });
 
   it('names binary keys with escapes', () => {

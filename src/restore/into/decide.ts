@@ -36,11 +36,18 @@ export function restoreCommand(
   expiry: { ttl: number; absolute: boolean },
   replace: boolean,
 ): CommandArg[] {
-  const args: CommandArg[] = ['RESTORE', key, String(expiry.ttl), payload];
-  if (expiry.absolute) args.push('ABSTTL');
-  if (replace) args.push('REPLACE');
+  const ttl = expiry.ttl === 0 ? NO_TTL : String(expiry.ttl);
+  const args: CommandArg[] = [RESTORE, key, ttl, payload];
+  if (expiry.absolute) args.push(ABSTTL);
+  if (replace) args.push(REPLACE);
   return args;
 }
+
+// As Buffers: copied into each command, where a string would be encoded again per key.
+const RESTORE = Buffer.from('RESTORE');
+const NO_TTL = Buffer.from('0');
+const ABSTTL = Buffer.from('ABSTTL');
+const REPLACE = Buffer.from('REPLACE');
 
 /** Names as they appear in output: UTF-8 when they are, else with \xNN escapes. */
 export function keyName(key: Buffer): string {
