@@ -106,7 +106,7 @@ export function registerCommands(program: Command): void {
         '--flush-interval <ms>',
         'commit buffered writes at least this often',
         parse.duration('--flush-interval', 'ms', 1),
-        { value: 100, shown: '100' },
+        { value: 250, shown: '250' },
       ),
       valueOption(
         '--repl-timeout <ms>',

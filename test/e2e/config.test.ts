@@ -57,7 +57,7 @@ describe('configuration', () => {
     expect(config.name).toEqual({ value: 'from-env', source: 'env' });
     expect(config.store).toEqual({ value: '/srv/rf-from-file', source: 'config' });
     expect(config['base-every']).toEqual({ value: 6 * 3600_000, source: 'config' });
-    expect(config['flush-interval']).toEqual({ value: 100, source: 'default' });
+    expect(config['flush-interval']).toEqual({ value: 250, source: 'default' });
     expect(config.source).toEqual({ value: 'redis://rf:***@10.0.0.1:6379', source: 'config' });
     expect(raw).not.toContain('file-secret');
   });
