@@ -4,7 +4,14 @@ import { RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { type RedisEndpoint, redactUrl } from '../redis-url.js';
 import type { ListenFlags } from './listen.js';
-import { echoedOptions, refuseFlags, runUntilSignal, sourceSettings } from './listen-run.js';
+import {
+  echoedOptions,
+  metricsSetting,
+  refuseFlags,
+  runUntilSignal,
+  sourceSettings,
+  warnWideMetrics,
+} from './listen-run.js';
 import { reportError } from './output.js';
 
 /** What rf listen --sentinel does not do yet: refused rather than silently ignored. */
@@ -12,7 +19,6 @@ const NOT_WITH_SENTINEL: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
   ['repo', '--repo'],
-  ['metrics', '--metrics'],
   ['rollBaseEvery', '--roll-base-every'],
 ];
 
@@ -31,7 +37,14 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
       ...settings
     } = sourceSettings(options, sentinels[0]!, tlsOptions);
     listener = new SentinelListener(
-      { ...settings, sentinels, masterName, masterAuth, refreshMs: 5_000 },
+      {
+        ...settings,
+        ...metricsSetting(options),
+        sentinels,
+        masterName,
+        masterAuth,
+        refreshMs: 5_000,
+      },
       log,
     );
     log.info(
@@ -51,6 +64,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
       },
       'rf listen starting',
     );
+    warnWideMetrics(options, log);
   } catch (err) {
     return reportError(err, options.json === true);
   }

@@ -1,5 +1,6 @@
 import type { ClusterListenerStatus } from './cluster-listener.js';
 import type { MetricsSnapshot, SourceMetrics } from './metrics.js';
+import type { ShardRunnerStatus } from './shard-runner.js';
 
 /**
  * The series of `rf listen --cluster --metrics`: one set per shard, labelled with the shard's
@@ -12,13 +13,19 @@ export function clusterMetrics(status: ClusterListenerStatus): MetricsSnapshot {
     sources: status.shards.map((shard) => ({
       source: shard.source,
       shard: shard.source,
-      metrics: shardMetrics(shard),
+      metrics: runnerMetrics(shard),
     })),
     errors: { ...status.errors },
   };
 }
 
-function shardMetrics(shard: ClusterListenerStatus['shards'][number]): SourceMetrics {
+/**
+ * What one ShardRunner knows, as metrics: a cluster shard's, or the one source of
+ * `rf listen --sentinel`.
+ */
+export function runnerMetrics(
+  shard: Pick<ShardRunnerStatus, 'session' | 'reconnects'>,
+): SourceMetrics {
   const s = shard.session;
   return {
     connected: s?.phase === 'streaming',

@@ -27,8 +27,10 @@ const MONITOR = (name: string, port: number) => [
   `sentinel parallel-syncs ${name} 1`,
 ];
 
-// No diskless delay: the first snapshot (rf's, the replica's) starts at once.
-const NODE_ARGS = ['--repl-diskless-sync-delay', '0'];
+// No diskless delay: the first snapshot (rf's, the replica's) starts at once. A backlog that
+// holds the seconds rf is down or moving to a new master while the load writes (hundreds of
+// KB a second here; the 1 MB default runs out), as `rf doctor` advises sizing it.
+const NODE_ARGS = ['--repl-diskless-sync-delay', '0', '--repl-backlog-size', '64mb'];
 
 /**
  * One more sentinel watching `port` as `name`, with `extra` configuration lines (users,

@@ -25,6 +25,7 @@ interface Moment {
   label: string;
 }
 let restores = 0;
+let metricsPort = 0;
 
 /** Writes that follow Sentinel: when the master's connection is dropped, ask for the master again. */
 class SentinelLoad {
@@ -196,13 +197,23 @@ function startDaemon(): RfDaemon {
     store,
     '--flush-interval',
     '10',
+    '--metrics',
+    `127.0.0.1:${metricsPort}`,
   ]);
+}
+
+/** One series of the daemon's /metrics, without labels. */
+async function metric(name: string): Promise<number | null> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? null : Number(line.slice(name.length + 1));
 }
 
 beforeAll(async () => {
   sentinels = await startSentinels();
   work = await makeTempDir('rf-sentinel-test-');
   store = path.join(work, 'store');
+  metricsPort = await freePort();
   daemon = startDaemon();
   await daemon.waitForLog((l) => l.msg === 'first timeline started from the base', 60_000);
 }, 120_000);
@@ -256,6 +267,13 @@ describe('rf listen --sentinel', () => {
     );
     expect(resumed.offset).toBe(pausedAt + 1);
     await oc.call('CLIENT', 'UNPAUSE');
+    // The metrics follow the session to the new master: connected, on the same timeline.
+    await waitFor(
+      async () => ((await metric('rf_durable_offset')) ?? 0) > pausedAt,
+      'rf_durable_offset past the failover',
+    );
+    expect(await metric('rf_connected')).toBe(1);
+    expect(await metric('rf_timeline')).toBe(1);
     expect(
       daemon.lines.slice(logFrom).some((l) => l.msg === '+switch-master'),
       'rf heard +switch-master',
@@ -287,6 +305,63 @@ describe('rf listen --sentinel', () => {
     expect(moments).toHaveLength(4);
     await restoresExactly(moments);
   }, 240_000);
+  it('kill -9 of rf under load: started again, it asks Sentinel and resumes the timeline', async () => {
+    const moments: Moment[] = [];
+    const load = new SentinelLoad();
+    await load.start();
+    await load.more(20);
+    await checkpoint(load, 'before rf is killed', moments);
+    await load.more(10);
+    await daemon.stop('SIGKILL');
+    await load.more(20);
+    daemon = startDaemon();
+    const master = await sentinels.master();
+    await daemon.waitForLog(
+      (l) =>
+        l.msg === 'partial resync accepted (+CONTINUE): same timeline, no gap' &&
+        l.master === `127.0.0.1:${master.port}`,
+      60_000,
+    );
+    await load.more(20);
+    await checkpoint(load, 'after rf started again', moments);
+    await load.more(5);
+    await load.stop();
+    expect(load.errors).toEqual([]);
+    await rfHolds(await master.client());
+    const source = await sourceInfo();
+    expect(source.timelines).toHaveLength(1);
+    expect(source.gaps).toEqual([]);
+    await restoresExactly(moments);
+  }, 180_000);
+  it('with an archive to resume, no sentinel answering at start is waited for, not an error', async () => {
+    await daemon.stop();
+    const dead = await freePort();
+    const waiting = RfDaemon.start([
+      '--sentinel',
+      `redis://127.0.0.1:${dead}`,
+      '--master-name',
+      sentinels.name,
+      '--store',
+      store,
+      '--connect-timeout',
+      '1000',
+    ]);
+    try {
+      await waiting.waitForLog(
+        (l) => l.msg === 'Sentinel or the master unreachable at start; will keep asking',
+        30_000,
+      );
+      await waiting.waitForLog((l) => l.msg === 'control socket listening', 30_000);
+      expect(waiting.child.exitCode).toBeNull();
+    } finally {
+      expect((await waiting.stop()).code).toBe(0);
+    }
+    daemon = startDaemon();
+    await daemon.waitForLog(
+      (l) => l.msg === 'partial resync accepted (+CONTINUE): same timeline, no gap',
+      60_000,
+    );
+  });
 });
 
 describe('rf listen --sentinel refuses', () => {
