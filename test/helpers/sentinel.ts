@@ -29,8 +29,19 @@ const MONITOR = (name: string, port: number) => [
 
 // No diskless delay: the first snapshot (rf's, the replica's) starts at once. A backlog that
 // holds the seconds rf is down or moving to a new master while the load writes (hundreds of
-// KB a second here; the 1 MB default runs out), as `rf doctor` advises sizing it.
-const NODE_ARGS = ['--repl-diskless-sync-delay', '0', '--repl-backlog-size', '64mb'];
+// KB a second here; the 1 MB default runs out), as `rf doctor` advises sizing it. No PING to
+// replicas while a test fails over: CLIENT PAUSE does not hold them back (7.0 replicationCron
+// skips them only in a cluster manual failover or FAILOVER), and one the old master sends after
+// the promotion is a byte rf holds and the new master never had, so it cannot continue. The
+// sentinels' hello PUBLISHes keep the stream from going quiet meanwhile.
+const NODE_ARGS = [
+  '--repl-diskless-sync-delay',
+  '0',
+  '--repl-backlog-size',
+  '64mb',
+  '--repl-ping-replica-period',
+  '3600',
+];
 
 /**
  * One more sentinel watching `port` as `name`, with `extra` configuration lines (users,

@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/resp/client.js';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest, freePort, type RedisServer } from '../helpers/redis.js';
@@ -25,6 +25,8 @@ interface Moment {
   label: string;
 }
 let restores = 0;
+/** Every load started: a test that fails midway must not leave one writing into the next. */
+const loads = new Set<{ stop(): Promise<void> }>();
 let metricsPort = 0;
 
 /** Writes that follow Sentinel: when the master's connection is dropped, ask for the master again. */
@@ -70,6 +72,7 @@ class SentinelLoad {
   }
 
   async start(): Promise<void> {
+    loads.add(this);
     let c = await this.connect();
     this.running = true;
     this.done = (async () => {
@@ -217,6 +220,11 @@ beforeAll(async () => {
   daemon = startDaemon();
   await daemon.waitForLog((l) => l.msg === 'first timeline started from the base', 60_000);
 }, 120_000);
+
+afterEach(async () => {
+  for (const load of loads) await load.stop();
+  loads.clear();
+});
 
 afterAll(async () => {
   await daemon?.stop();
