@@ -76,7 +76,7 @@ const json = process.argv.includes('--json');
 const secrets = commandLineSecrets(process.argv.slice(2));
 if (secrets.length > 0) {
   warnOnce(
-    `${secrets.join(', ')} on the command line may be read by other users of this host (ps, /proc): use --password-file or RF_PASSWORD, --token-file or RF_TOKEN`,
+    `${secrets.join(', ')} on the command line may be read by other users of this host (ps, /proc): use --password-file or RF_PASSWORD, --token-file or RF_TOKEN${secrets.includes('--sentinel') ? ', --sentinel-password-file for the sentinels' : ''}`,
   );
 }
 try {

@@ -467,6 +467,9 @@ describe('rf listen --sentinel refuses', () => {
           await removeTempDir(dir);
         }
         expect(d.output).not.toContain(secret);
+        // A password on the command line is warned about, naming where it should go instead.
+        if (args[1]!.includes(secret))
+          expect(d.output).toContain('--sentinel-password-file for the sentinels');
       }
       // Without the password the sentinel is not reached: said with the address and the reason.
       const res = await listen(
