@@ -222,6 +222,7 @@ export class ClusterListener {
     const last = record.slots.at(-1);
     const changed = last === undefined || JSON.stringify(last.owners) !== JSON.stringify(owners);
     const masters = mastersOf(matched);
+    const listed = new Set(topo.shards.flatMap((v) => v.nodes.map((n) => n.id)));
     const next: ClusterRecord = {
       ...record,
       shards: shards.map((s) => {
@@ -246,9 +247,11 @@ export class ClusterListener {
         this.runners.set(shard.id, entry);
       }
       const master = masters.get(shard.id);
-      // A shard missing from this answer keeps its master until one says otherwise.
+      // A shard missing from this answer keeps its master until one says otherwise, unless its
+      // nodes now serve other shards: a master left without slots became a replica there.
       if (master !== undefined)
         entry.runner.setMaster(master === null ? null : this.endpointOf(master));
+      else if (shard.nodeIds.some((id) => listed.has(id))) entry.runner.setMaster(null);
     }
   }
 

@@ -10,6 +10,7 @@ import {
   type SessionOptions,
   type SessionStatus,
 } from '../replication/session.js';
+import { RedisClient } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
 import type { Store } from '../store/store.js';
 import type { SourceRecord } from '../store/types.js';
@@ -109,6 +110,13 @@ export class ShardRunner {
         await this.pause(60_000);
         continue;
       }
+      if ((await this.roleOf(master)) === 'replica') {
+        // The topology named it before it turned replica: its stream would be another shard's.
+        log.info({ node: describeEndpoint(master) }, 'not a master any more: reading the topology');
+        options.onLost();
+        await this.pause(backoff.next());
+        continue;
+      }
       const { failures: _f, onLost: _o, log: _l, ...sessionOptions } = options;
       const session = new ReplicationSession({
         ...sessionOptions,
@@ -143,6 +151,29 @@ export class ShardRunner {
         options.onLost();
         await this.pause(delay);
       }
+    }
+  }
+
+  /**
+   * What the node says it is (ROLE). A master that gave away its last slot becomes a replica of
+   * the node that took it (cluster-allow-replica-migration), and a replica serves its master's
+   * stream to replicas of its own: rf must not take that for this shard's. Unknown when the node
+   * does not answer: the session's own connect then fails and is retried.
+   */
+  private async roleOf(node: RedisEndpoint): Promise<'master' | 'replica' | 'unknown'> {
+    try {
+      const client = await RedisClient.connect(node, {
+        timeoutMs: this.options.connectTimeoutMs,
+        ...(this.options.tlsOptions ? { tlsOptions: this.options.tlsOptions } : {}),
+      });
+      try {
+        const role = (await client.call('ROLE')) as unknown[];
+        return String(role[0]) === 'master' ? 'master' : 'replica';
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    } catch {
+      return 'unknown';
     }
   }
 

@@ -53,7 +53,12 @@ export function assignShards(
   const matched: Array<{ shard: KnownShard; view: ShardView }> = [];
   for (const view of views) {
     const ids = view.nodes.map((n) => n.id);
-    let shard = shards.find((s) => s.nodeIds.some((id) => ids.includes(id)));
+    // By its master first: a master that gave away its last slot becomes a replica of the node
+    // that took it (cluster-allow-replica-migration), so a view can hold nodes of two shards.
+    const master = view.master?.id;
+    let shard =
+      (master === undefined ? undefined : shards.find((s) => s.nodeIds.includes(master))) ??
+      shards.find((s) => s.nodeIds.some((id) => ids.includes(id)));
     if (shard === undefined) {
       const first = view.master ?? view.nodes[0];
       // A shard with no node at all cannot be followed or named: nothing to archive from it.
@@ -65,7 +70,9 @@ export function assignShards(
       shard = { id, source: shardSourceName(cluster, id), nodeIds: [] };
       shards.push(shard);
     }
-    for (const id of ids) if (!shard.nodeIds.includes(id)) shard.nodeIds.push(id);
+    // A node already known as another shard's stays that shard's: it joined this one as a replica.
+    const mine = ids.filter((id) => !shards.some((s) => s !== shard && s.nodeIds.includes(id)));
+    for (const id of mine) if (!shard.nodeIds.includes(id)) shard.nodeIds.push(id);
     matched.push({ shard, view });
   }
   return { shards, matched };

@@ -33,9 +33,9 @@ function intoOf(r: RestoreResult): IntoResult {
  * restore before the first shard has written anything.
  */
 export async function restoreClusterInto(options: ClusterIntoOptions): Promise<ClusterIntoResult> {
-  const { until, owners, drops } = await clusterMoment(options);
+  const { until, shards: ids, drops } = await clusterMoment(options);
   const at = `@${until.ms / 1000}`;
-  const shards = options.cluster.shards.filter((s) => owners.owners[s.id] !== undefined);
+  const shards = options.cluster.shards.filter((s) => ids.includes(s.id));
   const run = async (dryRun: boolean) => {
     const results: ClusterIntoResult['shards'] = [];
     for (const shard of shards) {

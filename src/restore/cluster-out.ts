@@ -8,6 +8,7 @@ import {
   ownersAt,
   type SlotOwnership,
   type SlotRanges,
+  type TimeRange,
 } from '../store/cluster.js';
 import type { KvReader } from '../store/store.js';
 import { indexSource } from '../store/summary.js';
@@ -31,17 +32,34 @@ export interface ClusterOutResult {
   manifest: string;
 }
 
-/** The cluster's restorable end: the earliest of the shards' last restorable instants. */
-async function latestOf(kv: KvReader, cluster: ClusterRecord): Promise<number | undefined> {
+/** Each shard's restorable ranges, by shard id (a shard with nothing archived yet: none). */
+async function rangesOf(kv: KvReader, cluster: ClusterRecord): Promise<Map<string, TimeRange[]>> {
   const archive = new Archive(kv);
-  const ranges = await Promise.all(
-    cluster.shards.map(async (s) => {
-      const source = await archive.source(s.source);
-      return source === undefined ? [] : (await indexSource(archive, source)).restorable;
-    }),
-  );
-  const common = intersectRanges(ranges);
-  return common.at(-1)?.until;
+  const out = new Map<string, TimeRange[]>();
+  for (const s of cluster.shards) {
+    const source = await archive.source(s.source);
+    out.set(s.id, source === undefined ? [] : (await indexSource(archive, source)).restorable);
+  }
+  return out;
+}
+
+/**
+ * The shards a restore at `t` reads: those that owned slots at `t` by the record, and every other
+ * one whose archive reaches `t`. The record is read from the topology every few seconds, so a
+ * shard that received slots shortly before `t` may not be an owner in it yet (or not until after
+ * the restore ran); its stream holds what it received. A shard that owns nothing holds nothing:
+ * MIGRATE deleted what it gave away, and it restores empty.
+ */
+function shardsAt(
+  cluster: ClusterRecord,
+  owners: SlotOwnership,
+  ranges: Map<string, TimeRange[]>,
+  t: number,
+): string[] {
+  const covers = (id: string) => (ranges.get(id) ?? []).some((r) => r.from <= t && t <= r.until);
+  return cluster.shards
+    .map((s) => s.id)
+    .filter((id) => owners.owners[id] !== undefined || covers(id));
 }
 
 function slotCount(owners: Record<string, SlotRanges>): number {
@@ -57,11 +75,18 @@ function slotCount(owners: Record<string, SlotRanges>): number {
  */
 export async function clusterMoment(
   options: Pick<ClusterOutOptions, 'open' | 'tz' | 'now' | 'onResolved' | 'cluster' | 'until'>,
-): Promise<{ until: ResolvedTime; owners: SlotOwnership; drops: Map<string, Buffer[]> }> {
+): Promise<{
+  until: ResolvedTime;
+  owners: SlotOwnership;
+  shards: string[];
+  drops: Map<string, Buffer[]>;
+}> {
   const { cluster } = options;
   const kv = await options.open();
   try {
-    const latest = await latestOf(kv, cluster);
+    const ranges = await rangesOf(kv, cluster);
+    // The cluster's restorable end: the earliest of the shards' last restorable instants.
+    const latest = intersectRanges([...ranges.values()]).at(-1)?.until;
     const until = resolveTime(options.until, {
       now: options.now,
       tz: options.tz,
@@ -81,7 +106,12 @@ export async function clusterMoment(
         },
       );
     }
-    return { until, owners, drops: await keysInFlight(new Archive(kv), cluster, until.ms) };
+    return {
+      until,
+      owners,
+      shards: shardsAt(cluster, owners, ranges, until.ms),
+      drops: await keysInFlight(new Archive(kv), cluster, until.ms),
+    };
   } finally {
     await kv.close();
   }
@@ -95,16 +125,15 @@ export async function clusterMoment(
 export async function restoreClusterOut(options: ClusterOutOptions): Promise<ClusterOutResult> {
   const { cluster, dir } = options;
   await checkOutDir(dir);
-  const { until, owners, drops } = await clusterMoment(options);
+  const { until, owners, shards: ids, drops } = await clusterMoment(options);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   // The same instant for every shard, to the millisecond.
   const at = `@${until.ms / 1000}`;
   const shards: ClusterOutResult['shards'] = [];
   // One after the other: without a daemon each restore opens the store itself, and LevelDB
   // admits one opener at a time.
-  for (const shard of cluster.shards) {
-    const slots = owners.owners[shard.id];
-    if (slots === undefined) continue;
+  for (const shard of cluster.shards.filter((s) => ids.includes(s.id))) {
+    const slots = owners.owners[shard.id] ?? [];
     const shardDir = path.join(dir, shard.id);
     const result = await restore({
       open: options.open,

@@ -5,7 +5,7 @@ import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { ClusterProbe, type Moment, tagsWhere } from '../helpers/cluster-probe.js';
 import { waitFor } from '../helpers/load.js';
 import type { RedisServer } from '../helpers/redis.js';
-import { RfDaemon, rf } from '../helpers/rf.js';
+import { type RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -22,6 +22,8 @@ let work: string;
 let store: string;
 let daemon: RfDaemon;
 const moments: Moment[] = [];
+/** Masters that gained a real replica besides rf, by port. */
+const extraReplicas = new Map<number, number>();
 
 // Slots 0..299 are the ones the first reshard moves (redis-cli takes a source's lowest slots).
 const MOVED_TAGS = tagsWhere(6, (s) => s < 300, 'm');
@@ -99,25 +101,8 @@ beforeAll(async () => {
   cluster = await startCluster(3, 0);
   work = await makeTempDir('rf-cluster-reshard-');
   store = path.join(work, 'store');
-  probe = new ClusterProbe(cluster, store, work, 'r', 1);
-  daemon = RfDaemon.start([
-    '--cluster',
-    '--source',
-    cluster.url,
-    '--store',
-    store,
-    '--name',
-    'r',
-    '--flush-interval',
-    '10',
-  ]);
-  await waitFor(
-    () => daemon.lines.filter((l) => l.msg === 'first timeline started from the base').length === 3,
-    'a first base from each of the 3 shards',
-    90_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}\n${daemon.output}`);
-  });
+  probe = new ClusterProbe(cluster, store, work, 'r', (m) => 1 + (extraReplicas.get(m.port) ?? 0));
+  daemon = await probe.startDaemon(3);
 }, 180_000);
 
 afterAll(async () => {
@@ -202,5 +187,63 @@ describe('rf listen --cluster through resharding', () => {
     moments.push(await probe.checkpoint('after the slot moved', TAGS));
 
     for (const m of moments) await expectRestoredExactly(m);
+  }, 400_000);
+
+  it('captures an added master from its first snapshot, and keeps one that gave its slots away', async () => {
+    const mark = daemon.lines.length;
+    const added = await cluster.addMaster();
+    await cluster.settled(4);
+    // rf finds the fourth master on a topology refresh and takes its first snapshot.
+    await daemon.waitForLog((l) => l.msg === 'first timeline started from the base', 60_000, mark);
+    const giver = await cluster.ownerOf(0);
+    const given = cluster.reshard(giver, added, 200);
+    expect(await writeWhile(given)).toBeGreaterThan(0);
+    await given;
+    const moved = MOVED_TAGS.filter((t) => slotOf(t) < 200);
+    expect(moved.length).toBeGreaterThan(0);
+    for (const tag of moved) expect((await cluster.ownerOf(slotOf(tag))).port).toBe(added.port);
+    await writeRound(3);
+    // No wait for rf's record here: T may come before the topology refresh that shows the new
+    // owner, and the added shard must be restored all the same.
+    const gained = await probe.checkpoint('after slots went to the added master', TAGS);
+    const out = await probe.restoredOut(gained.t);
+    expect(out.content).toEqual(gained.content);
+    expect(out.manifest.shards).toHaveLength(4);
+    expect(await probe.restoredInto(gained.t)).toEqual(gained.content);
+
+    const back = cluster.reshard(added, giver, 200);
+    expect(await writeWhile(back)).toBeGreaterThan(0);
+    await back;
+    // A master left without slots becomes a replica of the one that took its last slot
+    // (cluster-allow-replica-migration): rf must stop archiving it as a shard of its own.
+    await waitFor(
+      async () =>
+        String(((await (await probe.clientOf(added)).call('ROLE')) as unknown[])[0]) === 'slave',
+      `${added.port} to turn replica of ${giver.port}`,
+      30_000,
+    );
+    extraReplicas.set(giver.port, 1);
+    await cluster.settled();
+    await writeRound(4);
+    await recordCaughtUp();
+    const emptied = await probe.checkpoint('after the added master gave all its slots away', TAGS);
+    const after = await probe.restoredOut(emptied.t);
+    expect(after.content).toEqual(emptied.content);
+    expect(after.manifest.shards).toHaveLength(3);
+    expect(await probe.restoredInto(emptied.t)).toEqual(emptied.content);
+    // The shard that owns nothing now is kept: a restore before it gave its slots away has it.
+    const again = await probe.restoredOut(gained.t);
+    expect(again.content).toEqual(gained.content);
+    expect(again.manifest.shards).toHaveLength(4);
+    const info = JSON.parse(
+      (await rf(['info', '--store', store, '--name', 'r', '--json'])).stdout,
+    ) as {
+      clusters: Array<{
+        shards: Array<{ master: string; slots: number[][]; timelines: unknown[] }>;
+      }>;
+    };
+    const shard = info.clusters[0]!.shards.find((s) => s.master === `127.0.0.1:${added.port}`)!;
+    expect(shard.slots).toEqual([]);
+    expect(shard.timelines).toHaveLength(1);
   }, 400_000);
 });
