@@ -1,6 +1,7 @@
 import { type ImpreciseWindow, WindowLookup } from '../bounds/windows.js';
 import { openReader } from '../daemon/open-reader.js';
 import { Exit, RfError } from '../errors.js';
+import { mergeByTime } from '../log/merge.js';
 import {
   emptyLogStats,
   type LogFilter,
@@ -8,10 +9,13 @@ import {
   type LogWrite,
   queryLog,
 } from '../log/query.js';
+import { slotOf } from '../replication/cluster-topology.js';
 import { describeServer } from '../replication/server-info.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import { formatCommand, jsonArg } from '../resp/format.js';
+import { literalKey } from '../resp/glob.js';
 import { Archive } from '../store/archive.js';
+import { type ClusterRecord, readCluster } from '../store/cluster.js';
 import { describeInstant, formatInZone, isoUtc, type ResolvedTime, resolveTime } from '../time.js';
 import { out, reportError } from './output.js';
 import { withFetchProgress } from './repo-progress.js';
@@ -50,7 +54,7 @@ export async function run(options: LogOptions): Promise<number> {
       write: (w, window) => {
         const line = options.json
           ? JSON.stringify(logRecord(w, window))
-          : textLine(w, zone, window);
+          : textLine(w, zone, options.name, window);
         lines.push(line);
         pending += line.length;
         if (pending >= BLOCK) flush();
@@ -97,9 +101,10 @@ export async function readLog(
   const kv = cache === undefined ? await openReader(options.store) : cache.reader();
   try {
     const archive = new Archive(kv);
-    const source = options.name;
-    const timelines = await archive.timelines(source);
-    const record = await archive.requireSource(source);
+    const cluster = await readCluster(kv, options.name);
+    const sources = cluster === undefined ? [options.name] : clusterSources(cluster, filter.key);
+    const timelines = (await Promise.all(sources.map((s) => archive.timelines(s)))).flat();
+    const records = await Promise.all(sources.map((s) => archive.requireSource(s)));
     const latest = timelines.reduce<number | undefined>(
       (m, t) => (m === undefined || t.lastTime > m ? t.lastTime : m),
       undefined,
@@ -115,9 +120,14 @@ export async function readLog(
     // Every command that takes a time says what it understood, before it acts.
     hooks.note(since === null ? 'since the first write archived' : describeInstant(since, 'since'));
     hooks.note(until === null ? 'until the last write archived' : describeInstant(until, 'until'));
+    if (cluster !== undefined)
+      hooks.note(
+        `cluster ${cluster.name}: ${sources.length} of ${cluster.shards.length} shards read`,
+      );
     // Which server wrote these: Redis 6 propagates expiries relative, 7.0 absolute.
-    if (record.server !== undefined)
-      hooks.note(`source ${source}: ${describeServer(record.server)}`);
+    for (const record of records)
+      if (record.server !== undefined)
+        hooks.note(`source ${record.name}: ${describeServer(record.server)}`);
     if (since !== null && until !== null && since.ms > until.ms) {
       throw new RfError(
         'RF_USAGE',
@@ -132,26 +142,42 @@ export async function readLog(
     // From the bucket alone: the stream packs that overlap the window.
     if (cache !== undefined) {
       const { fetchForLog } = await import('../repo/fetch.js');
-      await withFetchProgress(cache, () =>
-        fetchForLog(cache, source, since?.ms ?? null, until?.ms ?? null),
-      );
+      for (const source of sources)
+        await withFetchProgress(cache, () =>
+          fetchForLog(cache, source, since?.ms ?? null, until?.ms ?? null),
+        );
     }
-    const late = new WindowLookup(await archive.imprecise(source));
+    const late = new Map<string, WindowLookup>();
+    for (const source of sources)
+      late.set(source, new WindowLookup(await archive.imprecise(source)));
     const stats = emptyLogStats();
-    const writes = queryLog(
-      archive,
-      source,
-      { since: since?.ms ?? null, until: until?.ms ?? null },
-      filter,
-      stats,
-    );
+    const window = { since: since?.ms ?? null, until: until?.ms ?? null };
+    const writes = mergeByTime(sources.map((s) => queryLog(archive, s, window, filter, stats)));
     for await (const w of writes) {
-      if (!hooks.write(w, late.at(w.timeline, w.offset))) break;
+      if (!hooks.write(w, late.get(w.source)?.at(w.timeline, w.offset))) break;
     }
     return { stats, since, until };
   } finally {
     await kv.close();
   }
+}
+
+/**
+ * The shard sources of a cluster `rf log` reads. A key without wildcards lives in one slot: only
+ * the shards the record shows owning that slot at some time can have written it (cluster.c
+ * getNodeByQuery). Anything else, or a slot no record names, reads every shard.
+ */
+function clusterSources(cluster: ClusterRecord, key: Buffer | undefined): string[] {
+  const all = cluster.shards.map((s) => s.source);
+  const literal = key === undefined ? null : literalKey(key);
+  if (literal === null) return all;
+  const slot = slotOf(literal);
+  const owners = new Set<string>();
+  for (const change of cluster.slots)
+    for (const [id, ranges] of Object.entries(change.owners))
+      if (ranges.some(([a, b]) => a <= slot && slot <= b)) owners.add(id);
+  const picked = cluster.shards.filter((s) => owners.has(s.id)).map((s) => s.source);
+  return picked.length === 0 ? all : picked;
 }
 
 function parseFilter(options: LogOptions): LogFilter {
@@ -172,7 +198,12 @@ function timeText(ms: number, zone: string | undefined): string {
   return lastTime.text;
 }
 
-function textLine(w: LogWrite, zone: string | undefined, late?: ImpreciseWindow): string {
+function textLine(
+  w: LogWrite,
+  zone: string | undefined,
+  named: string,
+  late?: ImpreciseWindow,
+): string {
   const time = timeText(w.time, zone);
   const tx = w.multiAt === null ? '' : `  [in MULTI at ${w.multiAt}]`;
   // A late write's time is the latest it can have run at; it ran after the window's start.
@@ -180,7 +211,8 @@ function textLine(w: LogWrite, zone: string | undefined, late?: ImpreciseWindow)
     late === undefined
       ? ''
       : `  [late: ran after ${zone === undefined ? isoUtc(late.from) : formatInZone(late.from, zone)}]`;
-  return `${time}  db ${w.db}  tl ${w.timeline}  offset ${w.offset}  ${formatCommand(w.args, TEXT_ARG_BYTES)}${tx}${mark}`;
+  const shard = w.source === named ? '' : `  ${w.source}`;
+  return `${time}  db ${w.db}${shard}  tl ${w.timeline}  offset ${w.offset}  ${formatCommand(w.args, TEXT_ARG_BYTES)}${tx}${mark}`;
 }
 
 /** One JSON line per write: the fields are stable, new ones may be added. */

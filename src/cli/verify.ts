@@ -7,6 +7,7 @@ import { RepoCache } from '../repo/cache.js';
 import { type BucketProblem, checkBucket } from '../repo/check.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
 import type { RebuiltBase } from '../restore/rebuild-base.js';
+import { readCluster } from '../store/cluster.js';
 import { reindexSegments } from '../store/reindex.js';
 import { type KvReader, Store, storePaths } from '../store/store.js';
 import { isoUtc } from '../time.js';
@@ -185,7 +186,12 @@ async function repairKeyIndex(kv: KvReader, report: SourceReport): Promise<KeyIn
 async function selectSources(kv: KvReader, options: VerifyCliOptions): Promise<SourceToVerify[]> {
   const sources = await sourcesToVerify(kv);
   if (options.name === undefined) return sources;
-  const picked = sources.filter((s) => s.source.name === options.name);
+  // A cluster's name verifies every one of its shards, each as the source it is.
+  const cluster = await readCluster(kv, options.name);
+  const names = new Set(
+    cluster === undefined ? [options.name] : cluster.shards.map((s) => s.source),
+  );
+  const picked = sources.filter((s) => names.has(s.source.name));
   if (picked.length === 0) {
     throw new RfError(
       'RF_UNKNOWN_SOURCE',

@@ -246,4 +246,35 @@ describe('rf listen --cluster through resharding', () => {
     expect(shard.slots).toEqual([]);
     expect(shard.timelines).toHaveLength(1);
   }, 400_000);
+
+  it('rf log --key finds a key across the shards that held its slot, and rf verify checks them all', async () => {
+    // {m60} lived on its first owner, then (first reshard) on another, then on the added master,
+    // then back: rf log of the cluster reads each shard that owned the slot, in time order.
+    const tag = MOVED_TAGS.find((t) => slotOf(t) < 200)!;
+    const res = await rf(['log', '--store', store, '--name', 'r', '--key', `${tag}:s`, '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const writes = res.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as { source: string; command: string; args: unknown[]; time: string },
+      );
+    const sets = writes.filter((w) => w.command === 'SET');
+    expect(sets.map((w) => w.args[1])).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
+    expect(new Set(sets.map((w) => w.source)).size).toBe(3);
+    const times = writes.map((w) => Date.parse(w.time));
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+
+    const verify = await rf(['verify', '--store', store, '--name', 'r', '--json'], {
+      timeoutMs: 120_000,
+    });
+    expect(verify.code, verify.stderr).toBe(0);
+    const report = JSON.parse(verify.stdout) as {
+      clean: boolean;
+      sources: Array<{ name: string }>;
+    };
+    expect(report.clean).toBe(true);
+    expect(report.sources).toHaveLength(4);
+    expect(report.sources.every((s) => s.name.startsWith('r.'))).toBe(true);
+  }, 180_000);
 });
