@@ -1,3 +1,4 @@
+import type { BucketHolds } from '../store/offload.js';
 import type { RepoClient } from './client.js';
 import { type Manifest, names, parseManifest, seqOfManifest } from './layout.js';
 
@@ -27,4 +28,15 @@ export async function latestManifest(
   if (newest === undefined) return undefined;
   const content = await client.get(newest.name, true);
   return content === undefined ? undefined : parseManifest(content, newest.name);
+}
+
+/** What a manifest says the bucket holds, as `--local-retain` reads it. */
+export function holdsOf(m: Manifest, repo: string): BucketHolds {
+  const segmentsEnd = new Map<number, number>();
+  const aofEnd = new Map<number, number>();
+  for (const p of m.packs) {
+    const ends = p.kind === 'seg' ? segmentsEnd : aofEnd;
+    ends.set(p.group, Math.max(p.end, ends.get(p.group) ?? -1));
+  }
+  return { repo, segmentsEnd, files: new Set(m.files.map((f) => f.path)), aofEnd };
 }

@@ -14,7 +14,7 @@ import {
   type PackEntry,
   repoStatusKey,
 } from './layout.js';
-import { latestManifest, manifestNames } from './manifests.js';
+import { holdsOf, latestManifest, manifestNames } from './manifests.js';
 import { emptyManifest, type PlannedPack, planUpload, prunable, readRecords } from './snapshot.js';
 
 export interface UploaderOptions {
@@ -99,15 +99,7 @@ export class RepoUploader {
   holds(): BucketHolds | undefined {
     const m = this.manifest;
     if (m === undefined) return undefined;
-    const segmentsEnd = new Map<number, number>();
-    for (const p of m.packs)
-      if (p.kind === 'seg')
-        segmentsEnd.set(p.group, Math.max(p.end, segmentsEnd.get(p.group) ?? -1));
-    return {
-      repo: this.status.repo,
-      segmentsEnd,
-      files: new Set(m.files.map((f) => f.path)),
-    };
+    return holdsOf(m, this.status.repo);
   }
 
   start(): void {

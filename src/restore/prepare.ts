@@ -2,7 +2,7 @@ import type { ImpreciseWindow } from '../bounds/windows.js';
 import { isRfError } from '../errors.js';
 import type { Archive } from '../store/archive.js';
 import { AofArchive } from '../store/chunks.js';
-import { assertLocal } from '../store/offload.js';
+import { assertAofLocal, assertLocal } from '../store/offload.js';
 import type { KvReader } from '../store/store.js';
 import type { RolledFrom } from '../store/types.js';
 import { type AofCut, aofReplay, planAofRestore, readAofBase } from './aof-source.js';
@@ -145,6 +145,8 @@ async function planOverDamaged(
 
 export async function prepareAof(kv: KvReader, name: string, target: number): Promise<Prepared> {
   const plan = await planAofRestore(kv, name, target);
+  // Before anything is written: chunks that --local-retain left in the bucket alone.
+  await assertAofLocal(kv, name, plan.files);
   const stats = emptyStats();
   const cut: AofCut = { dropped: null };
   const format = plan.base.format === 'aof' ? 'aof' : plan.base.format === 'empty' ? null : 'rdb';

@@ -5,19 +5,22 @@ import { Archive } from '../store/archive.js';
 import { keys } from '../store/keys.js';
 import { type BucketHolds, type OffloadRecord, offloadKey, readOffload } from '../store/offload.js';
 import { type BatchOp, json, type Store } from '../store/store.js';
+import { offloadAofChunks } from './local-retain-aof.js';
 import { keepBoundary } from './prune.js';
 
 export interface OffloadResult {
   segments: number;
   bases: number;
+  /** AOF chunks (local-retain-aof.ts). */
+  chunks: number;
   bytesFreed: number;
 }
 
 const BATCH = 500;
 
 /**
- * `--local-retain`: removes from the store the segment data and base files that no restore at
- * or after `keepFrom` needs and that the bucket already holds. Their records stay: the manifest
+ * `--local-retain`: removes from the store the segment data, base files and AOF chunk data that
+ * no restore at or after `keepFrom` needs and that the bucket already holds. Their records stay: the manifest
  * is made from them and the bucket's own retention reads them (snapshot.ts prunable), so
  * removing them would prune the bucket too. Each batch deletes data and records how far in one
  * write (crash-safe: a reader never finds data missing that the record does not explain).
@@ -30,7 +33,7 @@ export async function offloadHeld(
   log: Logger,
 ): Promise<OffloadResult> {
   const archive = new Archive(store);
-  const result: OffloadResult = { segments: 0, bases: 0, bytesFreed: 0 };
+  const result: OffloadResult = { segments: 0, bases: 0, chunks: 0, bytesFreed: 0 };
   const state = await archive.state(source);
   const boundary = await keepBoundary(archive, source, keepFrom);
   const rec: OffloadRecord = (await readOffload(store, source)) ?? {
@@ -76,13 +79,16 @@ export async function offloadHeld(
       result.bytesFreed += b.bytes;
     }
   }
+  const aof = await offloadAofChunks(store, source, keepFrom, holds, rec, save);
+  result.chunks = aof.chunks;
+  result.bytesFreed += aof.bytesFreed;
   if (goneFiles.length > 0) {
     // The record first: a crash before the unlink leaves a file nothing reads, not a hole.
     await store.batch([save()]);
     for (const f of goneFiles) await fs.rm(path.join(store.dir, f), { force: true });
     result.bases = goneFiles.length;
   }
-  if (result.segments + result.bases > 0)
+  if (result.segments + result.bases + result.chunks > 0)
     log.info(result, 'local retention: removed what the bucket holds from the store');
   return result;
 }

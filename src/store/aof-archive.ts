@@ -10,6 +10,7 @@ import type {
   AofStats,
 } from './aof-types.js';
 import { prefixEnd } from './keys.js';
+import { chunkOffloaded, onlyInRepo, readOffload } from './offload.js';
 import { json, type KvReader, readRecord, readRecords } from './store.js';
 
 const emptyStats = (): AofStats => ({
@@ -71,6 +72,15 @@ export class AofArchive {
   async readChunk(src: string, meta: AofChunkMeta): Promise<Buffer> {
     const where = `${src}/aof file ${meta.fileNo} (${meta.file}) bytes ${meta.start}..${meta.end}`;
     const data = await this.kv.get(aofKeys.data(src, meta.fileNo, meta.start));
+    if (data === undefined) {
+      const offloaded = await readOffload(this.kv, src);
+      if (chunkOffloaded(offloaded, meta.fileNo, meta.end))
+        throw onlyInRepo(offloaded!, src, `AOF chunk ${where}`, {
+          fileNo: meta.fileNo,
+          start: meta.start,
+          end: meta.end,
+        });
+    }
     const hint = 'run `rf verify` to list every damaged part of the archive';
     if (data === undefined || data.length !== meta.end - meta.start) {
       throw new RfError('RF_CORRUPT', `AOF chunk ${where} is missing or has the wrong length`, {

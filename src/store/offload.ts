@@ -11,6 +11,8 @@ export interface BucketHolds {
   segmentsEnd: ReadonlyMap<number, number>;
   /** Base files (store-relative paths) in the bucket. */
   files: ReadonlySet<string>;
+  /** AOF file number → where its uploaded chunks end (a byte position, exclusive). */
+  aofEnd: ReadonlyMap<number, number>;
 }
 
 /**
@@ -25,6 +27,8 @@ export interface OffloadRecord {
   segmentsUpTo: Record<string, number>;
   /** Base files (store-relative paths) only in the bucket. */
   files: string[];
+  /** AOF file number → where the chunks whose data is only in the bucket end (absent: none). */
+  aofUpTo?: Record<string, number>;
   at: number;
 }
 
@@ -39,6 +43,14 @@ export function segmentOffloaded(
   end: number,
 ): boolean {
   return rec !== undefined && end <= (rec.segmentsUpTo[String(timeline)] ?? -1);
+}
+
+export function chunkOffloaded(
+  rec: OffloadRecord | undefined,
+  fileNo: number,
+  end: number,
+): boolean {
+  return rec !== undefined && end <= (rec.aofUpTo?.[String(fileNo)] ?? -1);
 }
 
 export function fileOffloaded(rec: OffloadRecord | undefined, file: string): boolean {
@@ -80,4 +92,17 @@ export async function assertLocal(
     throw onlyInRepo(rec, src, `the stream after offset ${plan.fromOffset}`, {
       timeline: plan.timeline,
     });
+}
+
+/** Refuses an AOF restore that would replay chunks whose data is only in the bucket. */
+export async function assertAofLocal(
+  kv: KvReader,
+  src: string,
+  files: readonly { fileNo: number; name: string }[],
+): Promise<void> {
+  const rec = await readOffload(kv, src);
+  if (rec === undefined) return;
+  const gone = files.find((f) => rec.aofUpTo?.[String(f.fileNo)] !== undefined);
+  if (gone !== undefined)
+    throw onlyInRepo(rec, src, `the AOF chunks of ${gone.name}`, { fileNo: gone.fileNo });
 }
