@@ -55,6 +55,8 @@ const codes = {
   RF_VALUE_TOO_LARGE: Exit.usage,
   RF_CLUSTER: Exit.unreachable,
   RF_NOT_CLUSTER: Exit.usage,
+  /** A cluster restore at a T where some slots had no owner in rf's record. */
+  RF_SLOTS_UNOWNED: Exit.usage,
   RF_SOURCE_IS_CLUSTER: Exit.usage,
   RF_SENTINEL_UNKNOWN_MASTER: Exit.usage,
   RF_SENTINEL_UNREACHABLE: Exit.unreachable,

@@ -62,6 +62,21 @@ function shardsAt(
     .filter((id) => owners.owners[id] !== undefined || covers(id));
 }
 
+/** The slot ranges no shard owns in `owners`. */
+function unownedSlots(owners: Record<string, SlotRanges>): SlotRanges {
+  const owned = Object.values(owners)
+    .flat()
+    .sort((x, y) => x[0] - y[0]);
+  const out: SlotRanges = [];
+  let next = 0;
+  for (const [a, b] of owned) {
+    if (a > next) out.push([next, a - 1]);
+    next = Math.max(next, b + 1);
+  }
+  if (next < CLUSTER_SLOTS) out.push([next, CLUSTER_SLOTS - 1]);
+  return out;
+}
+
 function slotCount(owners: Record<string, SlotRanges>): number {
   return Object.values(owners)
     .flat()
@@ -94,15 +109,25 @@ export async function clusterMoment(
     });
     options.onResolved?.(until);
     const owners = ownersAt(cluster, until.ms);
-    if (owners === undefined || slotCount(owners.owners) < CLUSTER_SLOTS) {
+    if (owners === undefined) {
       throw new RfError(
         'RF_TIME_OUT_OF_RANGE',
-        owners === undefined
-          ? `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`
-          : `at ${isoUtc(until.ms)} ${CLUSTER_SLOTS - slotCount(owners.owners)} slots of the cluster ${cluster.name} had no owner`,
+        `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`,
         {
           details: { cluster: cluster.name, until: isoUtc(until.ms) },
           hint: `run \`rf info --name ${cluster.name}\` to see where every shard can restore`,
+        },
+      );
+    }
+    const unowned = unownedSlots(owners.owners);
+    if (unowned.length > 0) {
+      const text = unowned.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+      throw new RfError(
+        'RF_SLOTS_UNOWNED',
+        `at ${isoUtc(until.ms)} ${CLUSTER_SLOTS - slotCount(owners.owners)} slots of the cluster ${cluster.name} had no owner (${text}): their keys were not served anywhere rf could see`,
+        {
+          details: { cluster: cluster.name, until: isoUtc(until.ms), slots: unowned },
+          hint: `pick a T where every slot had an owner: \`rf info --name ${cluster.name} --json\` lists the slot changes (slotChanges)`,
         },
       );
     }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slotOf } from '../../src/replication/cluster-topology.js';
@@ -277,4 +278,52 @@ describe('rf listen --cluster through resharding', () => {
     expect(report.sources).toHaveLength(4);
     expect(report.sources.every((s) => s.name.startsWith('r.'))).toBe(true);
   }, 180_000);
+
+  it('captures what is served while slots have no owner, and refuses a restore at such a T', async () => {
+    // 100 slots no test key hashes to, taken from every node: nobody serves them.
+    const used = new Set(TAGS.map((t) => slotOf(t)));
+    let from = 16000;
+    while ([...Array(100).keys()].some((i) => used.has(from + i))) from -= 100;
+    const to = from + 99;
+    const owner = await cluster.ownerOf(from);
+    const live = cluster.nodes.filter((n) => n.pid !== undefined);
+    const mark = daemon.lines.length;
+    for (const n of live) {
+      const c = await probe.clientOf(n);
+      await c.call('CONFIG', 'SET', 'cluster-require-full-coverage', 'no');
+      await c.call('CLUSTER', 'DELSLOTSRANGE', String(from), String(to));
+    }
+    const warned = await daemon.waitForLog(
+      (l) => l.msg === 'slots with no master: their writes are not being captured',
+      60_000,
+      mark,
+    );
+    expect(warned.slots).toEqual([[from, to]]);
+    await writeRound(5);
+    const uncovered = await probe.checkpoint('slots without an owner', TAGS);
+    const out = path.join(work, 'unowned');
+    const res = await rf([
+      'restore',
+      '--store',
+      store,
+      '--name',
+      'r',
+      '--until',
+      `@${uncovered.t / 1000}`,
+      '--out',
+      out,
+    ]);
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr).toContain('RF_SLOTS_UNOWNED');
+    expect(res.stderr).toContain(`${from}-${to}`);
+    expect(existsSync(out)).toBe(false);
+
+    // Given back to their owner, the cluster is whole again and so are its restores.
+    await (await probe.clientOf(owner)).call('CLUSTER', 'ADDSLOTSRANGE', String(from), String(to));
+    await cluster.settled();
+    await recordCaughtUp();
+    await writeRound(6);
+    const whole = await probe.checkpoint('slots owned again', TAGS);
+    await expectRestoredExactly(whole);
+  }, 240_000);
 });
