@@ -1,6 +1,6 @@
 // Over 400 lines: the two write sources, the anchor search and the comparison share one Write
 // and Cursor model that would have to be exported to split them; one algorithm, one file.
-import { LIVE_TOLERANCE_MS, WindowLookup } from '../bounds/windows.js';
+import { WindowLookup } from '../bounds/windows.js';
 import { isRfError } from '../errors.js';
 import { formatCommand } from '../resp/format.js';
 import { FrameScanner } from '../resp/frames.js';
@@ -51,9 +51,10 @@ interface Write {
    */
   time: number;
   /**
-   * Stream: when the write had certainly not yet run. A write the master buffered (during a
+   * Stream: since when the write may have run. A write captured live ran within a live capture's
+   * margin of its stored time, which SKEW_MS covers: `time`. One the master buffered (during a
    * snapshot transfer, or while rf was away) is stored when it arrived, seconds after it ran:
-   * its imprecise window says since when. AOF: not known (-Infinity).
+   * its imprecise window's start. AOF: not known (-Infinity).
    */
   lower: number;
   /** Stream offset or AOF file position of the frame; `whereOf` makes the Location of it. */
@@ -140,8 +141,7 @@ async function* streamWrites(check: SourceCheck, run: StreamRun): Writes {
   const from = { timeline: run.timeline.id };
   const windows = await archive.imprecise(check.source, run.timeline.id);
   const late = windows.length === 0 ? null : new WindowLookup(windows);
-  const lowerOf = (offset: number, time: number) =>
-    late?.at(run.timeline.id, offset)?.from ?? time - LIVE_TOLERANCE_MS;
+  const lowerOf = (offset: number, time: number) => late?.at(run.timeline.id, offset)?.from ?? time;
   let state: CommandState | null = null;
   for await (const meta of archive.segments(check.source, run.timeline.id, run.from)) {
     if (meta.start > run.until) return;
