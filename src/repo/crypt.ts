@@ -27,9 +27,16 @@ import { errnoCode, RfError } from '../errors.js';
  * packs written before: content with neither mark is read as it is.
  */
 const gunzipAsync = promisify(gunzip);
-// Output in 1 MiB pieces, not zlib's 16 KiB: a pack inflates to megabytes, and each piece costs
-// a callback on the main thread.
-const INFLATE = { chunkSize: 1 << 20 };
+/**
+ * zlib's output in one piece of the content's size, which a gzip member's trailer records
+ * (ISIZE, RFC 1952): no pieces to join, and one callback on the main thread, not one per 16 KiB.
+ * A size the trailer cannot be trusted for (past 64 MiB: damage, or a member that large) falls
+ * back to 1 MiB pieces; a wrong one only costs a join.
+ */
+function inflate(gz: Buffer): { chunkSize: number } {
+  const size = gz.length >= 18 ? gz.readUInt32LE(gz.length - 4) : 0;
+  return { chunkSize: size >= 64 && size <= 64 << 20 ? size : 1 << 20 };
+}
 const MAGIC = Buffer.from('RFE1');
 const ZMAGIC = Buffer.from('RFZ1');
 const SALT = 16;
@@ -123,7 +130,8 @@ export async function open(
 ): Promise<Buffer> {
   if (hasMark(stored, ZMAGIC)) {
     try {
-      return await gunzipAsync(stored.subarray(ZMAGIC.length), INFLATE);
+      const gz = stored.subarray(ZMAGIC.length);
+      return await gunzipAsync(gz, inflate(gz));
     } catch (err) {
       throw damaged(name, 'does not decompress', err);
     }
@@ -145,7 +153,7 @@ export async function open(
     throw keyCheck ? keyError(name, key, err) : damaged(name, 'does not authenticate', err);
   }
   try {
-    return await gunzipAsync(plain, INFLATE);
+    return await gunzipAsync(plain, inflate(plain));
   } catch (err) {
     throw damaged(name, 'authenticates but does not decompress', err);
   }
