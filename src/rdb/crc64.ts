@@ -129,8 +129,16 @@ export class Crc64 {
 
   /** Writes the CRC as 8 little-endian bytes, as an RDB trailer or a DUMP payload holds it. */
   writeLE(buf: Buffer, offset: number): void {
-    buf.writeUInt32LE(this.#lo, offset);
-    buf.writeUInt32LE(this.#hi, offset + 4);
+    const lo = this.#lo;
+    const hi = this.#hi;
+    buf[offset] = lo;
+    buf[offset + 1] = lo >>> 8;
+    buf[offset + 2] = lo >>> 16;
+    buf[offset + 3] = lo >>> 24;
+    buf[offset + 4] = hi;
+    buf[offset + 5] = hi >>> 8;
+    buf[offset + 6] = hi >>> 16;
+    buf[offset + 7] = hi >>> 24;
   }
 
   /** 16 lower-case hex digits, the way redis-check-rdb prints a checksum. */

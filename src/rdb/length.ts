@@ -157,9 +157,11 @@ export class Cursor {
     const n = b & 0x3f;
     if (at + 1 + n > this.bufEnd - this.bufStart) return null;
     this.pos += 1 + n;
-    // One small buffer (from Node's pool), not a view and then a copy of it: one per key.
+    // One small buffer (from Node's pool), not a view and then a copy of it: one per key, and
+    // at most 63 bytes, which a loop copies faster than a call to Buffer#copy.
     const key = Buffer.allocUnsafe(n);
-    this.buf.copy(key, 0, at + 1, at + 1 + n);
+    const buf = this.buf;
+    for (let i = 0, from = at + 1; i < n; i++) key[i] = buf[from + i]!;
     return key;
   }
 

@@ -70,13 +70,18 @@ export async function pipelineItems(
   client: RedisClient,
   items: readonly KeyCommands[],
 ): Promise<unknown[][]> {
-  const replies = await client.pipeline(items.flatMap((item) => item.commands));
+  const commands: CommandArg[][] = [];
+  for (const item of items) for (const c of item.commands) commands.push(c);
+  const replies = await client.pipeline(commands);
+  const out: unknown[][] = new Array(items.length);
   let at = 0;
-  return items.map((item) => {
-    const mine = replies.slice(at, at + item.commands.length);
-    at += item.commands.length;
-    return mine;
-  });
+  for (let i = 0; i < items.length; i++) {
+    // Most items are one RESTORE: a one-element array costs less than a slice.
+    const n = items[i]!.commands.length;
+    out[i] = n === 1 ? [replies[at]] : replies.slice(at, at + n);
+    at += n;
+  }
+  return out;
 }
 
 /** A Redis error reply kept as a value: the run decides what each one means. */
