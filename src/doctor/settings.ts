@@ -52,7 +52,7 @@ const REPLICA_SOFT = 64 * MiB;
 /**
  * The commands rf sends to a source, with harmless arguments for ACL DRYRUN: the replication
  * handshake and stream (PSYNC, REPLCONF, PING), preflight and checks (INFO, ROLE, CONFIG GET),
- * and the AOF rewrite cycle (BGREWRITEAOF).
+ * the AOF rewrite cycle (BGREWRITEAOF) and a cluster's topology (CLUSTER SHARDS or NODES).
  */
 const NEEDED: string[][] = [
   ['PSYNC', '?', '-1'],
@@ -64,12 +64,17 @@ const NEEDED: string[][] = [
   ['BGREWRITEAOF'],
   ['CLIENT', 'SETNAME', 'rf'],
   ['COMMAND'],
+  // rf listen --cluster reads the topology from any node (CLUSTER NODES before 7.0).
+  ['CLUSTER', 'SHARDS'],
+  ['CLUSTER', 'NODES'],
 ];
 
 /** How ACL rules name a command: `info`, or `config|get` for a container's subcommand. */
 function aclName(cmd: string[]): string {
   const name = cmd[0]!.toLowerCase();
-  return name === 'config' || name === 'client' ? `${name}|${cmd[1]!.toLowerCase()}` : name;
+  return name === 'config' || name === 'client' || name === 'cluster'
+    ? `${name}|${cmd[1]!.toLowerCase()}`
+    : name;
 }
 
 export function aclLine(user: string): string {

@@ -2,6 +2,7 @@ import calculateSlot from 'cluster-key-slot';
 import { RfError } from '../errors.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient, RedisReplyError } from '../resp/client.js';
+import { noPermission } from './handshake.js';
 
 /** Redis Cluster has 16384 hash slots (cluster.h CLUSTER_SLOTS). */
 export const CLUSTER_SLOTS = 16384;
@@ -188,6 +189,7 @@ export async function readTopology(client: RedisClient): Promise<Topology> {
     };
   } catch (err) {
     if (!(err instanceof RedisReplyError)) throw err;
+    if (err.prefix === 'NOPERM') throw noPermission(from, 'CLUSTER SHARDS', `-${err.message}`);
     if (/cluster support disabled/i.test(err.message)) throw notCluster(from, err);
     if (!/unknown subcommand/i.test(err.message)) throw refused(from, err);
   }
@@ -195,6 +197,8 @@ export async function readTopology(client: RedisClient): Promise<Topology> {
     const text = String(await client.call('CLUSTER', 'NODES'));
     return { shards: parseClusterNodes(text), from, via: 'CLUSTER NODES' };
   } catch (err) {
+    if (err instanceof RedisReplyError && err.prefix === 'NOPERM')
+      throw noPermission(from, 'CLUSTER NODES', `-${err.message}`);
     if (err instanceof RedisReplyError) throw refused(from, err);
     throw err;
   }
@@ -218,7 +222,7 @@ function refused(from: string, cause: Error): RfError {
     `${from} refused CLUSTER SHARDS and CLUSTER NODES: ${cause.message}`,
     {
       details: { node: from, error: cause.message },
-      hint: 'rf needs CLUSTER SHARDS or CLUSTER NODES on every node (ACL: +cluster|shards +cluster|nodes)',
+      hint: 'rf needs CLUSTER SHARDS or CLUSTER NODES on every node: `rf doctor` prints the ACL line',
       cause,
     },
   );

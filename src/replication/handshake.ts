@@ -159,7 +159,7 @@ export function parsePsyncReply(reply: string, peer: string): PsyncReply {
 // rf-aof-rewrite, rf-doctor) so that CLIENT LIST shows what each is. +command: rf listen
 // records the master's key specs (COMMAND) so that rf log finds the keys of any command.
 export const RF_ACL_RULES =
-  '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof +client|setname +command';
+  '-@all +psync +replconf +ping +info +role +config|get +bgrewriteaof +client|setname +command +cluster|shards +cluster|nodes';
 
 export function noPermission(peer: string, command: string, reply: string): RfError {
   return new RfError(

@@ -2,11 +2,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slotOf } from '../../src/replication/cluster-topology.js';
+import { RF_ACL_RULES } from '../../src/replication/handshake.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { ClusterProbe, type Moment, tagsWhere } from '../helpers/cluster-probe.js';
 import { waitFor } from '../helpers/load.js';
 import type { RedisServer } from '../helpers/redis.js';
-import { type RfDaemon, rf } from '../helpers/rf.js';
+import { RfDaemon, rf } from '../helpers/rf.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -326,4 +327,73 @@ describe('rf listen --cluster through resharding', () => {
     const whole = await probe.checkpoint('slots owned again', TAGS);
     await expectRestoredExactly(whole);
   }, 240_000);
+
+  it('refuses a user without the cluster grants by name, and takes the rf doctor line as enough', async () => {
+    const live = cluster.nodes.filter((n) => n.pid !== undefined);
+    const rules = RF_ACL_RULES.split(' ');
+    const lacking = rules.filter((r) => !r.startsWith('+cluster|'));
+    expect(lacking.length).toBeLessThan(rules.length);
+    // ACL users are per node: a cluster needs them on every one.
+    for (const n of live) {
+      const c = await probe.clientOf(n);
+      await c.call(
+        'ACL',
+        'SETUSER',
+        'rfless',
+        'on',
+        '>pw-less',
+        'resetkeys',
+        'resetchannels',
+        ...lacking,
+      );
+      await c.call(
+        'ACL',
+        'SETUSER',
+        'rfuser',
+        'on',
+        '>pw-rf',
+        'resetkeys',
+        'resetchannels',
+        ...rules,
+      );
+    }
+    const seed = `redis://rfless@127.0.0.1:${live[0]!.port}`;
+    const refusedDir = path.join(work, 'acl-refused');
+    const res = await rf(['listen', '--cluster', '--source', seed, '--store', refusedDir], {
+      env: { RF_PASSWORD: 'pw-less' },
+    });
+    expect(res.code, res.stderr).toBe(3);
+    expect(res.stderr).toContain('RF_AUTH');
+    expect(res.stderr).toContain('CLUSTER SHARDS');
+    expect(res.stderr).toContain('+cluster|shards');
+    expect(res.stderr).not.toContain('pw-less');
+    expect(existsSync(refusedDir)).toBe(false);
+
+    const doctor = await rf(['doctor', '--source', live[0]!.url, '--json']);
+    expect(doctor.stdout).toContain(RF_ACL_RULES);
+    const enough = RfDaemon.start(
+      [
+        '--cluster',
+        '--source',
+        `redis://rfuser@127.0.0.1:${live[0]!.port}`,
+        '--store',
+        path.join(work, 'acl-ok'),
+        '--name',
+        'a',
+      ],
+      { RF_PASSWORD: 'pw-rf' },
+    );
+    try {
+      await waitFor(
+        () =>
+          enough.lines.filter((l) => l.msg === 'first timeline started from the base').length === 3,
+        'a first base from each shard as the least-privilege user',
+        90_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${enough.output}`);
+      });
+    } finally {
+      await enough.stop();
+    }
+  }, 180_000);
 });
