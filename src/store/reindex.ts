@@ -43,7 +43,9 @@ export async function reindexSegments(
         ops.push({ type: 'put', key, value: indexEntries(entries, meta) });
         result.written++;
       } catch (err) {
-        if (!isRfError(err, 'RF_CHECKSUM') && !isRfError(err, 'RF_CORRUPT')) throw err;
+        // RF_REPO_ONLY: --local-retain removed its data while verify ran; its index stays.
+        if (!isRfError(err) || !['RF_CHECKSUM', 'RF_CORRUPT', 'RF_REPO_ONLY'].includes(err.code))
+          throw err;
       }
     }
     if (ops.length >= 256) await commit();

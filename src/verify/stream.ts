@@ -153,7 +153,9 @@ export async function checkTimeline(
   const startOf = (key: string) => Number.parseInt(key.slice(key.lastIndexOf('/') + 1), 16);
   const keyIndex = new KeyIndexCheck(check, t.id, durable);
   // Segment data --local-retain left in the bucket alone: `rf verify --repo` checks it there.
-  const offloaded = await readOffload(check.kv, src);
+  // A running rf listen goes on removing while verify reads: a segment found without its data
+  // is looked up in the record as it is then.
+  let offloaded = await readOffload(check.kv, src);
 
   // Retention deletes the oldest segments and records how far: the rest starts right after.
   let expected = (prunedBefore ?? t.baseOffset) + 1;
@@ -247,6 +249,8 @@ export async function checkTimeline(
         );
       }
 
+      if (value === undefined && !segmentOffloaded(offloaded, t.id, meta.end))
+        offloaded = await readOffload(check.kv, src);
       if (value === undefined && segmentOffloaded(offloaded, t.id, meta.end)) {
         // Its index stays: it is neither judged nor removed as stray.
         await keyIndex.segment(meta, meta, null);
