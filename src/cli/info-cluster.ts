@@ -1,4 +1,4 @@
-import { type ClusterRecord, intersectRanges, type SlotRanges } from '../store/cluster.js';
+import { type ClusterRecord, clusterRestorable, type SlotRanges } from '../store/cluster.js';
 import { isoUtc } from '../time.js';
 import type { SourceInfo } from './info.js';
 import { forkLines, forksJson } from './info-forks.js';
@@ -23,9 +23,9 @@ function shardsOf(record: ClusterRecord, infos: readonly SourceInfo[]): ShardSum
   }));
 }
 
-/** Where every shard can restore (a shard with nothing archived yet: nowhere). */
-function clusterRestorable(shards: readonly ShardSummary[]) {
-  return intersectRanges(shards.map((s) => s.info?.ix.restorable ?? []));
+/** Where the cluster can restore: every shard that owned slots at the time can. */
+function restorableOf(record: ClusterRecord, shards: readonly ShardSummary[]) {
+  return clusterRestorable(record, new Map(shards.map((s) => [s.id, s.info?.ix.restorable ?? []])));
 }
 
 /** The stable `--json` shape of a cluster source (DESIGN.md "Redis Cluster"). */
@@ -61,7 +61,7 @@ export function clusterJson(record: ClusterRecord, infos: readonly SourceInfo[])
       })),
     })),
     slotChanges: record.slots.map((c) => ({ at: isoUtc(c.at), owners: c.owners })),
-    restorable: clusterRestorable(shards).map((r) => ({
+    restorable: restorableOf(record, shards).map((r) => ({
       from: isoUtc(r.from),
       until: isoUtc(r.until),
     })),
@@ -73,7 +73,7 @@ export function clusterText(record: ClusterRecord, infos: readonly SourceInfo[])
   const shards = shardsOf(record, infos);
   const ranges = (slots: SlotRanges) =>
     slots.map(([a, b]) => (a === b ? String(a) : `${a}-${b}`)).join(',') || '(none)';
-  const restorable = clusterRestorable(shards);
+  const restorable = restorableOf(record, shards);
   return [
     `cluster ${record.name}: ${shards.length} shards`,
     ...shards.flatMap((s) => {

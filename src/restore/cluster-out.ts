@@ -4,7 +4,7 @@ import { RfError } from '../errors.js';
 import { Archive } from '../store/archive.js';
 import {
   type ClusterRecord,
-  intersectRanges,
+  clusterRestorable,
   ownersAt,
   type SlotOwnership,
   type SlotRanges,
@@ -100,8 +100,8 @@ export async function clusterMoment(
   const kv = await options.open();
   try {
     const ranges = await rangesOf(kv, cluster);
-    // The cluster's restorable end: the earliest of the shards' last restorable instants.
-    const latest = intersectRanges([...ranges.values()]).at(-1)?.until;
+    // The cluster's restorable end: where the shards that owned slots then can all restore.
+    const latest = clusterRestorable(cluster, ranges).at(-1)?.until;
     const until = resolveTime(options.until, {
       now: options.now,
       tz: options.tz,

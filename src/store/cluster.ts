@@ -83,3 +83,41 @@ export function intersectRanges(perShard: ReadonlyArray<readonly TimeRange[]>): 
   }
   return acc;
 }
+
+/** Sorted, with overlapping and touching ranges joined. */
+function unionRanges(ranges: readonly TimeRange[]): TimeRange[] {
+  const out: TimeRange[] = [];
+  for (const r of [...ranges].sort((a, b) => a.from - b.from)) {
+    const last = out.at(-1);
+    if (last !== undefined && r.from <= last.until + 1) last.until = Math.max(last.until, r.until);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+/**
+ * Where the whole cluster can restore: at each instant, every shard that owned slots then can.
+ * A shard that owned none (added and not yet given slots, or one that gave all of them away and
+ * was left to follow another shard) holds nothing a restore needs, so it narrows nothing then.
+ * Before rf first read the topology nothing is known: no cluster moment.
+ */
+export function clusterRestorable(
+  record: ClusterRecord,
+  restorable: ReadonlyMap<string, readonly TimeRange[]>,
+): TimeRange[] {
+  const first = record.slots[0];
+  if (first === undefined) return [];
+  const end = Number.MAX_SAFE_INTEGER;
+  const perShard = record.shards.map((shard) => {
+    const idle: TimeRange[] = [];
+    record.slots.forEach((change, i) => {
+      const until = (record.slots[i + 1]?.at ?? end + 1) - 1;
+      if (change.owners[shard.id] === undefined && change.at <= until)
+        idle.push({ from: change.at, until });
+    });
+    return unionRanges([...(restorable.get(shard.id) ?? []), ...idle]);
+  });
+  return intersectRanges([[{ from: first.at, until: end }], ...perShard]).filter(
+    (r) => r.until < end,
+  );
+}

@@ -242,11 +242,21 @@ describe('rf listen --cluster through resharding', () => {
     ) as {
       clusters: Array<{
         shards: Array<{ master: string; slots: number[][]; timelines: unknown[] }>;
+        restorable: Array<{ from: string; until: string }>;
       }>;
     };
     const shard = info.clusters[0]!.shards.find((s) => s.master === `127.0.0.1:${added.port}`)!;
     expect(shard.slots).toEqual([]);
     expect(shard.timelines).toHaveLength(1);
+    // Its archive ends where it gave its slots away; the cluster's restorable range goes on.
+    for (const m of [gained, emptied]) {
+      expect(
+        info.clusters[0]!.restorable.some(
+          (r) => Date.parse(r.from) <= m.t && m.t <= Date.parse(r.until),
+        ),
+        `${m.label} in ${JSON.stringify(info.clusters[0]!.restorable)}`,
+      ).toBe(true);
+    }
   }, 400_000);
 
   it('rf log --key finds a key across the shards that held its slot, and rf verify checks them all', async () => {

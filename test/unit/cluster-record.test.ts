@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type ClusterRecord, intersectRanges, ownersAt } from '../../src/store/cluster.js';
+import {
+  type ClusterRecord,
+  clusterRestorable,
+  intersectRanges,
+  ownersAt,
+} from '../../src/store/cluster.js';
 
 describe('intersectRanges', () => {
   it('keeps only the times every shard can restore', () => {
@@ -46,5 +51,48 @@ describe('ownersAt', () => {
     expect(ownersAt(record, 100)?.owners).toEqual({ a: [[0, 16383]] });
     expect(ownersAt(record, 199)?.owners).toEqual({ a: [[0, 16383]] });
     expect(ownersAt(record, 200)?.owners.b).toEqual([[8192, 16383]]);
+  });
+});
+
+describe('clusterRestorable', () => {
+  const shard = (id: string) => ({ id, source: `c.${id}`, nodeIds: [id], master: null });
+  const record: ClusterRecord = {
+    name: 'c',
+    createdAt: 0,
+    url: 'redis://127.0.0.1:7000',
+    shards: [shard('a'), shard('b'), shard('n')],
+    slots: [
+      { at: 100, owners: { a: [[0, 8191]], b: [[8192, 16383]] } },
+      // n added and given slots at 500, and left with none at 800.
+      { at: 500, owners: { a: [[0, 8191]], b: [[8192, 12000]], n: [[12001, 16383]] } },
+      { at: 800, owners: { a: [[0, 8191]], b: [[8192, 16383]] } },
+    ],
+  };
+
+  it('is narrowed by a shard only while it owns slots', () => {
+    const ranges = new Map([
+      ['a', [{ from: 110, until: 1000 }]],
+      ['b', [{ from: 120, until: 990 }]],
+      // Its archive starts after the first topology, and ends when it gave its slots away.
+      ['n', [{ from: 300, until: 810 }]],
+    ]);
+    expect(clusterRestorable(record, ranges)).toEqual([{ from: 120, until: 990 }]);
+  });
+
+  it('has a hole where an owning shard could not restore', () => {
+    const ranges = new Map([
+      ['a', [{ from: 110, until: 1000 }]],
+      ['b', [{ from: 120, until: 990 }]],
+      ['n', [{ from: 600, until: 810 }]],
+    ]);
+    expect(clusterRestorable(record, ranges)).toEqual([
+      { from: 120, until: 499 },
+      { from: 600, until: 990 },
+    ]);
+  });
+
+  it('is nothing before rf first read the topology, or when an owner has nothing', () => {
+    expect(clusterRestorable({ ...record, slots: [] }, new Map())).toEqual([]);
+    expect(clusterRestorable(record, new Map([['a', [{ from: 0, until: 1000 }]]]))).toEqual([]);
   });
 });
