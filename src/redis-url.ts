@@ -124,6 +124,15 @@ export function describeEndpoint(endpoint: Pick<RedisEndpoint, 'host' | 'port'>)
   return `${host}:${endpoint.port}`;
 }
 
+/** The same node: host and port (null is no node, the same as another null). */
+export function sameEndpoint(
+  a: Pick<RedisEndpoint, 'host' | 'port'> | null,
+  b: Pick<RedisEndpoint, 'host' | 'port'> | null,
+): boolean {
+  if (a === null || b === null) return a === b;
+  return a.host === b.host && a.port === b.port;
+}
+
 function decodeSafely(text: string): string {
   try {
     return decodeURIComponent(text);

@@ -31,9 +31,9 @@ import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { RemoteKv } from './control-client.js';
-import { type MasterSample, MasterWatch } from './master-watch.js';
+import { MasterClock } from './master-clock.js';
+import type { MasterSample } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
-import { OffsetSamples } from './offset-samples.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSourceFacts } from './source-facts.js';
 import { ErrorCounts, messageOf } from './supervise.js';
@@ -121,8 +121,7 @@ export class Listener {
   private stopping = false;
   private readonly wake = new AbortController();
   private readonly info: ListenerStatus;
-  private watch: MasterWatch | null = null;
-  private samples: OffsetSamples | null = null;
+  private watch: MasterClock | null = null;
   private aof: AofHandle | null = null;
   private ingest: IngestServer | null = null;
   private uploader: RepoUploader | null = null;
@@ -181,21 +180,17 @@ export class Listener {
       await this.preflight(store);
       const known = await new Archive(store).bases(config.name);
       this.info.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
-      const samples = new OffsetSamples(store, config.name, log);
-      await samples.load();
-      this.samples = samples;
-      this.watch = new MasterWatch(
-        config.endpoint,
-        config.tlsOptions,
+      const watch = new MasterClock({
+        store,
+        source: config.name,
+        ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
         log,
-        100,
-        (m) => {
-          samples.add(m);
-          if (this.failures.recovered('master watch')) log.info('master watch sampling again');
-        },
-        (err) => this.failedEpisode('master watch', err, 'the lag metrics are stale'),
-      );
-      this.watch.start();
+        failures: this.failures,
+        job: 'master watch',
+      });
+      watch.follow(config.endpoint);
+      this.watch = watch;
+      await watch.load();
       if (config.metrics)
         metrics = await startMetricsServer({
           listen: config.metrics,
@@ -223,7 +218,7 @@ export class Listener {
         this.supervise('retention', this.scheduleRetention(store)),
         this.supervise('local retention', this.scheduleLocalRetain(store)),
         this.supervise('seen record', this.recordSeen(store)),
-        this.supervise('offset samples', samples.run(this.wake.signal)),
+        this.supervise('offset samples', watch.run(this.wake.signal)),
       ];
       try {
         await this.loop(store);
@@ -297,7 +292,7 @@ export class Listener {
           this.info.totals.streamBytes += meta.end - meta.start + 1;
         },
         onBase: (base) => this.baseTaken(base.takenAt),
-        ...(this.samples ? { clock: this.samples.clock } : {}),
+        ...(this.watch ? { clock: this.watch.clock } : {}),
       });
       this.session = session;
       this.info.sessions++;

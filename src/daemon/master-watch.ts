@@ -92,7 +92,9 @@ export class MasterWatch {
       const info = await this.client.info('replication');
       const answeredAt = Date.now();
       const offset = Number(info.master_repl_offset);
-      if (Number.isFinite(offset)) {
+      // A node turned replica (a failover under way) reports how far it has applied, not how
+      // far the master has gone: no bound on the master's offsets.
+      if (Number.isFinite(offset) && info.role !== 'slave') {
         const previous = this.sample;
         this.sample = { offset, replid: info.master_replid ?? '', at, answeredAt };
         if (previous !== null && answeredAt - previous.at > LIVE_TOLERANCE_MS)
