@@ -112,6 +112,7 @@ export class ClusterListener {
           sessions: 0,
           reconnects: 0,
           session: null,
+          masterSample: null,
         }),
       })),
       errors: { ...this.failures.byCode },

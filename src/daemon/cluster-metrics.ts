@@ -5,8 +5,8 @@ import type { ShardRunnerStatus } from './shard-runner.js';
 /**
  * The series of `rf listen --cluster --metrics`: one set per shard, labelled with the shard's
  * source name, so a single shard that stops streaming is seen (and alerted on) by itself.
- * Only what each shard's runner knows is exported: no master offset is sampled per shard, so
- * the lag series are absent, and the counts the runners do not keep have no series.
+ * Only what each shard's runner knows is exported: its master's offset (sampled as rf listen
+ * --source samples it) and so the lag series, and no series for the counts runners do not keep.
  */
 export function clusterMetrics(status: ClusterListenerStatus): MetricsSnapshot {
   return {
@@ -24,7 +24,7 @@ export function clusterMetrics(status: ClusterListenerStatus): MetricsSnapshot {
  * `rf listen --sentinel`.
  */
 export function runnerMetrics(
-  shard: Pick<ShardRunnerStatus, 'session' | 'reconnects'>,
+  shard: Pick<ShardRunnerStatus, 'session' | 'reconnects' | 'masterSample'>,
 ): SourceMetrics {
   const s = shard.session;
   return {
@@ -32,7 +32,7 @@ export function runnerMetrics(
     timeline: s?.timeline ?? null,
     durableOffset: s?.durableOffset ?? null,
     receivedOffset: s?.receivedOffset ?? null,
-    masterOffset: null,
+    masterOffset: shard.masterSample?.offset ?? null,
     lastDurableAt: s?.lastDurableAt ?? null,
     lastBaseAt: null,
     baseEveryMs: null,

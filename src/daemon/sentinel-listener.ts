@@ -10,6 +10,7 @@ import type { ServerInfo, SourceRecord } from '../store/types.js';
 import { runnerMetrics } from './cluster-metrics.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
+import type { MasterSample } from './master-watch.js';
 import { startMetricsServer } from './metrics.js';
 import { type FollowConfig, type FollowStatus, SentinelFollower } from './sentinel-follow.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
@@ -23,14 +24,14 @@ export interface SentinelListenConfig extends SessionTuning, FollowConfig {
   metrics?: { host: string; port: number };
 }
 
-export interface SentinelListenerStatus extends Omit<ShardRunnerStatus, 'master'> {
+export interface SentinelListenerStatus extends Omit<ShardRunnerStatus, 'master' | 'masterSample'> {
   pid: number;
   kind: 'sentinel';
   name: string;
   source: string;
   startedAt: number;
-  /** No sample of the master's own offset is taken (rf listen --source's master watch). */
-  master: null;
+  /** The newest sample of the master's own offset, as rf listen --source reports it. */
+  master: MasterSample | null;
   sentinel: FollowStatus & { masterName: string; sentinels: string[] };
   errors: Record<string, number>;
   lastError: ErrorCounts['last'];
@@ -78,7 +79,7 @@ export class SentinelListener {
       sessions: runner?.sessions ?? 0,
       reconnects: runner?.reconnects ?? 0,
       session: runner?.session ?? null,
-      master: null,
+      master: runner?.masterSample ?? null,
       sentinel: {
         masterName: config.masterName,
         sentinels: config.sentinels.map(describeEndpoint),
@@ -166,7 +167,12 @@ export class SentinelListener {
           snapshot: () => {
             const status = this.status();
             return {
-              sources: [{ source: config.name, metrics: runnerMetrics(status) }],
+              sources: [
+                {
+                  source: config.name,
+                  metrics: runnerMetrics({ ...status, masterSample: status.master }),
+                },
+              ],
               errors: status.errors,
             };
           },

@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import { Backoff } from '../backoff.js';
 import { isRfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
+import { describeEndpoint, type RedisEndpoint, sameEndpoint } from '../redis-url.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import {
   ReplicationSession,
@@ -15,6 +15,8 @@ import { Archive } from '../store/archive.js';
 import type { Store } from '../store/store.js';
 import type { SourceRecord } from '../store/types.js';
 import { FATAL } from './listener.js';
+import { MasterClock } from './master-clock.js';
+import type { MasterSample } from './master-watch.js';
 import { type ErrorCounts, messageOf } from './supervise.js';
 
 /** How each session connects, reads and commits: the same for every shard. */
@@ -43,6 +45,8 @@ export interface ShardRunnerStatus {
   sessions: number;
   reconnects: number;
   session: SessionStatus | null;
+  /** The newest sample of the master's own offset (INFO replication, every 100 ms). */
+  masterSample: MasterSample | null;
 }
 
 /**
@@ -57,10 +61,23 @@ export class ShardRunner {
   private session: ReplicationSession | null = null;
   private stopping = false;
   private wake = new AbortController();
+  /** Aborted once, by stop(): ends the storing of offset samples. */
+  private readonly stopped = new AbortController();
   private sessions = 0;
   private reconnects = 0;
+  /** Bounds each entry's time by the master's clock, and gives the lag metrics its offset. */
+  private readonly watch: MasterClock;
 
-  constructor(private readonly options: ShardRunnerOptions) {}
+  constructor(private readonly options: ShardRunnerOptions) {
+    this.watch = new MasterClock({
+      store: options.store,
+      source: options.source.name,
+      ...(options.tlsOptions ? { tlsOptions: options.tlsOptions } : {}),
+      log: options.log,
+      failures: options.failures,
+      job: `master watch ${options.source.name}`,
+    });
+  }
 
   status(): ShardRunnerStatus {
     return {
@@ -68,17 +85,13 @@ export class ShardRunner {
       sessions: this.sessions,
       reconnects: this.reconnects,
       session: this.session?.snapshot() ?? null,
+      masterSample: this.watch.latest(),
     };
   }
 
   /** The shard's master as the topology says now; a different one ends the current session. */
   setMaster(master: RedisEndpoint | null): void {
-    const same =
-      master !== null &&
-      this.master !== null &&
-      master.host === this.master.host &&
-      master.port === this.master.port;
-    if (same || (master === null && this.master === null)) return;
+    if (sameEndpoint(master, this.master)) return;
     this.options.log.info(
       {
         from: this.master === null ? null : describeEndpoint(this.master),
@@ -87,6 +100,7 @@ export class ShardRunner {
       'shard master changed',
     );
     this.master = master;
+    this.watch.follow(master);
     this.session?.stop();
     this.wake.abort();
   }
@@ -95,10 +109,23 @@ export class ShardRunner {
     this.stopping = true;
     this.session?.stop();
     this.wake.abort();
+    this.stopped.abort();
   }
 
   /** Runs until stop(); rejects only with an error no reconnect can fix. */
   async run(): Promise<void> {
+    await this.watch.load();
+    const saving = this.watch.run(this.stopped.signal);
+    try {
+      await this.stream();
+    } finally {
+      this.stop();
+      await saving;
+      await this.watch.stop();
+    }
+  }
+
+  private async stream(): Promise<void> {
     const { options } = this;
     const { log } = options;
     const backoff = new Backoff();
@@ -121,6 +148,7 @@ export class ShardRunner {
       const session = new ReplicationSession({
         ...sessionOptions,
         endpoint: master,
+        clock: this.watch.clock,
         log: log.child({ session: this.sessions + 1, master: describeEndpoint(master) }),
       });
       this.session = session;

@@ -5,9 +5,10 @@ import { startRedis } from './redis.js';
 import { rf } from './rf.js';
 
 /**
- * Counter keys that carry their send time: `SET ctr:<i> <ms><payload>` at a steady pace, one
- * at a time, so the i-th key's send time is known to the millisecond. What a restore at T holds
- * can then be checked against when each key was sent.
+ * Counter keys that carry their send time: `SET ctr:<i><suffix> <ms><payload>` at a steady pace,
+ * one at a time, so the i-th key's send time is known to the millisecond. What a restore at T
+ * holds can then be checked against when each key was sent. A suffix such as `:{t}` keeps every
+ * key in one cluster slot.
  */
 export class StampedCounter extends WriteLoad {
   readonly sentAt: number[] = [];
@@ -16,6 +17,7 @@ export class StampedCounter extends WriteLoad {
     client: RedisClient,
     pauseMs = 5,
     private readonly payload = '',
+    private readonly suffix = '',
   ) {
     super(client, 1, pauseMs);
   }
@@ -24,7 +26,7 @@ export class StampedCounter extends WriteLoad {
     const i = this.sent++;
     const now = Date.now();
     this.sentAt.push(now);
-    return this.client.call('SET', `ctr:${i}`, `${now}${this.payload}`);
+    return this.client.call('SET', `ctr:${i}${this.suffix}`, `${now}${this.payload}`);
   }
 
   override async stop(): Promise<number> {
@@ -39,9 +41,16 @@ export interface StoredCounter {
   late: { from: number; until: number } | null;
 }
 
-/** Each counter key's stored time and late mark, as `rf log --json` gives them. */
-export async function storedCounters(store: string): Promise<Map<number, StoredCounter>> {
-  const res = await rf(['log', '--store', store, '--key', 'ctr:*', '--json'], {
+/**
+ * Each counter key's stored time and late mark, as `rf log --json` gives them (of the source, or
+ * the cluster, called `name` when the store holds more than one).
+ */
+export async function storedCounters(
+  store: string,
+  name?: string,
+): Promise<Map<number, StoredCounter>> {
+  const named = name === undefined ? [] : ['--name', name];
+  const res = await rf(['log', '--store', store, ...named, '--key', 'ctr:*', '--json'], {
     timeoutMs: 60_000,
   });
   expect(res.code, res.stderr).toBe(0);
@@ -53,7 +62,7 @@ export async function storedCounters(store: string): Promise<Map<number, StoredC
       args: string[];
       late: { from: string; until: string } | null;
     };
-    out.set(Number(String(r.args[0]).slice('ctr:'.length)), {
+    out.set(Number.parseInt(String(r.args[0]).slice('ctr:'.length), 10), {
       time: Date.parse(r.time),
       late:
         r.late === null ? null : { from: Date.parse(r.late.from), until: Date.parse(r.late.until) },

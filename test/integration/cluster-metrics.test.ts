@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { startCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/load.js';
 import { testScope } from '../helpers/scope.js';
+import { parseSamples } from '../helpers/scrape.js';
 
 /**
  * rf listen --cluster --metrics: one daemon serves every shard's series, each labelled with the
@@ -9,22 +10,7 @@ import { testScope } from '../helpers/scope.js';
  */
 const scope = testScope();
 
-/** `name{labels} value` lines of a scrape, as [name, labels, value]. */
-function samples(
-  text: string,
-): Array<{ name: string; labels: Record<string, string>; value: number }> {
-  return text
-    .split('\n')
-    .filter((l) => l !== '' && !l.startsWith('#'))
-    .map((l) => {
-      const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(l);
-      if (m === null) throw new Error(`not a sample line: ${l}`);
-      const labels = Object.fromEntries(
-        [...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((p) => [p[1]!, p[2]!]),
-      );
-      return { name: m[1]!, labels, value: Number(m[3]) };
-    });
-}
+const samples = parseSamples;
 
 describe('rf listen --cluster --metrics', () => {
   it('serves each shard’s series under a shard label; a shard that loses its master shows alone', async () => {
@@ -69,6 +55,8 @@ describe('rf listen --cluster --metrics', () => {
       'rf_restorable_from_timestamp_seconds',
       'rf_restorable_until_timestamp_seconds',
       'rf_gaps',
+      'rf_master_offset',
+      'rf_replication_lag_bytes',
     ]) {
       const of = all.filter((s) => s.name === name);
       expect(of.map((s) => s.labels.shard).sort(), name).toEqual(
@@ -76,8 +64,15 @@ describe('rf listen --cluster --metrics', () => {
       );
     }
     expect(all.filter((s) => s.name === 'rf_timeline').every((s) => s.value >= 1)).toBe(true);
-    // No master offset is sampled per shard: no lag series rather than a wrong one.
-    expect(all.some((s) => s.name.startsWith('rf_replication_lag'))).toBe(false);
+    // Each shard's master is sampled: on this idle cluster rf holds all it has, on every shard.
+    await waitFor(
+      async () =>
+        samples(await (await fetch(url)).text()).filter(
+          (s) => s.name === 'rf_replication_lag_bytes' && s.value === 0,
+        ).length === 3,
+      'every shard’s lag to be 0',
+      60_000,
+    );
     expect(all.find((s) => s.name === 'rf_store_filesystem_avail_bytes')!.value).toBeGreaterThan(0);
 
     // The master of one shard goes away (no replica to take over): that shard alone drops.
