@@ -38,6 +38,7 @@ export async function run(options: ListenFlags): Promise<number> {
       {
         ...sourceSettings(options, endpoint, tlsOptions),
         ...metricsSetting(options),
+        baseEveryMs: options.baseEvery,
         refreshMs: 5_000,
       },
       log,

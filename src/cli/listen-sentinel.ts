@@ -40,6 +40,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
       {
         ...settings,
         ...metricsSetting(options),
+        baseEveryMs: options.baseEvery,
         sentinels,
         masterName,
         masterAuth,

@@ -37,6 +37,8 @@ export interface ClusterListenConfig extends SessionTuning {
   refreshMs: number;
   /** Serve Prometheus metrics here, per shard. */
   metrics?: { host: string; port: number };
+  /** Take a fresh base of each shard this often (null: never). */
+  baseEveryMs: number | null;
 }
 
 export interface ClusterListenerStatus {
@@ -113,6 +115,8 @@ export class ClusterListener {
           reconnects: 0,
           session: null,
           masterSample: null,
+          lastBaseAt: null,
+          baseEveryMs: null,
         }),
       })),
       errors: { ...this.failures.byCode },

@@ -24,7 +24,10 @@ export function clusterMetrics(status: ClusterListenerStatus): MetricsSnapshot {
  * `rf listen --sentinel`.
  */
 export function runnerMetrics(
-  shard: Pick<ShardRunnerStatus, 'session' | 'reconnects' | 'masterSample'>,
+  shard: Pick<
+    ShardRunnerStatus,
+    'session' | 'reconnects' | 'masterSample' | 'lastBaseAt' | 'baseEveryMs'
+  >,
 ): SourceMetrics {
   const s = shard.session;
   return {
@@ -34,8 +37,8 @@ export function runnerMetrics(
     receivedOffset: s?.receivedOffset ?? null,
     masterOffset: shard.masterSample?.offset ?? null,
     lastDurableAt: s?.lastDurableAt ?? null,
-    lastBaseAt: null,
-    baseEveryMs: null,
+    lastBaseAt: shard.lastBaseAt,
+    baseEveryMs: shard.baseEveryMs,
     totals: { segments: null, streamBytes: null, bases: null, reconnects: shard.reconnects },
   };
 }

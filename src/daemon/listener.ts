@@ -17,7 +17,6 @@ import { Backoff } from '../backoff.js';
 import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
-import { takeFreshBase } from '../replication/fresh-base.js';
 import { MasterRetryLater } from '../replication/handshake.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import type { RepoClient } from '../repo/client.js';
@@ -31,6 +30,7 @@ import { json, Store, storePaths } from '../store/store.js';
 import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { RemoteKv } from './control-client.js';
+import { scheduleFreshBases } from './fresh-bases.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
@@ -340,41 +340,26 @@ export class Listener {
    */
   private async scheduleBases(store: Store): Promise<void> {
     const { config, log } = this;
-    const every = config.baseEveryMs;
-    if (every === null) return;
-    const archive = new Archive(store);
-    const check = Math.max(200, Math.min(every / 10, 60_000));
-    let lastAttempt = 0;
-    while (!this.stopping) {
-      await sleep(check, undefined, { signal: this.wake.signal }).catch(() => undefined);
-      const s = this.session?.snapshot();
-      if (this.stopping || s?.phase !== 'streaming' || s.timeline === null || s.replid === null)
-        continue;
-      const bases = await archive.bases(config.name, s.timeline);
-      // An attempt that added nothing (an idle master, a failure) also waits a full period: each
-      // attempt costs the master a fork.
-      const latest = Math.max(lastAttempt, ...bases.map((b) => b.takenAt));
-      if (Date.now() - latest < every) continue;
-      lastAttempt = Date.now();
-      try {
-        const fresh = await takeFreshBase({
-          endpoint: config.endpoint,
-          ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
-          store,
-          source: config.name,
-          timeline: { id: s.timeline, replid: s.replid },
-          connectTimeoutMs: config.connectTimeoutMs,
-          readTimeoutMs: config.readTimeoutMs,
-          log,
-          signal: this.wake.signal,
-        });
-        if (fresh !== null) this.baseTaken(fresh.takenAt);
-      } catch (err) {
-        if (this.stopping) return;
+    if (config.baseEveryMs === null) return;
+    await scheduleFreshBases({
+      everyMs: config.baseEveryMs,
+      store,
+      source: config.name,
+      current: () => {
+        const session = this.session?.snapshot();
+        return session === undefined ? null : { endpoint: config.endpoint, session };
+      },
+      ...(config.tlsOptions ? { tlsOptions: config.tlsOptions } : {}),
+      connectTimeoutMs: config.connectTimeoutMs,
+      readTimeoutMs: config.readTimeoutMs,
+      log,
+      signal: this.wake.signal,
+      taken: (takenAt) => this.baseTaken(takenAt),
+      failed: (err) => {
         const code = this.failures.note('fresh base', err);
         log.warn({ error: { code, message: messageOf(err) } }, 'fresh base failed; will try again');
-      }
-    }
+      },
+    });
   }
 
   private async scheduleRolls(store: Store): Promise<void> {

@@ -22,6 +22,8 @@ export interface SentinelListenConfig extends SessionTuning, FollowConfig {
   name: string;
   /** Serve Prometheus metrics here (the series of one source, without a label). */
   metrics?: { host: string; port: number };
+  /** Take a fresh base this often (null: never). */
+  baseEveryMs: number | null;
 }
 
 export interface SentinelListenerStatus extends Omit<ShardRunnerStatus, 'master' | 'masterSample'> {
@@ -80,6 +82,8 @@ export class SentinelListener {
       reconnects: runner?.reconnects ?? 0,
       session: runner?.session ?? null,
       master: runner?.masterSample ?? null,
+      lastBaseAt: runner?.lastBaseAt ?? null,
+      baseEveryMs: config.baseEveryMs,
       sentinel: {
         masterName: config.masterName,
         sentinels: config.sentinels.map(describeEndpoint),

@@ -14,6 +14,7 @@ import { RedisClient } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
 import type { Store } from '../store/store.js';
 import type { SourceRecord } from '../store/types.js';
+import { scheduleFreshBases } from './fresh-bases.js';
 import { FATAL } from './listener.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
@@ -38,6 +39,8 @@ export interface ShardRunnerOptions extends SessionTuning {
   failures: ErrorCounts;
   /** Called when the session to the master failed: the topology may have changed. */
   onLost: () => void;
+  /** Take a fresh base this often (null or absent: never), as rf listen --base-every. */
+  baseEveryMs?: number | null;
 }
 
 export interface ShardRunnerStatus {
@@ -47,6 +50,9 @@ export interface ShardRunnerStatus {
   session: SessionStatus | null;
   /** The newest sample of the master's own offset (INFO replication, every 100 ms). */
   masterSample: MasterSample | null;
+  /** When the newest base was taken (a full sync's or a fresh one). */
+  lastBaseAt: number | null;
+  baseEveryMs: number | null;
 }
 
 /**
@@ -65,6 +71,7 @@ export class ShardRunner {
   private readonly stopped = new AbortController();
   private sessions = 0;
   private reconnects = 0;
+  private lastBaseAt: number | null = null;
   /** Bounds each entry's time by the master's clock, and gives the lag metrics its offset. */
   private readonly watch: MasterClock;
 
@@ -86,6 +93,8 @@ export class ShardRunner {
       reconnects: this.reconnects,
       session: this.session?.snapshot() ?? null,
       masterSample: this.watch.latest(),
+      lastBaseAt: this.lastBaseAt,
+      baseEveryMs: this.options.baseEveryMs ?? null,
     };
   }
 
@@ -114,15 +123,50 @@ export class ShardRunner {
 
   /** Runs until stop(); rejects only with an error no reconnect can fix. */
   async run(): Promise<void> {
+    const known = await new Archive(this.options.store).bases(this.options.source.name);
+    this.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
     await this.watch.load();
-    const saving = this.watch.run(this.stopped.signal);
+    const background = [this.watch.run(this.stopped.signal), this.scheduleBases()];
     try {
       await this.stream();
     } finally {
       this.stop();
-      await saving;
+      await Promise.all(background);
       await this.watch.stop();
     }
+  }
+
+  /** --base-every: fresh bases from the master streaming now, as rf listen takes them. */
+  private async scheduleBases(): Promise<void> {
+    const { options } = this;
+    const every = options.baseEveryMs ?? null;
+    if (every === null) return;
+    await scheduleFreshBases({
+      everyMs: every,
+      store: options.store,
+      source: options.source.name,
+      current: () => {
+        const session = this.session?.snapshot();
+        return this.master === null || session === undefined
+          ? null
+          : { endpoint: this.master, session };
+      },
+      ...(options.tlsOptions ? { tlsOptions: options.tlsOptions } : {}),
+      connectTimeoutMs: options.connectTimeoutMs,
+      readTimeoutMs: options.readTimeoutMs,
+      log: options.log,
+      signal: this.stopped.signal,
+      taken: (takenAt) => {
+        this.lastBaseAt = takenAt;
+      },
+      failed: (err) => {
+        const code = options.failures.note(`fresh base ${options.source.name}`, err);
+        options.log.warn(
+          { error: { code, message: messageOf(err) } },
+          'fresh base failed; will try again',
+        );
+      },
+    });
   }
 
   private async stream(): Promise<void> {
@@ -144,11 +188,14 @@ export class ShardRunner {
         await this.pause(backoff.next());
         continue;
       }
-      const { failures: _f, onLost: _o, log: _l, ...sessionOptions } = options;
+      const { failures: _f, onLost: _o, log: _l, baseEveryMs: _b, ...sessionOptions } = options;
       const session = new ReplicationSession({
         ...sessionOptions,
         endpoint: master,
         clock: this.watch.clock,
+        onBase: (base) => {
+          this.lastBaseAt = base.takenAt;
+        },
         log: log.child({ session: this.sessions + 1, master: describeEndpoint(master) }),
       });
       this.session = session;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { slotOf } from '../../src/replication/cluster-topology.js';
 import { waitFor } from './load.js';
 import { type RedisServer, startRedis } from './redis.js';
 import { redisBin } from './redis-bin.js';
@@ -212,4 +213,21 @@ export function redisCli(args: string[]): Promise<string> {
         : reject(new Error(`redis-cli ${args.join(' ')} exited ${code}\n${output}`)),
     );
   });
+}
+
+/** `rf listen --cluster` arguments for the cluster at `url` into `store`, as cluster `c`. */
+export function clusterListenArgs(url: string, store: string, ...extra: string[]): string[] {
+  return ['--cluster', '--source', url, '--store', store, '--name', 'c', ...extra];
+}
+
+/** A hash tag (`<prefix><n>`) whose slot `node` serves now: keys with it live on its shard. */
+export async function tagServedBy(
+  cluster: TestCluster,
+  node: RedisServer,
+  prefix = 't',
+): Promise<string> {
+  for (let i = 0; ; i++) {
+    const tag = `${prefix}${i}`;
+    if ((await cluster.ownerOf(slotOf(tag))).port === node.port) return tag;
+  }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startCluster } from '../helpers/cluster.js';
+import { clusterListenArgs, startCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/load.js';
 import { testScope } from '../helpers/scope.js';
 import { parseSamples } from '../helpers/scrape.js';
@@ -17,17 +17,7 @@ describe('rf listen --cluster --metrics', () => {
     const cluster = await startCluster(3, 0);
     scope.defer(() => cluster.stop());
     const store = await scope.storeDir();
-    const d = scope.daemon([
-      '--cluster',
-      '--source',
-      cluster.url,
-      '--store',
-      store,
-      '--name',
-      'c',
-      '--metrics',
-      '127.0.0.1:0',
-    ]);
+    const d = scope.daemon(clusterListenArgs(cluster.url, store, '--metrics', '127.0.0.1:0'));
     const found = await d.waitForLog((l) => l.msg === 'cluster topology found');
     const shards = found.shards as Array<{ id: string; source: string; master: string }>;
     expect(shards).toHaveLength(3);

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LIVE_TOLERANCE_MS } from '../../src/bounds/windows.js';
-import { slotOf } from '../../src/replication/cluster-topology.js';
-import { startCluster } from '../helpers/cluster.js';
+import { clusterListenArgs, startCluster, tagServedBy } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/load.js';
 import { testScope } from '../helpers/scope.js';
 import { scrape } from '../helpers/scrape.js';
@@ -23,10 +22,8 @@ describe('rf listen --cluster: the master watch per shard', () => {
     scope.defer(() => cluster.stop());
     const slow = cluster.nodes[0]!;
     const c = await slow.client();
-    // A hash tag whose slot the slow node serves: every key below lives on its shard.
-    let tag = '';
-    for (let i = 0; tag === ''; i++)
-      if ((await cluster.ownerOf(slotOf(`t${i}`))).port === slow.port) tag = `t${i}`;
+    // Every key below lives on the slow node's shard.
+    const tag = await tagServedBy(cluster, slow);
     for (let b = 0; b < 40; b++) {
       const args: string[] = [];
       for (let k = 0; k < 1000; k++) args.push(`base:${b * 1000 + k}{${tag}}`, 'x'.repeat(100));
@@ -40,19 +37,9 @@ describe('rf listen --cluster: the master watch per shard', () => {
     await waitFor(() => ctr.sent > 50, 'the counter to run');
 
     const store = await scope.storeDir();
-    const d = scope.daemon([
-      '--cluster',
-      '--source',
-      cluster.url,
-      '--store',
-      store,
-      '--name',
-      'c',
-      '--flush-interval',
-      '20',
-      '--metrics',
-      '127.0.0.1:0',
-    ]);
+    const d = scope.daemon(
+      clusterListenArgs(cluster.url, store, '--flush-interval', '20', '--metrics', '127.0.0.1:0'),
+    );
     const found = await d.waitForLog((l) => l.msg === 'cluster topology found');
     const shards = found.shards as Array<{ id: string; source: string; master: string }>;
     expect(shards).toHaveLength(3);
