@@ -162,18 +162,28 @@ export async function removeDir(dir) {
   dirs.delete(dir);
 }
 
-/** A TCP port nothing listens on right now, never 6379. */
-export async function freePort() {
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const probe = net.createServer();
-      probe.on('error', reject);
-      probe.listen(0, HOST, () => {
-        const { port } = probe.address();
-        probe.close(() => resolve(port));
-      });
+/** Listens on `port` (0: any) for a moment; the port it got, or null when it is taken. */
+function probePort(port) {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.on('error', () => resolve(null));
+    probe.listen(port, HOST, () => {
+      const got = probe.address().port;
+      probe.close(() => resolve(got));
     });
-    if (port !== FORBIDDEN_PORT) return port;
+  });
+}
+
+/**
+ * A TCP port nothing listens on right now, never 6379. With `bus`, one whose cluster bus port
+ * (+10000) is free too.
+ */
+export async function freePort(bus = false) {
+  for (;;) {
+    const port = await probePort(0);
+    if (port === null || port === FORBIDDEN_PORT) continue;
+    if (!bus) return port;
+    if (port + 10_000 <= 65_535 && (await probePort(port + 10_000)) !== null) return port;
   }
 }
 
@@ -191,11 +201,11 @@ export function connect(port, options = {}) {
  * from the spawn: the boot time of whatever the dir holds.
  */
 export async function startRedis(options = {}) {
-  const { args = [], label = 'redis', readyTimeoutMs = 300_000 } = options;
+  const { args = [], label = 'redis', readyTimeoutMs = 300_000, clusterBus = false } = options;
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await tempDir(label));
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = await freePort(clusterBus);
     const logfile = path.join(dir, `redis-${port}.log`);
     const argv = [
       '--port',

@@ -10,8 +10,16 @@ export const KEYSPACE = 100_000;
  * (the harmonic mean of the per-test rates, weighted by requests).
  */
 export async function redisBenchmark(port, n, options = {}) {
-  const { pipeline = 16, keyspace = KEYSPACE, clients = 50 } = options;
+  const {
+    pipeline = 16,
+    keyspace = KEYSPACE,
+    clients = 50,
+    cluster = false,
+    tests = BENCH_TESTS,
+    valueBytes = 3,
+  } = options;
   const r = await runOk('redis-benchmark', [
+    ...(cluster ? ['--cluster'] : []),
     '-h',
     '127.0.0.1',
     '-p',
@@ -21,7 +29,9 @@ export async function redisBenchmark(port, n, options = {}) {
     '-P',
     String(pipeline),
     '-t',
-    BENCH_TESTS.join(','),
+    tests.join(','),
+    '-d',
+    String(valueBytes),
     '-n',
     String(n),
     '-r',
@@ -37,13 +47,13 @@ export async function redisBenchmark(port, n, options = {}) {
     perTest[m[1]] = rps;
     seconds += n / rps;
   }
-  const tests = Object.keys(perTest).length;
-  if (tests !== BENCH_TESTS.length) {
+  const printed = Object.keys(perTest).length;
+  if (printed !== tests.length) {
     throw new Error(
-      `redis-benchmark printed ${tests} results, expected ${BENCH_TESTS.length}:\n${r.stdout}`,
+      `redis-benchmark printed ${printed} results, expected ${tests.length}:\n${r.stdout}`,
     );
   }
-  return { rps: (n * tests) / seconds, perTest, requests: n * tests, wallMs: r.ms };
+  return { rps: (n * printed) / seconds, perTest, requests: n * printed, wallMs: r.ms };
 }
 
 /** Deterministic pseudo-random integers (xorshift32), so every run generates the same stream. */
