@@ -11,7 +11,8 @@
  *
  * Rows: 1 capture overhead, 2 capture lag, 3 offline capture rate, 4 storage, 5 restore,
  * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into, 10 rf log --key, 11 key index size,
- * 12 restore from the bucket, 13 upload RSS, 14 restore after a rolled base, 15 upload lag. `--only 1,5` runs just those (a row that shares
+ * 12 restore from the bucket, 13 upload RSS, 14 restore after a rolled base, 15 upload lag,
+ * 16 cluster capture overhead, 17 cluster restore --out, 18 cluster listen RSS. `--only 1,5` runs just those (a row that shares
  * its setup with another runs that setup once).
  */
 import { existsSync } from 'node:fs';
@@ -21,6 +22,8 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { archiveRows } from './bench/archive.mjs';
 import { captureRows } from './bench/capture.mjs';
+import { clusterRows } from './bench/cluster.mjs';
+import { clusterRestoreRows } from './bench/cluster-restore.mjs';
 import { cleanupSync, installCleanup, RF_LISTEN_NICE, RF_MAIN } from './bench/env.mjs';
 import { renderTable, row } from './bench/format.mjs';
 import { indexRows } from './bench/index.mjs';
@@ -47,6 +50,15 @@ const CONFIG = {
     index: { writes: 10_000_000, reps: 3 },
     repo: { writes: 2_000_000, reps: 3, baseBytes: 1024 ** 3 },
     rolled: { writes: 10_000_000, reps: 3 },
+    cluster: {
+      requestsPerTest: 100_000,
+      reps: 3,
+      warmUpPerTest: 20_000,
+      rssRequestsPerTest: 20_000,
+      baseKeys: 1_000_000,
+      writes: 1_000_000,
+      restoreReps: 3,
+    },
   },
   quick: {
     capture: { requestsPerTest: 100_000, reps: 3, warmUpPerTest: 20_000 },
@@ -59,6 +71,15 @@ const CONFIG = {
     index: { writes: 1_000_000, reps: 1 },
     repo: { writes: 300_000, reps: 1, baseBytes: 256 * 1024 ** 2 },
     rolled: { writes: 1_000_000, reps: 1 },
+    cluster: {
+      requestsPerTest: 30_000,
+      reps: 2,
+      warmUpPerTest: 10_000,
+      rssRequestsPerTest: 10_000,
+      baseKeys: 100_000,
+      writes: 200_000,
+      restoreReps: 1,
+    },
   },
 };
 
@@ -75,6 +96,8 @@ const SCENARIOS = [
   { rows: [12, 13], name: 'repo', run: repoRows },
   { rows: [14], name: 'rolled', run: rolledRows },
   { rows: [15], name: 'upload', run: uploadRows },
+  { rows: [16, 18], name: 'cluster', run: clusterRows },
+  { rows: [17], name: 'cluster-restore', run: clusterRestoreRows },
 ];
 
 const NAMES = {
@@ -96,6 +119,9 @@ const NAMES = {
   upload: 13,
   rolled: 14,
   keepup: 15,
+  cluster: 16,
+  'cluster-restore': 17,
+  'cluster-rss': 18,
 };
 
 function usage(message) {
@@ -104,7 +130,8 @@ function usage(message) {
     'usage: node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]\n' +
       '  rows: 1 capture overhead, 2 lag, 3 offline rate, 4 storage, 5 restore, 6 pitr, 7 seek, 8 memory,\n' +
       '        9 into, 10 rf log --key, 11 key index size, 12 restore from the bucket, 13 upload RSS,\n' +
-      '        14 restore after a rolled base, 15 upload lag (keepup)',
+      '        14 restore after a rolled base, 15 upload lag (keepup), 16 cluster capture overhead,\n' +
+      '        17 cluster restore --out (cluster-restore), 18 cluster listen RSS (cluster-rss)',
   );
   process.exit(2);
 }
@@ -113,7 +140,7 @@ function parseOnly(text) {
   const want = new Set();
   for (const part of text.split(',').map((s) => s.trim().toLowerCase())) {
     const n = NAMES[part] ?? Number.parseInt(part, 10);
-    if (!Number.isInteger(n) || n < 1 || n > 15)
+    if (!Number.isInteger(n) || n < 1 || n > 18)
       usage(`--only: unknown row ${JSON.stringify(part)}`);
     want.add(n);
   }
@@ -141,7 +168,7 @@ async function main() {
   const cfg = CONFIG[mode];
   const want =
     args.only === undefined
-      ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+      ? new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18])
       : parseOnly(args.only);
 
   const began = performance.now();
