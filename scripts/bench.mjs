@@ -51,8 +51,8 @@ const CONFIG = {
     repo: { writes: 2_000_000, reps: 3, baseBytes: 1024 ** 3 },
     rolled: { writes: 10_000_000, reps: 3 },
     cluster: {
-      requestsPerTest: 100_000,
-      reps: 3,
+      requestsPerTest: 300_000,
+      reps: 5,
       warmUpPerTest: 20_000,
       rssRequestsPerTest: 20_000,
       baseKeys: 1_000_000,
