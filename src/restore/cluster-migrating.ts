@@ -1,7 +1,8 @@
 import { keyArgs } from '../resp/key-args.js';
 import type { Archive } from '../store/archive.js';
 import type { ClusterRecord } from '../store/cluster.js';
-import { Kind, kindOf, nameOf, parseArgs } from '../store/commands.js';
+import { forEachEntry } from '../store/codec.js';
+import { frameKindAt, Kind, nameOf, parseArgs } from '../store/commands.js';
 
 /**
  * How far either side of T the streams are read for MIGRATEs under way: the source waits for the
@@ -10,59 +11,52 @@ import { Kind, kindOf, nameOf, parseArgs } from '../store/commands.js';
  */
 export const MIGRATE_WINDOW_MS = 60_000;
 
-/** One write of a shard's stream near T, reduced to what the in-flight check needs. */
-interface Touch {
-  time: number;
-  /** The MIGRATE's first half on the importing shard (propagated verbatim). */
-  restoreAsking: boolean;
-  /** The MIGRATE's second half on the migrating shard (propagated as DEL). */
-  del: boolean;
-  /** The keys it touches, latin1; null when the command's keys are unknown (all args count). */
-  keys: string[] | null;
-  args: string[];
+/** Past this many keys in flight, each write near T is parsed rather than searched for each key. */
+const SEARCH_KEYS = 64;
+
+/** The command name of the frame at `pos` (`*N\r\n$L\r\n<name>`), lower case. */
+function frameName(buf: Buffer, pos: number): string {
+  let i = buf.indexOf(13, pos) + 3;
+  let len = 0;
+  for (; i < buf.length && buf[i] !== 13; i++) len = len * 10 + buf[i]! - 48;
+  return buf.toString('latin1', i + 2, i + 2 + len).toLowerCase();
 }
 
-function touches(t: Touch, key: string): boolean {
-  return t.keys === null ? t.args.slice(1).includes(key) : t.keys.includes(key);
-}
-
-async function touchesNear(
+/**
+ * Every data write of a shard's stream captured in [from, until], in stream order (timelines in
+ * turn), as its buffer and place: nothing is kept between calls of `fn`.
+ */
+async function eachWriteNear(
   archive: Archive,
   source: string,
   from: number,
   until: number,
-): Promise<Touch[]> {
-  const out: Touch[] = [];
-  const specs = await archive.commandSpecs(source);
+  fn: (time: number, buf: Buffer, pos: number, len: number) => void,
+): Promise<void> {
   for (const tl of await archive.timelines(source)) {
     if (tl.lastTime < from || tl.startedAt > until) continue;
     const first = await archive.segmentAtTime(source, tl.id, from);
     if (first === undefined) continue;
     for await (const meta of archive.segments(source, tl.id, first.start)) {
       if (meta.firstTime > until || meta.start > tl.durableOffset) break;
-      for (const entry of (await archive.readSegment(source, meta)).entries) {
-        if (entry.time < from || entry.time > until) continue;
-        const args = parseArgs(entry.bytes);
-        const name = nameOf(args[0]);
-        if (kindOf(args[0]) !== Kind.write) continue;
-        const spec = keyArgs(name, args, specs);
-        const text = args.map((a) => a.toString('latin1'));
-        out.push({
-          time: entry.time,
-          restoreAsking: name === 'restore-asking',
-          del: name === 'del' || name === 'unlink',
-          keys:
-            spec.kind === 'keys'
-              ? spec.indices.map((i) => text[i]!)
-              : spec.kind === 'every-key'
-                ? []
-                : null,
-          args: text,
-        });
-      }
+      const { data, where } = await archive.segmentData(source, meta);
+      forEachEntry(data, meta, where, (_offset, time, pos, len) => {
+        if (time > until) return false;
+        if (time >= from && frameKindAt(data, pos) === Kind.write) fn(time, data, pos, len);
+        return undefined;
+      });
     }
   }
-  return out.sort((a, b) => a.time - b.time);
+}
+
+/** A key a shard received by RESTORE-ASKING at or before T, and when. */
+interface Received {
+  importing: string;
+  key: string;
+  bytes: Buffer;
+  at: number;
+  /** The other shards whose first write to the key after `at` has been seen. */
+  settled: Set<string>;
 }
 
 /**
@@ -72,6 +66,10 @@ async function touchesNear(
  * value. The importing shard's copy is kept: a key is in flight at T when a shard received it by
  * RESTORE-ASKING at or before T and another shard's first write to it after that is a DEL after
  * T. A key the other shard writes any other way first was not the one migrated: it stays.
+ *
+ * Two passes over the writes near T, streamed: the RESTORE-ASKINGs before T (none, unless slots
+ * were moving), then, only for those keys, each other shard's writes after them. Memory holds the
+ * keys in flight, not the writes: a busy cluster writes millions in the window.
  */
 export async function keysInFlight(
   archive: Archive,
@@ -79,28 +77,55 @@ export async function keysInFlight(
   t: number,
   windowMs = MIGRATE_WINDOW_MS,
 ): Promise<Map<string, Buffer[]>> {
-  const near = new Map<string, Touch[]>();
-  for (const shard of cluster.shards)
-    near.set(shard.source, await touchesNear(archive, shard.source, t - windowMs, t + windowMs));
+  const received = new Map<string, Received>();
+  for (const shard of cluster.shards) {
+    await eachWriteNear(archive, shard.source, t - windowMs, t, (time, buf, pos, len) => {
+      if (frameName(buf, pos) !== 'restore-asking') return;
+      const key = parseArgs(buf.subarray(pos, pos + len))[1];
+      if (key === undefined) return;
+      // The last RESTORE-ASKING of each key at or before T on this shard.
+      const id = `${shard.source}\n${key.toString('latin1')}`;
+      received.set(id, {
+        importing: shard.source,
+        key: key.toString('latin1'),
+        bytes: Buffer.from(key),
+        at: time,
+        settled: new Set(),
+      });
+    });
+  }
   const drop = new Map<string, Buffer[]>();
-  for (const [importing, writes] of near) {
-    // The last RESTORE-ASKING of each key at or before T on this shard.
-    const received = new Map<string, number>();
-    for (const w of writes) {
-      if (w.time > t) break;
-      if (w.restoreAsking && w.args[1] !== undefined) received.set(w.args[1], w.time);
-    }
-    for (const [key, at] of received) {
-      for (const [other, theirs] of near) {
-        if (other === importing) continue;
-        const next = theirs.find((w) => w.time >= at && touches(w, key));
-        if (next?.del === true && next.time > t) {
+  if (received.size === 0) return drop;
+  const all = [...received.values()];
+  const since = Math.min(...all.map((r) => r.at));
+  for (const shard of cluster.shards) {
+    const other = shard.source;
+    const mine = all.filter((r) => r.importing !== other);
+    if (mine.length === 0) continue;
+    const specs = await archive.commandSpecs(other);
+    await eachWriteNear(archive, other, since, t + windowMs, (time, buf, pos, len) => {
+      const frame = buf.subarray(pos, pos + len);
+      if (mine.length <= SEARCH_KEYS && !mine.some((r) => frame.includes(r.bytes))) return;
+      const args = parseArgs(frame);
+      const name = nameOf(args[0]);
+      const spec = keyArgs(name, args, specs);
+      const text = args.map((a) => a.toString('latin1'));
+      const touched =
+        spec.kind === 'keys'
+          ? spec.indices.map((i) => text[i]!)
+          : spec.kind === 'every-key'
+            ? []
+            : text.slice(1);
+      for (const r of mine) {
+        if (r.settled.has(other) || time < r.at || !touched.includes(r.key)) continue;
+        r.settled.add(other);
+        if ((name === 'del' || name === 'unlink') && time > t) {
           const list = drop.get(other) ?? [];
-          list.push(Buffer.from(key, 'latin1'));
+          list.push(r.bytes);
           drop.set(other, list);
         }
       }
-    }
+    });
   }
   return drop;
 }
