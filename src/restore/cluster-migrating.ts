@@ -14,12 +14,16 @@ export const MIGRATE_WINDOW_MS = 60_000;
 /** Past this many keys in flight, each write near T is parsed rather than searched for each key. */
 const SEARCH_KEYS = 64;
 
-/** The command name of the frame at `pos` (`*N\r\n$L\r\n<name>`), lower case. */
-function frameName(buf: Buffer, pos: number): string {
+const RESTORE_ASKING = Buffer.from('restore-asking');
+
+/** Whether the frame at `pos` (`*N\r\n$L\r\n<name>`) is RESTORE-ASKING, in any letter case. */
+function isRestoreAsking(buf: Buffer, pos: number): boolean {
   let i = buf.indexOf(13, pos) + 3;
   let len = 0;
   for (; i < buf.length && buf[i] !== 13; i++) len = len * 10 + buf[i]! - 48;
-  return buf.toString('latin1', i + 2, i + 2 + len).toLowerCase();
+  if (len !== RESTORE_ASKING.length) return false;
+  for (let k = 0; k < len; k++) if ((buf[i + 2 + k]! | 0x20) !== RESTORE_ASKING[k]) return false;
+  return true;
 }
 
 /**
@@ -80,7 +84,7 @@ export async function keysInFlight(
   const received = new Map<string, Received>();
   for (const shard of cluster.shards) {
     await eachWriteNear(archive, shard.source, t - windowMs, t, (time, buf, pos, len) => {
-      if (frameName(buf, pos) !== 'restore-asking') return;
+      if (!isRestoreAsking(buf, pos)) return;
       const key = parseArgs(buf.subarray(pos, pos + len))[1];
       if (key === undefined) return;
       // The last RESTORE-ASKING of each key at or before T on this shard.
