@@ -25,9 +25,8 @@ import { RedisClient } from '../resp/client.js';
 import { offloadHeld } from '../retention/local-retain.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
-import { keys } from '../store/keys.js';
-import { json, Store, storePaths } from '../store/store.js';
-import type { SeenRecord, ServerInfo, SourceRecord } from '../store/types.js';
+import { Store, storePaths } from '../store/store.js';
+import type { ServerInfo, SourceRecord } from '../store/types.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { RemoteKv } from './control-client.js';
 import { scheduleFreshBases } from './fresh-bases.js';
@@ -35,6 +34,7 @@ import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
+import { recordSeen } from './seen.js';
 import { recordSourceFacts } from './source-facts.js';
 import { ErrorCounts, messageOf } from './supervise.js';
 
@@ -217,7 +217,18 @@ export class Listener {
         this.supervise('rolled bases', this.scheduleRolls(store)),
         this.supervise('retention', this.scheduleRetention(store)),
         this.supervise('local retention', this.scheduleLocalRetain(store)),
-        this.supervise('seen record', this.recordSeen(store)),
+        this.supervise(
+          'seen record',
+          recordSeen({
+            store,
+            source: config.name,
+            session: () => this.session?.snapshot(),
+            latest: () => this.watch?.latest(),
+            failures: this.failures,
+            log,
+            signal: this.wake.signal,
+          }),
+        ),
         this.supervise('offset samples', watch.run(this.wake.signal)),
       ];
       try {
@@ -261,13 +272,6 @@ export class Listener {
       this.fatal ??= { err };
       this.stop();
     });
-  }
-
-  /** A job that retries on a short period: counted and logged once per episode. */
-  private failedEpisode(job: string, err: unknown, effect: string): void {
-    const code = this.failures.episode(job, err);
-    if (code !== null)
-      this.log.warn({ job, error: { code, message: messageOf(err) } }, `${job} failing: ${effect}`);
   }
 
   private async loop(store: Store): Promise<void> {
@@ -384,35 +388,6 @@ export class Listener {
       },
       log: this.log,
     });
-  }
-
-  /**
-   * While the master idles no entry arrives, yet the archive is complete: each second, if the
-   * master's sampled offset is no further than what is durable, record that instant so
-   * restores up to it are allowed (a PING every 10 s would otherwise be the only proof).
-   */
-  private async recordSeen(store: Store): Promise<void> {
-    let last = 0;
-    while (!this.stopping) {
-      await sleep(1000, undefined, { signal: this.wake.signal }).catch(() => undefined);
-      const s = this.session?.snapshot();
-      const m = this.watch?.latest();
-      if (this.stopping || s === undefined || m === undefined || m === null) continue;
-      if (s.phase !== 'streaming' || s.timeline === null || s.durableOffset === null) continue;
-      if (m.replid !== s.replid || m.offset > s.durableOffset || m.at <= last) continue;
-      const seen: SeenRecord = { timeline: s.timeline, offset: s.durableOffset, time: m.at };
-      try {
-        await store.batch([
-          { type: 'put', key: keys.seen(this.config.name), value: json.encode(seen) },
-        ]);
-      } catch (err) {
-        // Restores up to an idle master's present wait for the next write meanwhile.
-        this.failedEpisode('seen record', err, 'the restorable end waits for the next write');
-        continue;
-      }
-      this.failures.recovered('seen record');
-      last = m.at;
-    }
   }
 
   /**

@@ -18,6 +18,7 @@ import { scheduleFreshBases } from './fresh-bases.js';
 import { FATAL } from './listener.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
+import { recordSeen } from './seen.js';
 import { type ErrorCounts, messageOf } from './supervise.js';
 
 /** How each session connects, reads and commits: the same for every shard. */
@@ -126,7 +127,19 @@ export class ShardRunner {
     const known = await new Archive(this.options.store).bases(this.options.source.name);
     this.lastBaseAt = known.length > 0 ? Math.max(...known.map((b) => b.takenAt)) : null;
     await this.watch.load();
-    const background = [this.watch.run(this.stopped.signal), this.scheduleBases()];
+    const background = [
+      this.watch.run(this.stopped.signal),
+      this.scheduleBases(),
+      recordSeen({
+        store: this.options.store,
+        source: this.options.source.name,
+        session: () => this.session?.snapshot(),
+        latest: () => this.watch.latest(),
+        failures: this.options.failures,
+        log: this.options.log,
+        signal: this.stopped.signal,
+      }),
+    ];
     try {
       await this.stream();
     } finally {
