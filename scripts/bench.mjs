@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * npm run bench: rf measured side by side with the native limits and Redis's own alternatives,
- * every reference measured in the same run on the same machine (issue 7).
+ * every reference measured in the same run on the same machine.
  *
  *   node scripts/bench.mjs [--quick] [--json <file>] [--only <row,...>]
  *
