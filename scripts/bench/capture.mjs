@@ -242,7 +242,7 @@ export async function captureRows(cfg, want, progress) {
           `CPU seconds per MB of stream read (median): rf ${cpuPerMB('rf').toFixed(4)}, replica ${cpuPerMB('replica').toFixed(4)}, null replica ${cpuPerMB('null').toFixed(4)} (${fmtBytes(med('rf', (r) => r.streamBytes))} of stream a run)`,
           `per test, rf / replica: ${perTestRatio}`,
           `CPU seconds per run (median): rf ${med('rf', (r) => r.cpu).toFixed(2)}, replica ${med('replica', (r) => r.cpu).toFixed(2)}, null replica ${med('null', (r) => r.cpu).toFixed(2)}; master ${med('rf', (r) => r.masterCpu).toFixed(2)} with rf, ${med('replica', (r) => r.masterCpu).toFixed(2)} with replica, ${med('none', (r) => r.masterCpu).toFixed(2)} alone (2 cores shared by master, redis-benchmark and the replica)`,
-          `rf listen peak RSS during the load: ${fmtBytes(rfPeak)}${rfPeak >= 200e6 ? ' (over the daemon's 200 MB budget)' : ''}; reconnects: ${rfReconnects}; exits after SIGTERM: ${of(
+          `rf listen peak RSS during the load: ${fmtBytes(rfPeak)}${rfPeak >= 200e6 ? ' (over the 200 MB the daemon may use)' : ''}; reconnects: ${rfReconnects}; exits after SIGTERM: ${of(
             'rf',
           )
             .map((r) => `${r.detached.exit} in ${r.detached.stopSeconds.toFixed(1)} s`)
