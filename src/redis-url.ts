@@ -124,6 +124,25 @@ export function describeEndpoint(endpoint: Pick<RedisEndpoint, 'host' | 'port'>)
   return `${host}:${endpoint.port}`;
 }
 
+/**
+ * Another node reached with the same login and TLS as `auth`, in db 0: a cluster node or the
+ * master Sentinel names, found from the one the operator gave.
+ */
+export function endpointAt(
+  auth: Pick<RedisEndpoint, 'username' | 'password' | 'tls'>,
+  at: Pick<RedisEndpoint, 'host' | 'port'>,
+): RedisEndpoint {
+  const { username, password, tls } = auth;
+  return {
+    host: at.host,
+    port: at.port,
+    db: 0,
+    tls,
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+  };
+}
+
 /** The same node: host and port (null is no node, the same as another null). */
 export function sameEndpoint(
   a: Pick<RedisEndpoint, 'host' | 'port'> | null,

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type tls from 'node:tls';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js';
+import { describeEndpoint, endpointAt, type RedisEndpoint, redactUrl } from '../redis-url.js';
 import { assignShards } from '../replication/cluster-shards.js';
 import {
   type ClusterNode,
@@ -207,15 +207,7 @@ export class ClusterListener {
   }
 
   private endpointOf(node: Pick<ClusterNode, 'host' | 'port'>): RedisEndpoint {
-    const { username, password, tls } = this.config.endpoint;
-    return {
-      host: node.host,
-      port: node.port,
-      db: 0,
-      tls,
-      ...(username === undefined ? {} : { username }),
-      ...(password === undefined ? {} : { password }),
-    };
+    return endpointAt(this.config.endpoint, node);
   }
 
   /** Records what the topology says, starts runners for new shards and points each at its master. */

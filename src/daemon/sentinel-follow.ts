@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import { Backoff } from '../backoff.js';
 import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
+import { describeEndpoint, endpointAt, type RedisEndpoint } from '../redis-url.js';
 import {
   askMaster,
   type NamedMaster,
@@ -93,15 +93,7 @@ export class SentinelFollower {
   }
 
   private endpointOf(at: { host: string; port: number }): RedisEndpoint {
-    const { username, password, tls } = this.config.masterAuth;
-    return {
-      host: at.host,
-      port: at.port,
-      db: 0,
-      tls,
-      ...(username === undefined ? {} : { username }),
-      ...(password === undefined ? {} : { password }),
-    };
+    return endpointAt(this.config.masterAuth, at);
   }
 
   /**
