@@ -2,7 +2,7 @@ import { keyArgs } from '../resp/key-args.js';
 import type { Archive } from '../store/archive.js';
 import type { ClusterRecord } from '../store/cluster.js';
 import { forEachEntry } from '../store/codec.js';
-import { frameKindAt, Kind, nameOf, parseArgs } from '../store/commands.js';
+import { frameKindAt, frameNameIs, Kind, nameOf, parseArgs } from '../store/commands.js';
 
 /**
  * How far either side of T the streams are read for MIGRATEs under way: the source waits for the
@@ -13,18 +13,6 @@ export const MIGRATE_WINDOW_MS = 60_000;
 
 /** Past this many keys in flight, each write near T is parsed rather than searched for each key. */
 const SEARCH_KEYS = 64;
-
-const RESTORE_ASKING = Buffer.from('restore-asking');
-
-/** Whether the frame at `pos` (`*N\r\n$L\r\n<name>`) is RESTORE-ASKING, in any letter case. */
-function isRestoreAsking(buf: Buffer, pos: number): boolean {
-  let i = buf.indexOf(13, pos) + 3;
-  let len = 0;
-  for (; i < buf.length && buf[i] !== 13; i++) len = len * 10 + buf[i]! - 48;
-  if (len !== RESTORE_ASKING.length) return false;
-  for (let k = 0; k < len; k++) if ((buf[i + 2 + k]! | 0x20) !== RESTORE_ASKING[k]) return false;
-  return true;
-}
 
 /**
  * Every data write of a shard's stream captured in [from, until], in stream order (timelines in
@@ -84,7 +72,7 @@ export async function keysInFlight(
   const received = new Map<string, Received>();
   for (const shard of cluster.shards) {
     await eachWriteNear(archive, shard.source, t - windowMs, t, (time, buf, pos, len) => {
-      if (!isRestoreAsking(buf, pos)) return;
+      if (!frameNameIs(buf, pos, 'restore-asking')) return;
       const key = parseArgs(buf.subarray(pos, pos + len))[1];
       if (key === undefined) return;
       // The last RESTORE-ASKING of each key at or before T on this shard.

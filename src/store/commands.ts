@@ -81,6 +81,16 @@ export function frameKindAt(buf: Buffer, pos: number): Kind {
   return Kind.write;
 }
 
+/** Whether the frame at `pos` names the command `lit` (lower-case ASCII), making no string. */
+export function frameNameIs(buf: Buffer, pos: number, lit: string): boolean {
+  const end = buf.length;
+  let i = pos + 1;
+  while (i < end && buf[i] !== 13) i++;
+  let len = 0;
+  for (i += 3; i < end && buf[i] !== 13; i++) len = len * 10 + buf[i]! - 48;
+  return is(buf, i + 2, len, lit);
+}
+
 /** Whether a frame is REPLCONF GETACK, which asks the replica where it is. */
 export function isGetAck(args: readonly Buffer[]): boolean {
   const [a, b] = args;
