@@ -17,6 +17,7 @@ const NOT_WITH_CLUSTER: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
   ['repo', '--repo'],
+  ['rollBaseEvery', '--roll-base-every'],
 ];
 
 /** `rf listen --cluster`: every shard of a Redis Cluster into one store. */

@@ -100,8 +100,25 @@ export async function runUntilSignal(
 }
 
 /**
- * Flags a mode of rf listen does not support yet: refused with RF_USAGE naming the flag rather
- * than silently ignored (`mode`: `--cluster`, `--sentinel`; `instead`: what to do).
+ * Why the AOF captures stay with one master: the AOF is a file on the master's own host, and the
+ * master of a Sentinel source or of a cluster shard moves to another host with each failover.
+ */
+const AOF_ON_THE_MASTER_HOST: Partial<Record<string, { why: string; instead: string }>> = {
+  '--aof-dir': {
+    why: 'reads the AOF files on the master’s own host',
+    instead:
+      'the replication stream is the archive and follows the master; to also keep one host’s AOF, run a separate `rf listen --source redis://<that master> --aof-dir DIR` on that host',
+  },
+  '--ingest': {
+    why: 'takes the AOF that `rf ship` reads on one master’s host',
+    instead:
+      'the replication stream is the archive and follows the master; to also keep one host’s AOF, point `rf ship` at a separate `rf listen --source redis://<that master> --ingest HOST:PORT`',
+  },
+};
+
+/**
+ * Flags a mode of rf listen does not take: refused with RF_USAGE naming the flag rather than
+ * silently ignored (`mode`: `--cluster`, `--sentinel`; `instead`: what to do).
  */
 export function refuseFlags(
   options: ListenFlags,
@@ -110,12 +127,19 @@ export function refuseFlags(
   instead: string,
 ): void {
   for (const [key, flag] of flags) {
-    if (options[key] !== undefined) {
-      throw new RfError('RF_USAGE', `${flag} is not supported with ${mode} yet`, {
-        details: { flag },
-        hint: `leave out ${flag}, or ${instead}`,
-      });
+    if (options[key] === undefined) continue;
+    const aof = AOF_ON_THE_MASTER_HOST[flag];
+    if (aof !== undefined) {
+      throw new RfError(
+        'RF_USAGE',
+        `${flag} is not taken with ${mode}: it ${aof.why}, and with ${mode} the master moves to another host with each failover`,
+        { details: { flag }, hint: `leave out ${flag}: ${aof.instead}` },
+      );
     }
+    throw new RfError('RF_USAGE', `${flag} is not supported with ${mode} yet`, {
+      details: { flag },
+      hint: `leave out ${flag}, or ${instead}`,
+    });
   }
   if (options.retain !== null) {
     throw new RfError('RF_USAGE', `--retain is not supported with ${mode} yet`, {
