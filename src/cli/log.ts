@@ -102,7 +102,8 @@ export async function readLog(
   try {
     const archive = new Archive(kv);
     const cluster = await readCluster(kv, options.name);
-    const sources = cluster === undefined ? [options.name] : clusterSources(cluster, filter.key);
+    const shards = cluster === undefined ? undefined : clusterSources(cluster, filter.key);
+    const sources = shards === undefined ? [options.name] : shards.sources;
     const timelines = (await Promise.all(sources.map((s) => archive.timelines(s)))).flat();
     const records = await Promise.all(sources.map((s) => archive.requireSource(s)));
     const latest = timelines.reduce<number | undefined>(
@@ -120,10 +121,7 @@ export async function readLog(
     // Every command that takes a time says what it understood, before it acts.
     hooks.note(since === null ? 'since the first write archived' : describeInstant(since, 'since'));
     hooks.note(until === null ? 'until the last write archived' : describeInstant(until, 'until'));
-    if (cluster !== undefined)
-      hooks.note(
-        `cluster ${cluster.name}: ${sources.length} of ${cluster.shards.length} shards read`,
-      );
+    if (shards !== undefined) hooks.note(shards.note);
     // Which server wrote these: Redis 6 propagates expiries relative, 7.0 absolute.
     for (const record of records)
       if (record.server !== undefined)
@@ -163,21 +161,29 @@ export async function readLog(
 }
 
 /**
- * The shard sources of a cluster `rf log` reads. A key without wildcards lives in one slot: only
- * the shards the record shows owning that slot at some time can have written it (cluster.c
- * getNodeByQuery). Anything else, or a slot no record names, reads every shard.
+ * The shard sources of a cluster `rf log` reads, and what the note says of them. Every shard is
+ * read, even for a key whose slot the record names owners of: while a slot migrates, the
+ * importing shard takes the key (RESTORE-ASKING) and writes sent with ASKING before any topology
+ * names it as the owner, and a migration abandoned with SETSLOT STABLE never does (cluster.c
+ * getNodeByQuery). The key index keeps that cheap: a shard whose segments cannot hold the key is
+ * passed over segment by segment, not read.
  */
-function clusterSources(cluster: ClusterRecord, key: Buffer | undefined): string[] {
-  const all = cluster.shards.map((s) => s.source);
+function clusterSources(
+  cluster: ClusterRecord,
+  key: Buffer | undefined,
+): { sources: string[]; note: string } {
+  const sources = cluster.shards.map((s) => s.source);
+  const head = `cluster ${cluster.name}: ${sources.length} shards read`;
   const literal = key === undefined ? null : literalKey(key);
-  if (literal === null) return all;
+  if (literal === null) return { sources, note: head };
   const slot = slotOf(literal);
   const owners = new Set<string>();
   for (const change of cluster.slots)
     for (const [id, ranges] of Object.entries(change.owners))
       if (ranges.some(([a, b]) => a <= slot && slot <= b)) owners.add(id);
-  const picked = cluster.shards.filter((s) => owners.has(s.id)).map((s) => s.source);
-  return picked.length === 0 ? all : picked;
+  const named = cluster.shards.filter((s) => owners.has(s.id)).map((s) => s.id);
+  const by = named.length === 0 ? 'no shard recorded as its owner' : `owned by ${named.join(', ')}`;
+  return { sources, note: `${head} (slot ${slot}: ${by}; the others through their key index)` };
 }
 
 function parseFilter(options: LogOptions): LogFilter {
