@@ -1,5 +1,6 @@
 import { redisConnection } from '../config.js';
 import { ClusterListener } from '../daemon/cluster-listener.js';
+import { RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import type { ListenFlags } from './listen.js';
 import {
@@ -34,6 +35,12 @@ export async function run(options: ListenFlags): Promise<number> {
       '--cluster',
       'archive each master on its own without --cluster',
     );
+    if (options.retain !== null) {
+      throw new RfError('RF_USAGE', '--retain is not supported with --cluster yet', {
+        details: { flag: '--retain' },
+        hint: 'leave out --retain: the --cluster archive keeps everything',
+      });
+    }
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
     listener = new ClusterListener(
       {

@@ -1,8 +1,10 @@
 import type tls from 'node:tls';
+import type { RollSchedule } from '../daemon/roll-bases.js';
 import { isRfError, RfError } from '../errors.js';
 import { isLoopback, parseListen } from '../listen-address.js';
 import type { Logger } from '../logger.js';
 import { type RedisEndpoint, redactUrl } from '../redis-url.js';
+import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import type { ListenFlags, ListenOptions } from './listen.js';
 import { reportError } from './output.js';
 
@@ -34,6 +36,35 @@ export function metricsSetting(options: ListenOptions): {
   return options.metrics === undefined
     ? {}
     : { metrics: parseListen('--metrics', options.metrics) };
+}
+
+/**
+ * --roll-base-every: the roll the daemon runs on the store it owns, up to the newest write of the
+ * source it is given (the one --source archives, or each cluster shard's).
+ */
+function rollSchedule(options: ListenFlags, everyMs: number, log: Logger): RollSchedule {
+  return {
+    everyMs,
+    roll: async (store, source) => {
+      const result = await rollBase(store, {
+        name: source,
+        until: 'latest',
+        tz: 'UTC',
+        now: Date.now(),
+        ...(options.redisServer === undefined ? {} : { redisServer: options.redisServer }),
+        idleTimeoutMs: SCRATCH_IDLE_MS,
+        log: log.child({ job: 'rolled base', source }),
+      });
+      return result.built ? result.base : null;
+    },
+  };
+}
+
+/** --roll-base-every as a listener takes it (absent: no rolled bases). */
+export function rollSetting(options: ListenFlags, log: Logger): { rollBases?: RollSchedule } {
+  return options.rollBaseEvery === undefined
+    ? {}
+    : { rollBases: rollSchedule(options, options.rollBaseEvery, log) };
 }
 
 /** After the first log line: metrics served beyond this host are allowed, and said. */
@@ -139,12 +170,6 @@ export function refuseFlags(
     throw new RfError('RF_USAGE', `${flag} is not supported with ${mode} yet`, {
       details: { flag },
       hint: `leave out ${flag}, or ${instead}`,
-    });
-  }
-  if (options.retain !== null) {
-    throw new RfError('RF_USAGE', `--retain is not supported with ${mode} yet`, {
-      details: { flag: '--retain' },
-      hint: `leave out --retain: the ${mode} archive keeps everything`,
     });
   }
 }

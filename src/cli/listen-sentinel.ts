@@ -8,6 +8,7 @@ import {
   echoedOptions,
   metricsSetting,
   refuseFlags,
+  rollSetting,
   runUntilSignal,
   sourceSettings,
   warnWideMetrics,
@@ -19,7 +20,6 @@ const NOT_WITH_SENTINEL: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
   ['repo', '--repo'],
-  ['rollBaseEvery', '--roll-base-every'],
 ];
 
 /** `rf listen --sentinel … --master-name N`: the master Sentinel names, through failovers. */
@@ -41,6 +41,8 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
         ...settings,
         ...metricsSetting(options),
         baseEveryMs: options.baseEvery,
+        ...rollSetting(options, log),
+        retainMs: options.retain,
         sentinels,
         masterName,
         masterAuth,
@@ -56,6 +58,9 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
           sentinel: options.sentinel.map(redactUrl),
           masterName,
           masterUser: options.masterUser ?? null,
+          baseEvery: options.baseEvery,
+          rollBaseEvery: options.rollBaseEvery ?? null,
+          retain: options.retain,
           sentinelPasswordFrom: options.sentinelPasswordFile
             ? 'file'
             : sentinels.some((s) => s.password !== undefined)

@@ -1,16 +1,15 @@
 import { parseIngestGrants } from '../aof/index.js';
 import { readOptionFile, redisConnection } from '../config.js';
 import { type ListenConfig, Listener } from '../daemon/listener.js';
-import type { RollSchedule } from '../daemon/roll-bases.js';
 import { RfError } from '../errors.js';
 import { isLoopback, parseListen } from '../listen-address.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger } from '../logger.js';
 import { type RepoFlags, repoFromFlags } from '../repo/open.js';
-import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import { warnIfSharedSecret } from '../warnings.js';
 import {
   echoedOptions,
   metricsSetting,
+  rollSetting,
   runUntilSignal,
   sourceSettings,
   warnWideMetrics,
@@ -86,9 +85,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
       {
         ...sourceSettings(options, endpoint, tlsOptions),
         baseEveryMs: options.baseEvery,
-        ...(options.rollBaseEvery === undefined
-          ? {}
-          : { rollBases: rollSchedule(options, options.rollBaseEvery, log) }),
+        ...rollSetting(options, log),
         ...metricsSetting(options),
         retainMs: options.retain,
         ...(options.aofDir === undefined
@@ -200,23 +197,4 @@ function readTokenFile(flag: string, file: string): string {
   const text = readOptionFile(flag, file).toString('utf8');
   warnIfSharedSecret(flag, file);
   return text;
-}
-
-/** --roll-base-every: the roll the daemon runs on the store it owns, up to the newest write. */
-function rollSchedule(options: ListenFlags, everyMs: number, log: Logger): RollSchedule {
-  return {
-    everyMs,
-    roll: async (store) => {
-      const result = await rollBase(store, {
-        name: options.name,
-        until: 'latest',
-        tz: 'UTC',
-        now: Date.now(),
-        ...(options.redisServer === undefined ? {} : { redisServer: options.redisServer }),
-        idleTimeoutMs: SCRATCH_IDLE_MS,
-        log: log.child({ job: 'rolled base' }),
-      });
-      return result.built ? result.base : null;
-    },
-  };
 }

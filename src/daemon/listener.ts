@@ -33,6 +33,7 @@ import { scheduleFreshBases } from './fresh-bases.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
+import { scheduleRetention } from './retention-loop.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSeen } from './seen.js';
 import { recordSourceFacts } from './source-facts.js';
@@ -410,32 +411,28 @@ export class Listener {
     this.uploader.start();
   }
 
-  /** Prunes what the --retain window no longer needs, once a minute (or sooner for short windows). */
+  /** Prunes what the --retain window no longer needs (retention-loop.ts). */
   private async scheduleRetention(store: Store): Promise<void> {
     const { config, log } = this;
     const retain = config.retainMs;
     if (retain === null) return;
-    const every = Math.max(1000, Math.min(retain / 10, 60_000));
-    while (!this.stopping) {
-      try {
-        // Nothing is deleted locally before the bucket holds it: with --repo the window starts
-        // no later than what the bucket already holds.
-        const windowStart = Math.min(
-          Date.now() - retain,
-          this.uploader?.heldUntil() ?? Number.POSITIVE_INFINITY,
-        );
-        const result = await pruneArchive(store, config.name, windowStart, retain, log);
-        if (result.segmentsDeleted + result.basesDeleted + result.timelinesDropped > 0)
-          log.info(result, 'retention: pruned');
-      } catch (err) {
-        const code = this.failures.note('retention', err);
-        log.warn(
-          { error: { code, message: messageOf(err) } },
-          'retention: pruning failed; will try again',
-        );
-      }
-      await sleep(every, undefined, { signal: this.wake.signal }).catch(() => undefined);
-    }
+    await scheduleRetention({
+      retainMs: retain,
+      // Nothing is deleted locally before the bucket holds it: with --repo the window starts
+      // no later than what the bucket already holds.
+      prune: (windowStart) =>
+        pruneArchive(
+          store,
+          config.name,
+          Math.min(windowStart, this.uploader?.heldUntil() ?? Number.POSITIVE_INFINITY),
+          retain,
+          log,
+        ),
+      stopping: () => this.stopping,
+      signal: this.wake.signal,
+      failures: this.failures,
+      log,
+    });
   }
 
   /**

@@ -12,8 +12,11 @@ import type { BaseMeta } from '../store/types.js';
  */
 export interface RollSchedule {
   everyMs: number;
-  /** Builds a base at the newest transaction boundary archived; null when one stands there already. */
-  roll: (store: Store) => Promise<BaseMeta | null>;
+  /**
+   * Builds a base of `source` at the newest transaction boundary archived; null when one stands
+   * there already. A cluster rolls each shard's source on its own.
+   */
+  roll: (store: Store, source: string) => Promise<BaseMeta | null>;
 }
 
 export interface RollLoop {
@@ -48,7 +51,7 @@ export async function scheduleRolledBases(loop: RollLoop): Promise<void> {
     if (Date.now() - latest < schedule.everyMs) continue;
     lastAttempt = Date.now();
     try {
-      const base = await schedule.roll(loop.store);
+      const base = await schedule.roll(loop.store, loop.source);
       if (base !== null)
         log.info({ timeline, offset: base.offset, bytes: base.bytes }, 'rolled base built');
     } catch (err) {

@@ -3,6 +3,7 @@ import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
+import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { readCluster } from '../store/cluster.js';
 import { type Store, storePaths } from '../store/store.js';
@@ -12,6 +13,8 @@ import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
 import type { MasterSample } from './master-watch.js';
 import { startMetricsServer } from './metrics.js';
+import { scheduleRetention } from './retention-loop.js';
+import type { RollSchedule } from './roll-bases.js';
 import { type FollowConfig, type FollowStatus, SentinelFollower } from './sentinel-follow.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
 import { recordSourceFacts } from './source-facts.js';
@@ -24,6 +27,10 @@ export interface SentinelListenConfig extends SessionTuning, FollowConfig {
   metrics?: { host: string; port: number };
   /** Take a fresh base this often (null: never). */
   baseEveryMs: number | null;
+  /** Roll a base forward off the master this often, in a scratch redis-server. */
+  rollBases?: RollSchedule;
+  /** Keep what restores within this long before now need; prune the rest (null: keep all). */
+  retainMs: number | null;
 }
 
 export interface SentinelListenerStatus extends Omit<ShardRunnerStatus, 'master' | 'masterSample'> {
@@ -150,6 +157,7 @@ export class SentinelListener {
         name: _n,
         refreshMs: _r,
         metrics: _x,
+        retainMs: _t,
         ...tuning
       } = config;
       const runner = new ShardRunner({
@@ -184,7 +192,7 @@ export class SentinelListener {
         });
       }
       control = await serveOwnedStore(config.store, store, () => this.status(), log);
-      tasks.push(this.follower.run(first));
+      tasks.push(this.follower.run(first), this.scheduleRetention(store));
       await runner.run();
     } finally {
       this.stop();
@@ -193,6 +201,21 @@ export class SentinelListener {
       await control?.close();
       await store.close();
     }
+  }
+
+  /** --retain: the one source pruned as rf listen --source prunes it. */
+  private async scheduleRetention(store: Store): Promise<void> {
+    const { config, log } = this;
+    const retain = config.retainMs;
+    if (retain === null) return;
+    await scheduleRetention({
+      retainMs: retain,
+      prune: (windowStart) => pruneArchive(store, config.name, windowStart, retain, log),
+      stopping: () => this.stopping,
+      signal: this.wake.signal,
+      failures: this.failures,
+      log,
+    });
   }
 
   private sourceUrl(): string {

@@ -18,6 +18,7 @@ import { scheduleFreshBases } from './fresh-bases.js';
 import { FATAL } from './listener.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
+import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSeen } from './seen.js';
 import { type ErrorCounts, messageOf } from './supervise.js';
 
@@ -42,6 +43,8 @@ export interface ShardRunnerOptions extends SessionTuning {
   onLost: () => void;
   /** Take a fresh base this often (null or absent: never), as rf listen --base-every. */
   baseEveryMs?: number | null;
+  /** Roll a base forward off the master this often, as rf listen --roll-base-every. */
+  rollBases?: RollSchedule;
 }
 
 export interface ShardRunnerStatus {
@@ -130,6 +133,7 @@ export class ShardRunner {
     const background = [
       this.watch.run(this.stopped.signal),
       this.scheduleBases(),
+      this.scheduleRolls(),
       recordSeen({
         store: this.options.store,
         source: this.options.source.name,
@@ -182,6 +186,32 @@ export class ShardRunner {
     });
   }
 
+  /** --roll-base-every: bases of this shard rolled forward in a scratch redis-server. */
+  private async scheduleRolls(): Promise<void> {
+    const { options } = this;
+    const schedule = options.rollBases;
+    if (schedule === undefined) return;
+    await scheduleRolledBases({
+      store: options.store,
+      source: options.source.name,
+      schedule,
+      timeline: () => {
+        const s = this.session?.snapshot();
+        return s?.phase === 'streaming' ? s.timeline : null;
+      },
+      stopping: () => this.stopping,
+      signal: this.stopped.signal,
+      failed: (err) => {
+        const code = options.failures.note(`rolled base ${options.source.name}`, err);
+        options.log.warn(
+          { error: { code, message: messageOf(err) } },
+          'rolled base failed; will try again',
+        );
+      },
+      log: options.log,
+    });
+  }
+
   private async stream(): Promise<void> {
     const { options } = this;
     const { log } = options;
@@ -201,7 +231,14 @@ export class ShardRunner {
         await this.pause(backoff.next());
         continue;
       }
-      const { failures: _f, onLost: _o, log: _l, baseEveryMs: _b, ...sessionOptions } = options;
+      const {
+        failures: _f,
+        onLost: _o,
+        log: _l,
+        baseEveryMs: _b,
+        rollBases: _r,
+        ...sessionOptions
+      } = options;
       const session = new ReplicationSession({
         ...sessionOptions,
         endpoint: master,

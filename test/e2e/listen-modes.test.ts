@@ -61,3 +61,32 @@ describe('rf listen --cluster and --sentinel refuse what follows one master host
     expect(err.details.flag).toBe('--roll-base-every');
   });
 });
+
+describe('rf listen --sentinel takes --retain and --roll-base-every', () => {
+  it('past the flags, it goes on to ask Sentinel (exit 3 with none answering, not RF_USAGE)', async () => {
+    const port = await freePort();
+    const store = await scope.storeDir();
+    const res = await rf(
+      [
+        'listen',
+        '--sentinel',
+        `redis://127.0.0.1:${port}`,
+        '--master-name',
+        'm',
+        '--retain',
+        '7d',
+        '--roll-base-every',
+        '1h',
+        '--store',
+        store,
+        '--connect-timeout',
+        '2000',
+        '--json',
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect(res.code, res.stderr).toBe(3);
+    expect(`${res.stdout}${res.stderr}`).toContain('RF_SENTINEL_UNREACHABLE');
+    expect(`${res.stdout}${res.stderr}`).not.toContain('RF_USAGE');
+  });
+});

@@ -186,3 +186,24 @@ export function pairs(reply: unknown[]): Record<string, string> {
   for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
   return out;
 }
+
+/** rf's acknowledged offset on `master` (rf announces listening-port 0), or null. */
+export async function rfOffset(master: RedisClient): Promise<number | null> {
+  const info = await master.info('replication');
+  for (const [k, v] of Object.entries(info)) {
+    if (!/^slave\d+$/.test(k)) continue;
+    const f = Object.fromEntries(v.split(',').map((kv) => kv.split('=') as [string, string]));
+    if (f.port === '0' && f.state === 'online') return Number(f.offset);
+  }
+  return null;
+}
+
+/** Until rf has acknowledged (made durable) everything `master` has written so far. */
+export async function rfHolds(master: RedisClient): Promise<void> {
+  const offset = Number((await master.info('replication')).master_repl_offset);
+  await waitFor(
+    async () => ((await rfOffset(master)) ?? -1) >= offset,
+    `rf to acknowledge offset ${offset}`,
+    30_000,
+  );
+}

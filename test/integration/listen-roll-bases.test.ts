@@ -1,13 +1,12 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Listener } from '../../src/daemon/listener.js';
-import type { RollSchedule } from '../../src/daemon/roll-bases.js';
 import { silentLogger } from '../../src/logger.js';
-import { rollBase, SCRATCH_IDLE_MS } from '../../src/restore/compact.js';
 import { listenConfig } from '../helpers/listen-config.js';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest } from '../helpers/redis.js';
 import { rf } from '../helpers/rf.js';
+import { rollSchedule } from '../helpers/roll-schedule.js';
 import { caughtUp, testScope } from '../helpers/scope.js';
 import { workloadPhase } from '../helpers/workload.js';
 
@@ -18,24 +17,6 @@ import { workloadPhase } from '../helpers/workload.js';
  */
 
 const scope = testScope();
-
-function schedule(redisServer?: string): RollSchedule {
-  return {
-    everyMs: 1000,
-    roll: async (store) => {
-      const r = await rollBase(store, {
-        name: 'default',
-        until: 'latest',
-        tz: 'UTC',
-        now: Date.now(),
-        ...(redisServer === undefined ? {} : { redisServer }),
-        idleTimeoutMs: SCRATCH_IDLE_MS,
-        log: silentLogger(),
-      });
-      return r.built ? r.base : null;
-    },
-  };
-}
 
 function start(listener: Listener): void {
   const running = listener.run();
@@ -61,7 +42,7 @@ describe('rf listen --roll-base-every', () => {
     const store = await scope.storeDir();
     const c = await master.client();
     await workloadPhase(c, 0);
-    start(new Listener(listenConfig(master, store, { rollBases: schedule() }), silentLogger()));
+    start(new Listener(listenConfig(master, store, { rollBases: rollSchedule() }), silentLogger()));
     await caughtUp(master);
     await workloadPhase(c, 1);
     await caughtUp(master);
@@ -81,7 +62,7 @@ describe('rf listen --roll-base-every', () => {
     const store = await scope.storeDir();
     const missing = path.join(path.dirname(store), 'no-such-redis-server');
     const listener = new Listener(
-      listenConfig(master, store, { rollBases: schedule(missing) }),
+      listenConfig(master, store, { rollBases: rollSchedule(1000, missing) }),
       silentLogger(),
     );
     start(listener);

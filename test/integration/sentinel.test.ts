@@ -6,7 +6,7 @@ import type { RedisClient } from '../../src/resp/client.js';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest, freePort, type RedisServer } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
-import { startSentinel, startSentinels, type TestSentinels } from '../helpers/sentinel.js';
+import { rfHolds, startSentinel, startSentinels, type TestSentinels } from '../helpers/sentinel.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -132,27 +132,6 @@ class SentinelLoad {
     await this.done;
     this.client?.destroy();
   }
-}
-
-/** rf's acknowledged offset on `master` (rf announces listening-port 0), or null. */
-async function rfOffset(master: RedisClient): Promise<number | null> {
-  const info = await master.info('replication');
-  for (const [k, v] of Object.entries(info)) {
-    if (!/^slave\d+$/.test(k)) continue;
-    const f = Object.fromEntries(v.split(',').map((kv) => kv.split('=') as [string, string]));
-    if (f.port === '0' && f.state === 'online') return Number(f.offset);
-  }
-  return null;
-}
-
-/** Until rf has acknowledged (made durable) everything `master` has written so far. */
-async function rfHolds(master: RedisClient): Promise<void> {
-  const offset = Number((await master.info('replication')).master_repl_offset);
-  await waitFor(
-    async () => ((await rfOffset(master)) ?? -1) >= offset,
-    `rf to acknowledge offset ${offset}`,
-    30_000,
-  );
 }
 
 /** A quiet moment: the master's DEBUG DIGEST once rf holds every write, and T just after. */

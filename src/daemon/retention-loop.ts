@@ -1,0 +1,39 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../logger.js';
+import type { PruneResult } from '../retention/prune.js';
+import { type ErrorCounts, messageOf } from './supervise.js';
+
+/** `--retain`: what the daemon prunes, how it counts a failure, and when it stops. */
+export interface RetentionLoop {
+  retainMs: number;
+  /** Prunes what no restore at or after `windowStart` needs. */
+  prune: (windowStart: number) => Promise<PruneResult>;
+  stopping: () => boolean;
+  signal: AbortSignal;
+  /** A failed prune is counted here for the status and metrics; the loop tries again later. */
+  failures: ErrorCounts;
+  log: Logger;
+}
+
+/**
+ * Prunes to the window that ends now, once a minute (or sooner for short windows). A failure is
+ * counted and logged, never fatal: capture goes on, and the next run finishes the job (each
+ * prune leaves a whole archive at every step).
+ */
+export async function scheduleRetention(loop: RetentionLoop): Promise<void> {
+  const every = Math.max(1000, Math.min(loop.retainMs / 10, 60_000));
+  while (!loop.stopping()) {
+    try {
+      const result = await loop.prune(Date.now() - loop.retainMs);
+      if (result.segmentsDeleted + result.basesDeleted + result.timelinesDropped > 0)
+        loop.log.info(result, 'retention: pruned');
+    } catch (err) {
+      const code = loop.failures.note('retention', err);
+      loop.log.warn(
+        { error: { code, message: messageOf(err) } },
+        'retention: pruning failed; will try again',
+      );
+    }
+    await sleep(every, undefined, { signal: loop.signal }).catch(() => undefined);
+  }
+}
