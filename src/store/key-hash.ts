@@ -19,6 +19,20 @@ export function fmix32(h0: number): number {
   return h >>> 0;
 }
 
+/** MurmurHash3's mixing of one 4-byte block (or of the tail bytes), before it enters the hash. */
+function mixBlock(k0: number): number {
+  let k = Math.imul(k0, C1);
+  k = (k << 15) | (k >>> 17);
+  return Math.imul(k, C2);
+}
+
+/** MurmurHash3's step of the hash by one mixed block. */
+function absorb(h0: number, k: number): number {
+  let h = h0 ^ k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
 /** MurmurHash3 x86_32 of buf[from, to). */
 export function murmur3(buf: Uint8Array, from: number, to: number, seed: number): number {
   let h = seed | 0;
@@ -26,13 +40,10 @@ export function murmur3(buf: Uint8Array, from: number, to: number, seed: number)
   const body = from + (length & ~3);
   let i = from;
   for (; i < body; i += 4) {
-    let k = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = absorb(
+      h,
+      mixBlock(buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)),
+    );
   }
   const tail = length & 3;
   if (tail > 0) {
@@ -40,10 +51,7 @@ export function murmur3(buf: Uint8Array, from: number, to: number, seed: number)
     if (tail === 3) k ^= buf[i + 2]! << 16;
     if (tail >= 2) k ^= buf[i + 1]! << 8;
     k ^= buf[i]!;
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
+    h ^= mixBlock(k);
   }
   return fmix32(h ^ length);
 }
@@ -91,4 +99,56 @@ export function indexedPrefixLength(literal: Uint8Array): number {
     }
   }
   return end;
+}
+
+/** Room `keyHashes` needs: the key's hash and one per indexed prefix. */
+export const KEY_HASHES = 1 + MAX_PREFIXES;
+
+/**
+ * What the key index stores for the key buf[from, to), in one pass over its bytes: its keyHash
+ * in out[0], then the prefixHash of the key up to each of its first MAX_PREFIXES separators;
+ * returns how many hashes it wrote. MurmurHash3 mixes each block the same way whatever the seed,
+ * so the key's hash and its prefixes' share that work, and a prefix's hash is the prefix hash
+ * so far finished with the bytes of its last, partial block. The results are those of keyHash
+ * and prefixHash, to the bit.
+ */
+export function keyHashes(buf: Uint8Array, from: number, to: number, out: Uint32Array): number {
+  let hk = KEY_SEED | 0;
+  let hp = PREFIX_SEED | 0;
+  let n = 1;
+  const length = to - from;
+  const body = from + (length & ~3);
+  let i = from;
+  for (; i < body; i += 4) {
+    const b0 = buf[i]!;
+    const b1 = buf[i + 1]!;
+    const b2 = buf[i + 2]!;
+    const b3 = buf[i + 3]!;
+    const at = i - from;
+    if (n <= MAX_PREFIXES && (SEPARATOR[b0]! | SEPARATOR[b1]! | SEPARATOR[b2]!) !== 0) {
+      if (SEPARATOR[b0] === 1) out[n++] = fmix32(hp ^ mixBlock(b0) ^ (at + 1));
+      if (SEPARATOR[b1] === 1 && n <= MAX_PREFIXES)
+        out[n++] = fmix32(hp ^ mixBlock(b0 | (b1 << 8)) ^ (at + 2));
+      if (SEPARATOR[b2] === 1 && n <= MAX_PREFIXES)
+        out[n++] = fmix32(hp ^ mixBlock(b0 | (b1 << 8) | (b2 << 16)) ^ (at + 3));
+    }
+    const k = mixBlock(b0 | (b1 << 8) | (b2 << 16) | (b3 << 24));
+    hk = absorb(hk, k);
+    hp = absorb(hp, k);
+    if (SEPARATOR[b3] === 1 && n <= MAX_PREFIXES) out[n++] = fmix32(hp ^ (at + 4));
+  }
+  const tail = length & 3;
+  if (tail > 0) {
+    const at = i - from;
+    let k = 0;
+    for (let j = 0; j < tail; j++) {
+      const b = buf[i + j]!;
+      k |= b << (8 * j);
+      if (SEPARATOR[b] === 1 && n <= MAX_PREFIXES)
+        out[n++] = fmix32(hp ^ mixBlock(k) ^ (at + j + 1));
+    }
+    hk ^= mixBlock(k);
+  }
+  out[0] = fmix32(hk ^ length);
+  return n;
 }

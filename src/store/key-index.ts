@@ -2,7 +2,7 @@ import { crc32 } from 'node:zlib';
 import type { ScannedFrame } from '../resp/frames.js';
 import { keyArgsOf } from '../resp/key-args.js';
 import { CommandState, frameKind, Kind, nameOf, parseArgs } from './commands.js';
-import { fmix32, inDb, keyHash, MAX_PREFIXES, prefixHash, SEPARATOR } from './key-hash.js';
+import { fmix32, inDb, KEY_HASHES, keyHashes } from './key-hash.js';
 import type { Entry } from './types.js';
 
 /**
@@ -52,6 +52,8 @@ export class KeyIndexBuilder {
   /** The db of the last key added: most writes go to the db of the one before. */
   private lastDb = -1;
   private everyKey = false;
+  /** keyHashes' answer for the key being added. */
+  private readonly hashes = new Uint32Array(KEY_HASHES);
   /** The frame being read, for key-args.ts's count and keyword reads. */
   private frame: ScannedFrame | null = null;
   private readonly frameArgs: { length: number; latin1(i: number): string } = {
@@ -128,15 +130,10 @@ export class KeyIndexBuilder {
       this.dbs.add(db);
       this.lastDb = db;
     }
-    this.insert(inDb(keyHash(buf, from, to), db));
-    // Each indexed prefix: the key up to each of its first MAX_PREFIXES separators.
-    let n = 0;
-    for (let i = from; i < to && n < MAX_PREFIXES; i++) {
-      if (SEPARATOR[buf[i]!] === 1) {
-        this.insert(inDb(prefixHash(buf, from, i + 1), db));
-        n++;
-      }
-    }
+    // The key and each indexed prefix: the key up to each of its first MAX_PREFIXES separators.
+    const hashes = this.hashes;
+    const n = keyHashes(buf, from, to, hashes);
+    for (let j = 0; j < n; j++) this.insert(inDb(hashes[j]!, db));
   }
 
   /** Open addressing; 0 marks a free slot, so the hash 0 is kept as 1. */

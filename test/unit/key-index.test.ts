@@ -3,6 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { keyProbe } from '../../src/log/query.js';
 import { encodeCommand } from '../../src/resp/encode.js';
 import { FrameScanner } from '../../src/resp/frames.js';
+import {
+  KEY_HASHES,
+  keyHash,
+  keyHashes,
+  MAX_PREFIXES,
+  prefixHash,
+  SEPARATOR,
+} from '../../src/store/key-hash.js';
 import { KeyIndex, KeyIndexBuilder } from '../../src/store/key-index.js';
 
 /**
@@ -87,6 +95,31 @@ describe('key index', () => {
     expect(probe('a\\*b').kind).toBe('key');
     expect(keyProbe(Buffer.from('*:42'))).toBeNull();
     expect(keyProbe(Buffer.from('ab*'))).toBeNull();
+  });
+
+  it('hashes a key and its prefixes in one pass exactly as keyHash and prefixHash do', () => {
+    // Separators at every place in a block, keys of every length mod 4, at unaligned places.
+    const alphabet = Buffer.from('ab:/.|#{}-_,x0\xff', 'latin1');
+    let seed = 12345;
+    const next = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const out = new Uint32Array(KEY_HASHES);
+    let prefixes = 0;
+    for (let t = 0; t < 20_000; t++) {
+      const from = next(5);
+      const to = from + next(40);
+      const buf = Buffer.alloc(to + next(4));
+      for (let i = 0; i < buf.length; i++) buf[i] = alphabet[next(alphabet.length)]!;
+      const want = [keyHash(buf, from, to)];
+      for (let i = from; i < to && want.length <= MAX_PREFIXES; i++)
+        if (SEPARATOR[buf[i]!] === 1) want.push(prefixHash(buf, from, i + 1));
+      const n = keyHashes(buf, from, to, out);
+      expect([...out.subarray(0, n)], buf.toString('latin1', from, to)).toEqual(want);
+      prefixes += n - 1;
+    }
+    expect(prefixes).toBeGreaterThan(50_000);
   });
 
   it('a damaged index is not used: decode gives null', () => {
