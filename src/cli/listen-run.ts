@@ -1,9 +1,12 @@
 import type tls from 'node:tls';
+import { REPO_DRAIN_MS, type RepoSetting } from '../daemon/repo-upload.js';
 import type { RollSchedule } from '../daemon/roll-bases.js';
 import { isRfError, RfError } from '../errors.js';
 import { isLoopback, parseListen } from '../listen-address.js';
 import type { Logger } from '../logger.js';
 import { type RedisEndpoint, redactUrl } from '../redis-url.js';
+import type { RepoClient } from '../repo/client.js';
+import { repoFromFlags } from '../repo/open.js';
 import { rollBase, SCRATCH_IDLE_MS } from '../restore/compact.js';
 import type { ListenFlags, ListenOptions } from './listen.js';
 import { reportError } from './output.js';
@@ -172,4 +175,32 @@ export function refuseFlags(
       hint: `leave out ${flag}, or ${instead}`,
     });
   }
+}
+
+/** The bucket --repo names (undefined without it); --local-retain alone is refused. */
+export async function repoClient(options: ListenFlags): Promise<RepoClient | undefined> {
+  if (options.localRetain !== null && options.repo === undefined) {
+    throw new RfError('RF_USAGE', '--local-retain bounds the local copy of what --repo uploads', {
+      details: { localRetain: options.localRetain },
+      hint: 'give --repo s3://<bucket>/<prefix> with it, or bound the store with --retain',
+    });
+  }
+  return repoFromFlags(options);
+}
+
+/** --repo for the listeners whose sources a ShardRunner captures (--cluster, --sentinel). */
+export async function shardRepo(options: ListenFlags): Promise<{ repo?: RepoSetting }> {
+  const client = await repoClient(options);
+  return client === undefined
+    ? {}
+    : { repo: { client, localRetainMs: options.localRetain, drainMs: REPO_DRAIN_MS } };
+}
+
+/** What the first log line says of --repo, as rf listen --source echoes it. */
+export function echoedRepo(options: ListenFlags) {
+  return {
+    repo: options.repo ?? null,
+    localRetain: options.localRetain,
+    repoEncrypted: options.repoKeyFile !== undefined,
+  };
 }

@@ -6,10 +6,12 @@ import { type RedisEndpoint, redactUrl } from '../redis-url.js';
 import type { ListenFlags } from './listen.js';
 import {
   echoedOptions,
+  echoedRepo,
   metricsSetting,
   refuseFlags,
   rollSetting,
   runUntilSignal,
+  shardRepo,
   sourceSettings,
   warnWideMetrics,
 } from './listen-run.js';
@@ -19,7 +21,6 @@ import { reportError } from './output.js';
 const NOT_WITH_SENTINEL: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
-  ['repo', '--repo'],
 ];
 
 /** `rf listen --sentinel … --master-name N`: the master Sentinel names, through failovers. */
@@ -36,10 +37,12 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
       endpoint: _e,
       ...settings
     } = sourceSettings(options, sentinels[0]!, tlsOptions);
+    const repo = await shardRepo(options);
     listener = new SentinelListener(
       {
         ...settings,
         ...metricsSetting(options),
+        ...repo,
         baseEveryMs: options.baseEvery,
         ...rollSetting(options, log),
         retainMs: options.retain,
@@ -66,6 +69,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
             : sentinels.some((s) => s.password !== undefined)
               ? 'url'
               : 'none',
+          ...echoedRepo(options),
         },
       },
       'rf listen starting',

@@ -4,11 +4,13 @@ import { type ListenConfig, Listener } from '../daemon/listener.js';
 import { RfError } from '../errors.js';
 import { isLoopback, parseListen } from '../listen-address.js';
 import { createLogger } from '../logger.js';
-import { type RepoFlags, repoFromFlags } from '../repo/open.js';
+import type { RepoFlags } from '../repo/open.js';
 import { warnIfSharedSecret } from '../warnings.js';
 import {
   echoedOptions,
+  echoedRepo,
   metricsSetting,
+  repoClient,
   rollSetting,
   runUntilSignal,
   sourceSettings,
@@ -74,13 +76,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
   let listener: Listener;
   try {
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
-    if (options.localRetain !== null && options.repo === undefined) {
-      throw new RfError('RF_USAGE', '--local-retain bounds the local copy of what --repo uploads', {
-        details: { localRetain: options.localRetain },
-        hint: 'give --repo s3://<bucket>/<prefix> with it, or bound the store with --retain',
-      });
-    }
-    const repo = await repoFromFlags(options);
+    const repo = await repoClient(options);
     listener = new Listener(
       {
         ...sourceSettings(options, endpoint, tlsOptions),
@@ -113,9 +109,7 @@ export async function run(options: ListenFlags, sourceFrom?: string): Promise<nu
           baseEvery: options.baseEvery,
           rollBaseEvery: options.rollBaseEvery ?? null,
           retain: options.retain,
-          repo: options.repo ?? null,
-          localRetain: options.localRetain,
-          repoEncrypted: options.repoKeyFile !== undefined,
+          ...echoedRepo(options),
         },
       },
       'rf listen starting',

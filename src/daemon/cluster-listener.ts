@@ -117,6 +117,7 @@ export class ClusterListener {
           masterSample: null,
           lastBaseAt: null,
           baseEveryMs: null,
+          repo: null,
         }),
       })),
       errors: { ...this.failures.byCode },

@@ -26,7 +26,7 @@ export function clusterMetrics(status: ClusterListenerStatus): MetricsSnapshot {
 export function runnerMetrics(
   shard: Pick<
     ShardRunnerStatus,
-    'session' | 'reconnects' | 'masterSample' | 'lastBaseAt' | 'baseEveryMs'
+    'session' | 'reconnects' | 'masterSample' | 'lastBaseAt' | 'baseEveryMs' | 'repo'
   >,
 ): SourceMetrics {
   const s = shard.session;
@@ -40,5 +40,7 @@ export function runnerMetrics(
     lastBaseAt: shard.lastBaseAt,
     baseEveryMs: shard.baseEveryMs,
     totals: { segments: null, streamBytes: null, bases: null, reconnects: shard.reconnects },
+    // Absent without --repo, so its series are not exported at all, as rf listen --source does.
+    ...(shard.repo === null ? {} : { repo: shard.repo }),
   };
 }

@@ -20,9 +20,8 @@ import { describeEndpoint, type RedisEndpoint, redactUrl } from '../redis-url.js
 import { MasterRetryLater } from '../replication/handshake.js';
 import { ReplicationSession, type SessionStatus } from '../replication/session.js';
 import type { RepoClient } from '../repo/client.js';
-import { type RepoStatus, RepoUploader } from '../repo/uploader.js';
+import type { RepoStatus, RepoUploader } from '../repo/uploader.js';
 import { RedisClient } from '../resp/client.js';
-import { offloadHeld } from '../retention/local-retain.js';
 import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { Store, storePaths } from '../store/store.js';
@@ -33,6 +32,7 @@ import { scheduleFreshBases } from './fresh-bases.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
+import { keepLocalWithin, probeRepo, REPO_DRAIN_MS, startUploader } from './repo-upload.js';
 import { scheduleRetention } from './retention-loop.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSeen } from './seen.js';
@@ -238,7 +238,7 @@ export class Listener {
         this.stop();
         await Promise.all(background);
         // After the open segment is sealed: it goes up with the rest, for a bounded time.
-        await this.uploader?.finish(config.repoDrainMs ?? 60_000);
+        await this.uploader?.finish(config.repoDrainMs ?? REPO_DRAIN_MS);
       }
       if (this.fatal !== null) throw this.fatal.err;
     } finally {
@@ -391,24 +391,10 @@ export class Listener {
     });
   }
 
-  /**
-   * Starts the uploader. A bucket that is not there or refuses the credentials stops rf listen
-   * at once (the flags are wrong); one that does not answer only delays the uploads.
-   */
+  /** Starts the uploader, once the bucket is known to be there (probeRepo). */
   private async startUpload(store: Store, client: RepoClient): Promise<void> {
-    const log = this.log.child({ repo: client.location.url });
-    try {
-      // Bounded: a bucket that does not answer must not hold up the start of capture.
-      await client.probe(5_000);
-    } catch (err) {
-      if (!isRfError(err, 'RF_REPO_UNREACHABLE')) throw err;
-      log.warn(
-        { error: { code: err.code, message: err.message } },
-        'repo: the bucket does not answer yet; uploads wait for it',
-      );
-    }
-    this.uploader = new RepoUploader({ store, source: this.config.name, client, log });
-    this.uploader.start();
+    await probeRepo(client, this.log);
+    this.uploader = startUploader(store, this.config.name, client, this.log);
   }
 
   /** Prunes what the --retain window no longer needs (retention-loop.ts). */
@@ -435,29 +421,21 @@ export class Listener {
     });
   }
 
-  /**
-   * --local-retain: what the bucket holds and no restore inside the local window needs leaves
-   * the store. A bucket that does not answer holds nothing new, so nothing more leaves.
-   */
+  /** --local-retain, once the bucket holds what leaves the store (keepLocalWithin). */
   private async scheduleLocalRetain(store: Store): Promise<void> {
     const { config, log } = this;
     const keep = config.localRetainMs ?? null;
     if (keep === null || config.repo === undefined) return;
-    const every = Math.max(1000, Math.min(keep / 10, 60_000));
-    while (!this.stopping) {
-      const holds = this.uploader?.holds();
-      try {
-        if (holds !== undefined)
-          await offloadHeld(store, config.name, Date.now() - keep, holds, log);
-      } catch (err) {
-        const code = this.failures.note('local retention', err);
-        log.warn(
-          { error: { code, message: messageOf(err) } },
-          'local retention failed; will try again',
-        );
-      }
-      await sleep(every, undefined, { signal: this.wake.signal }).catch(() => undefined);
-    }
+    await keepLocalWithin({
+      store,
+      source: config.name,
+      keepMs: keep,
+      holds: () => this.uploader?.holds(),
+      failures: this.failures,
+      job: 'local retention',
+      log,
+      signal: this.wake.signal,
+    });
   }
 
   /**

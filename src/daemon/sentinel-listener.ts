@@ -13,6 +13,7 @@ import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
 import type { MasterSample } from './master-watch.js';
 import { startMetricsServer } from './metrics.js';
+import { probeRepo, type RepoSetting } from './repo-upload.js';
 import { scheduleRetention } from './retention-loop.js';
 import type { RollSchedule } from './roll-bases.js';
 import { type FollowConfig, type FollowStatus, SentinelFollower } from './sentinel-follow.js';
@@ -31,6 +32,8 @@ export interface SentinelListenConfig extends SessionTuning, FollowConfig {
   rollBases?: RollSchedule;
   /** Keep what restores within this long before now need; prune the rest (null: keep all). */
   retainMs: number | null;
+  /** Upload what is sealed to this bucket (--repo), as rf listen --source does. */
+  repo?: RepoSetting;
 }
 
 export interface SentinelListenerStatus extends Omit<ShardRunnerStatus, 'master' | 'masterSample'> {
@@ -91,6 +94,7 @@ export class SentinelListener {
       master: runner?.masterSample ?? null,
       lastBaseAt: runner?.lastBaseAt ?? null,
       baseEveryMs: config.baseEveryMs,
+      repo: runner?.repo ?? null,
       sentinel: {
         masterName: config.masterName,
         sentinels: config.sentinels.map(describeEndpoint),
@@ -148,6 +152,7 @@ export class SentinelListener {
           'Sentinel or the master unreachable at start; will keep asking',
         );
       }
+      if (config.repo !== undefined) await probeRepo(config.repo.client, log);
       const server = first === null ? null : await this.recordFacts(store, first);
       const {
         sentinels: _s,
@@ -210,7 +215,15 @@ export class SentinelListener {
     if (retain === null) return;
     await scheduleRetention({
       retainMs: retain,
-      prune: (windowStart) => pruneArchive(store, config.name, windowStart, retain, log),
+      // Nothing is deleted locally before the bucket holds it (--repo), as with --source.
+      prune: (windowStart) =>
+        pruneArchive(
+          store,
+          config.name,
+          Math.min(windowStart, this.runner?.heldUntil() ?? Number.POSITIVE_INFINITY),
+          retain,
+          log,
+        ),
       stopping: () => this.stopping,
       signal: this.wake.signal,
       failures: this.failures,

@@ -10,6 +10,7 @@ import {
   type SessionOptions,
   type SessionStatus,
 } from '../replication/session.js';
+import type { RepoStatus, RepoUploader } from '../repo/uploader.js';
 import { RedisClient } from '../resp/client.js';
 import { Archive } from '../store/archive.js';
 import type { Store } from '../store/store.js';
@@ -18,6 +19,7 @@ import { scheduleFreshBases } from './fresh-bases.js';
 import { FATAL } from './listener.js';
 import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
+import { keepLocalWithin, REPO_DRAIN_MS, type RepoSetting, startUploader } from './repo-upload.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSeen } from './seen.js';
 import { type ErrorCounts, messageOf } from './supervise.js';
@@ -45,6 +47,8 @@ export interface ShardRunnerOptions extends SessionTuning {
   baseEveryMs?: number | null;
   /** Roll a base forward off the master this often, as rf listen --roll-base-every. */
   rollBases?: RollSchedule;
+  /** Upload what the shard seals to this bucket, as rf listen --repo does. */
+  repo?: RepoSetting;
 }
 
 export interface ShardRunnerStatus {
@@ -57,6 +61,8 @@ export interface ShardRunnerStatus {
   /** When the newest base was taken (a full sync's or a fresh one). */
   lastBaseAt: number | null;
   baseEveryMs: number | null;
+  /** The uploads to --repo (null: not asked for). */
+  repo: RepoStatus | null;
 }
 
 /**
@@ -76,6 +82,7 @@ export class ShardRunner {
   private sessions = 0;
   private reconnects = 0;
   private lastBaseAt: number | null = null;
+  private uploader: RepoUploader | null = null;
   /** Bounds each entry's time by the master's clock, and gives the lag metrics its offset. */
   private readonly watch: MasterClock;
 
@@ -99,7 +106,17 @@ export class ShardRunner {
       masterSample: this.watch.latest(),
       lastBaseAt: this.lastBaseAt,
       baseEveryMs: this.options.baseEveryMs ?? null,
+      repo: this.uploader?.snapshot() ?? null,
     };
+  }
+
+  /**
+   * With --repo: restores at or after this instant need nothing that is only local, so retention
+   * may prune before it, never after (RepoUploader.heldUntil). Without: no bound.
+   */
+  heldUntil(): number {
+    if (this.options.repo === undefined) return Number.POSITIVE_INFINITY;
+    return this.uploader?.heldUntil() ?? 0;
   }
 
   /** The shard's master as the topology says now; a different one ends the current session. */
@@ -134,6 +151,7 @@ export class ShardRunner {
       this.watch.run(this.stopped.signal),
       this.scheduleBases(),
       this.scheduleRolls(),
+      this.offload(),
       recordSeen({
         store: this.options.store,
         source: this.options.source.name,
@@ -150,7 +168,29 @@ export class ShardRunner {
       this.stop();
       await Promise.all(background);
       await this.watch.stop();
+      // After the open segment is sealed: it goes up with the rest, for a bounded time.
+      await this.uploader?.finish(this.options.repo?.drainMs ?? REPO_DRAIN_MS);
     }
+  }
+
+  /** --repo: the shard's uploads, and --local-retain once the bucket holds what leaves. */
+  private async offload(): Promise<void> {
+    const { options } = this;
+    if (options.repo === undefined) return;
+    const { client, localRetainMs } = options.repo;
+    const uploader = startUploader(options.store, options.source.name, client, options.log);
+    this.uploader = uploader;
+    if (localRetainMs === null) return;
+    await keepLocalWithin({
+      store: options.store,
+      source: options.source.name,
+      keepMs: localRetainMs,
+      holds: () => uploader.holds(),
+      failures: options.failures,
+      job: `local retention ${options.source.name}`,
+      log: options.log,
+      signal: this.stopped.signal,
+    });
   }
 
   /** --base-every: fresh bases from the master streaming now, as rf listen takes them. */
@@ -237,6 +277,7 @@ export class ShardRunner {
         log: _l,
         baseEveryMs: _b,
         rollBases: _r,
+        repo: _repo,
         ...sessionOptions
       } = options;
       const session = new ReplicationSession({

@@ -207,3 +207,29 @@ export async function rfHolds(master: RedisClient): Promise<void> {
     30_000,
   );
 }
+
+/**
+ * SENTINEL FAILOVER with nothing lost on the way: the master's writes are paused first (`CLIENT
+ * PAUSE WRITE`, as the FAILOVER command does; Sentinel's hello PUBLISHes wait too), and the
+ * replica and rf hold every byte before the switch. The old master stays paused: the caller
+ * unpauses it (`CLIENT UNPAUSE` on `old`) once rf has moved.
+ */
+export async function pausedFailover(
+  s: TestSentinels,
+): Promise<{ promoted: RedisServer; old: RedisClient; pausedAt: number }> {
+  const original = await s.master();
+  const old = await original.client();
+  await old.call('CLIENT', 'PAUSE', '60000', 'WRITE');
+  const pausedAt = Number((await old.info('replication')).master_repl_offset);
+  const replica = s.nodes.find((n) => n.port !== original.port)!;
+  const rc = await replica.client();
+  await waitFor(
+    async () => Number((await rc.info('replication')).master_repl_offset) >= pausedAt,
+    'the replica to hold every write of the paused master',
+  );
+  await rfHolds(old);
+  const promoted = await s.failover();
+  if (promoted.port !== replica.port)
+    throw new Error(`Sentinel promoted ${promoted.port}, not the replica ${replica.port}`);
+  return { promoted, old, pausedAt };
+}

@@ -6,7 +6,13 @@ import type { RedisClient } from '../../src/resp/client.js';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest, freePort, type RedisServer } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
-import { rfHolds, startSentinel, startSentinels, type TestSentinels } from '../helpers/sentinel.js';
+import {
+  pausedFailover,
+  rfHolds,
+  startSentinel,
+  startSentinels,
+  type TestSentinels,
+} from '../helpers/sentinel.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
@@ -231,20 +237,10 @@ describe('rf listen --sentinel', () => {
     // PUBLISHes: rf, still attached, would hold them and find the new master cannot continue.
     // As FAILOVER does for a graceful switch, the old master's writes are paused first; the
     // load's commands wait there, and are dropped with its connection once Sentinel has switched.
-    const oc = await original.client();
     load.failingOver = true;
-    await oc.call('CLIENT', 'PAUSE', '60000', 'WRITE');
-    const pausedAt = Number((await oc.info('replication')).master_repl_offset);
-    const replica = sentinels.nodes.find((n) => n.port !== original.port)!;
-    const rc = await replica.client();
-    await waitFor(
-      async () => Number((await rc.info('replication')).master_repl_offset) >= pausedAt,
-      'the replica to hold every write of the paused master',
-    );
-    await rfHolds(oc);
     const logFrom = daemon.lines.length;
-    const promoted = await sentinels.failover();
-    expect(promoted.port).toBe(replica.port);
+    const { promoted, old: oc, pausedAt } = await pausedFailover(sentinels);
+    expect(promoted.port).not.toBe(original.port);
     await oc.call('CLIENT', 'KILL', 'ID', String(load.clientId));
     const resumed = await daemon.waitForLog(
       (l) =>
