@@ -1,7 +1,15 @@
 import { RfError } from '../errors.js';
 import { encodeCommand } from '../resp/encode.js';
 import type { Archive } from '../store/archive.js';
-import { CommandState, commandName, frameKind, Kind, parseArgs } from '../store/commands.js';
+import { forEachEntry } from '../store/codec.js';
+import {
+  CommandState,
+  commandName,
+  frameKind,
+  frameKindAt,
+  Kind,
+  parseArgs,
+} from '../store/commands.js';
 import type { Entry, SegmentMeta } from '../store/types.js';
 import { absoluteExpiry } from './expiry.js';
 import type { RestorePlan } from './plan.js';
@@ -38,7 +46,6 @@ export async function* replayFrames(
   let expected: number | null = null;
   // A base is never taken inside a transaction: replay starts outside one.
   let inMulti = false;
-  let last: { entry: Entry; kind: Kind } | null = null;
   let lastWhole: SegmentMeta | null = null;
   for await (const meta of archive.segments(source, timeline.id, fromOffset)) {
     if (meta.start > cut.offset) break;
@@ -80,65 +87,89 @@ export async function* replayFrames(
       if (meta.end >= cut.offset) break;
       continue;
     }
-    const { entries } = await archive.readSegment(source, meta);
+    // Walked in place: an object and a view per entry cost more than the rest of the replay.
+    const { data, where } = await archive.segmentData(source, meta);
     // The transaction state at the segment's start is recorded with it.
     inMulti = meta.multiAt !== null;
     stats.segments++;
     state ??= new CommandState(meta.db, meta.multiAt);
     const out: Buffer[] = [];
-    if (stats.commands === 0) {
-      // Track SELECTs before the base's offset: the db the stream is in when the base was taken.
-      for (const e of entries) {
-        if (e.offset >= fromOffset) break;
-        state.applyKind(frameKind(e.bytes), () => parseArgs(e.bytes), e.offset);
-      }
-      out.push(encodeCommand(['SELECT', String(state.db)]));
-      stats.commands++;
-    }
+    const first = stats.commands === 0;
     let done = false;
-    // Entries are consecutive views of one segment value: replay runs of them as single slices.
-    let run: Buffer | null = null;
+    // Entries lie back to back in the segment value: replay runs of them as single slices.
+    let runAt = -1;
     let runLength = 0;
+    // The last write the segment applies, named once the walk is done.
+    let lastAt = -1;
+    let lastLength = 0;
+    let lastOffset = 0;
+    let lastTime = 0;
+    let lastKind = Kind.write as Kind;
     const endRun = () => {
-      if (run !== null) out.push(Buffer.from(run.buffer, run.byteOffset, runLength));
-      run = null;
+      if (runAt >= 0) out.push(data.subarray(runAt, runAt + runLength));
+      runAt = -1;
       runLength = 0;
     };
-    for (const e of entries) {
-      if (e.offset < fromOffset) continue;
-      if (e.offset + e.bytes.length - 1 > cut.offset) {
-        done = true;
-        break;
+    forEachEntry(data, meta, where, (offset, time, pos, length) => {
+      if (offset < fromOffset) {
+        // Track SELECTs before the base's offset: the db the stream is in when the base was taken.
+        if (first) {
+          const frame = () => parseArgs(data.subarray(pos, pos + length));
+          state!.applyKind(frameKindAt(data, pos), frame, offset);
+        }
+        return undefined;
       }
-      const kind = frameKind(e.bytes);
+      if (stats.commands === 0) {
+        out.push(encodeCommand(['SELECT', String(state!.db)]));
+        stats.commands++;
+      }
+      if (offset + length - 1 > cut.offset) {
+        done = true;
+        return false;
+      }
+      const kind = frameKindAt(data, pos);
       if (kind === Kind.chatter || kind === Kind.publish) {
         endRun();
-        continue;
+        return undefined;
       }
-      const absolute = relative && kind === Kind.write ? absoluteExpiry(e.bytes, e.time) : null;
+      const absolute =
+        relative && kind === Kind.write
+          ? absoluteExpiry(data.subarray(pos, pos + length), time)
+          : null;
       if (absolute !== null) {
         endRun();
         out.push(absolute);
       } else {
-        if (run === null) run = e.bytes;
-        runLength += e.bytes.length;
+        if (runAt < 0) runAt = pos;
+        runLength += length;
       }
       stats.commands++;
       if (kind === Kind.write) stats.writes++;
       // A transaction's writes are applied at its EXEC: that is the last write applied.
-      if (kind === Kind.exec || (kind === Kind.write && !inMulti)) last = { entry: e, kind };
+      if (kind === Kind.exec || (kind === Kind.write && !inMulti)) {
+        lastAt = pos;
+        lastLength = length;
+        lastOffset = offset;
+        lastTime = time;
+        lastKind = kind;
+      }
       if (kind === Kind.multi) inMulti = true;
       else if (kind === Kind.exec) inMulti = false;
+      return undefined;
+    });
+    if (stats.commands === 0) {
+      out.push(encodeCommand(['SELECT', String(state.db)]));
+      stats.commands++;
     }
     endRun();
     stats.offset = Math.min(meta.end, cut.offset);
-    if (last !== null) {
+    if (lastAt >= 0) {
       lastWhole = null;
-      const { entry, kind } = last;
       stats.last = {
-        offset: entry.offset,
-        time: entry.time,
-        command: kind === Kind.exec ? 'exec' : commandName(entry.bytes),
+        offset: lastOffset,
+        time: lastTime,
+        command:
+          lastKind === Kind.exec ? 'exec' : commandName(data.subarray(lastAt, lastAt + lastLength)),
       };
     }
     for (const buf of out) {
