@@ -11,6 +11,8 @@ import { frameKindAt, frameNameIs, Kind, nameOf, parseArgs } from '../store/comm
  */
 export const MIGRATE_WINDOW_MS = 60_000;
 
+const RESTORE_ASKING = 'restore-asking';
+
 /** Past this many keys in flight, each write near T is parsed rather than searched for each key. */
 const SEARCH_KEYS = 64;
 
@@ -24,6 +26,8 @@ async function eachWriteNear(
   from: number,
   until: number,
   fn: (time: number, buf: Buffer, pos: number, len: number) => void,
+  /** Only segments whose frames may include this command (lower-case) are walked frame by frame. */
+  only?: string,
 ): Promise<void> {
   for (const tl of await archive.timelines(source)) {
     if (tl.lastTime < from || tl.startedAt > until) continue;
@@ -31,6 +35,8 @@ async function eachWriteNear(
     if (first === undefined) continue;
     for await (const meta of archive.segments(source, tl.id, first.start)) {
       if (meta.firstTime > until || meta.start > tl.durableOffset) break;
+      if (only !== undefined && !mayName(await archive.readSegmentPayload(source, meta), only))
+        continue;
       const { data, where } = await archive.segmentData(source, meta);
       forEachEntry(data, meta, where, (_offset, time, pos, len) => {
         if (time > until) return false;
@@ -39,6 +45,22 @@ async function eachWriteNear(
       });
     }
   }
+}
+
+/**
+ * Whether some argument of `payload`'s frames could be the command name `lit` (lower-case ASCII):
+ * one native search for its bulk header, so that a segment without it (nearly every one) is not
+ * walked frame by frame. A match inside a value is a false alarm the walk then rules out.
+ */
+function mayName(payload: Buffer, lit: string): boolean {
+  const header = `$${lit.length}\r\n`;
+  for (let at = payload.indexOf(header); at >= 0; at = payload.indexOf(header, at + 1)) {
+    const start = at + header.length;
+    let i = 0;
+    while (i < lit.length && (payload[start + i]! | 0x20) === lit.charCodeAt(i)) i++;
+    if (i === lit.length) return true;
+  }
+  return false;
 }
 
 /** A key a shard received by RESTORE-ASKING at or before T, and when. */
@@ -71,20 +93,27 @@ export async function keysInFlight(
 ): Promise<Map<string, Buffer[]>> {
   const received = new Map<string, Received>();
   for (const shard of cluster.shards) {
-    await eachWriteNear(archive, shard.source, t - windowMs, t, (time, buf, pos, len) => {
-      if (!frameNameIs(buf, pos, 'restore-asking')) return;
-      const key = parseArgs(buf.subarray(pos, pos + len))[1];
-      if (key === undefined) return;
-      // The last RESTORE-ASKING of each key at or before T on this shard.
-      const id = `${shard.source}\n${key.toString('latin1')}`;
-      received.set(id, {
-        importing: shard.source,
-        key: key.toString('latin1'),
-        bytes: Buffer.from(key),
-        at: time,
-        settled: new Set(),
-      });
-    });
+    await eachWriteNear(
+      archive,
+      shard.source,
+      t - windowMs,
+      t,
+      (time, buf, pos, len) => {
+        if (!frameNameIs(buf, pos, RESTORE_ASKING)) return;
+        const key = parseArgs(buf.subarray(pos, pos + len))[1];
+        if (key === undefined) return;
+        // The last RESTORE-ASKING of each key at or before T on this shard.
+        const id = `${shard.source}\n${key.toString('latin1')}`;
+        received.set(id, {
+          importing: shard.source,
+          key: key.toString('latin1'),
+          bytes: Buffer.from(key),
+          at: time,
+          settled: new Set(),
+        });
+      },
+      RESTORE_ASKING,
+    );
   }
   const drop = new Map<string, Buffer[]>();
   if (received.size === 0) return drop;
