@@ -5,9 +5,11 @@ import { createLogger } from '../logger.js';
 import type { ListenFlags } from './listen.js';
 import {
   echoedOptions,
+  echoedRepo,
   metricsSetting,
   refuseFlags,
   runUntilSignal,
+  shardRepo,
   sourceSettings,
   warnWideMetrics,
 } from './listen-run.js';
@@ -17,7 +19,6 @@ import { reportError } from './output.js';
 const NOT_WITH_CLUSTER: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
-  ['repo', '--repo'],
   ['rollBaseEvery', '--roll-base-every'],
 ];
 
@@ -42,10 +43,12 @@ export async function run(options: ListenFlags): Promise<number> {
       });
     }
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
+    const repo = await shardRepo(options);
     listener = new ClusterListener(
       {
         ...sourceSettings(options, endpoint, tlsOptions),
         ...metricsSetting(options),
+        ...repo,
         baseEveryMs: options.baseEvery,
         refreshMs: 5_000,
       },
@@ -53,7 +56,7 @@ export async function run(options: ListenFlags): Promise<number> {
     );
     log.info(
       {
-        options: { cluster: true, ...echoedOptions(options, endpoint) },
+        options: { cluster: true, ...echoedOptions(options, endpoint), ...echoedRepo(options) },
       },
       'rf listen starting',
     );

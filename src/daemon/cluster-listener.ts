@@ -11,6 +11,7 @@ import {
   type Topology,
   uncovered,
 } from '../replication/cluster-topology.js';
+import { ClusterUploader } from '../repo/cluster-uploader.js';
 import { Archive } from '../store/archive.js';
 import {
   type ClusterRecord,
@@ -23,6 +24,7 @@ import { clusterMetrics } from './cluster-metrics.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
 import { startMetricsServer } from './metrics.js';
+import { probeRepo, REPO_DRAIN_MS, type RepoSetting } from './repo-upload.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
 import { ErrorCounts, messageOf } from './supervise.js';
 
@@ -39,7 +41,12 @@ export interface ClusterListenConfig extends SessionTuning {
   metrics?: { host: string; port: number };
   /** Take a fresh base of each shard this often (null: never). */
   baseEveryMs: number | null;
+  /** Upload each shard's archive, and the cluster's own record, to this bucket (--repo). */
+  repo?: RepoSetting;
 }
+
+/** How often the cluster's own object is written while its shards upload (when it changed). */
+const CLUSTER_PUBLISH_MS = 2_000;
 
 export interface ClusterListenerStatus {
   pid: number;
@@ -88,6 +95,7 @@ export class ClusterListener {
   private topology: ClusterListenerStatus['topology'] = null;
   private refreshNow: (() => void) | null = null;
   private fatal: { err: unknown } | null = null;
+  private repoCluster: ClusterUploader | null = null;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -159,6 +167,7 @@ export class ClusterListener {
         shards: [],
         slots: [],
       };
+      if (config.repo !== undefined) await probeRepo(config.repo.client, log);
       await this.apply(store, first);
       log.info(
         {
@@ -183,12 +192,15 @@ export class ClusterListener {
         });
       }
       control = await serveOwnedStore(config.store, store, () => this.status(), log);
+      const publishing = this.publishLoop();
       await this.refreshLoop(store);
       await Promise.all([...this.runners.values()].map((r) => r.done));
+      await publishing;
       if (this.fatal !== null) throw this.fatal.err;
     } finally {
       this.stop();
       await Promise.all([...this.runners.values()].map((r) => r.done));
+      await this.publishFinal();
       await metrics?.close();
       await control?.close();
       await store.close();
@@ -281,6 +293,76 @@ export class ClusterListener {
       this.stop();
     });
     return { runner, done };
+  }
+
+  /**
+   * --repo: the cluster's own object, every few seconds while the shards upload. A failure is
+   * counted and tried again; the shards' uploads go on meanwhile.
+   */
+  private async publishLoop(): Promise<void> {
+    const uploader = this.clusterUploader();
+    if (uploader === null) return;
+    while (!this.stopping) {
+      try {
+        await uploader.publish();
+        if (this.failures.recovered('repo cluster record'))
+          this.log.info('repo: the cluster record is written again');
+      } catch (err) {
+        const code = this.failures.episode('repo cluster record', err);
+        if (code !== null)
+          this.log.warn(
+            { error: { code, message: messageOf(err) } },
+            'repo: the cluster record could not be written; will try again',
+          );
+      }
+      await sleep(CLUSTER_PUBLISH_MS, undefined, { signal: this.wake.signal }).catch(
+        () => undefined,
+      );
+    }
+  }
+
+  /**
+   * After every shard's uploads have finished (SIGTERM): the record that covers them, tried for
+   * as long as the shards' own drain may take.
+   */
+  private async publishFinal(): Promise<void> {
+    const uploader = this.clusterUploader();
+    if (uploader === null) return;
+    const deadline = Date.now() + (this.config.repo?.drainMs ?? REPO_DRAIN_MS);
+    for (;;) {
+      try {
+        await uploader.publish();
+        this.log.info('repo: the cluster record is in the bucket');
+        return;
+      } catch (err) {
+        this.failures.note('repo cluster record', err);
+        if (Date.now() >= deadline) {
+          this.log.warn(
+            { error: { message: messageOf(err) } },
+            'repo: stopped without the newest cluster record in the bucket; it goes up at the next start',
+          );
+          return;
+        }
+        await sleep(1000);
+      }
+    }
+  }
+
+  private clusterUploader(): ClusterUploader | null {
+    const repo = this.config.repo;
+    if (repo === undefined) return null;
+    this.repoCluster ??= new ClusterUploader({
+      client: repo.client,
+      name: this.config.name,
+      log: this.log,
+      record: () => this.record ?? undefined,
+      shards: () =>
+        this.status().shards.map((s) => ({
+          source: s.source,
+          manifestSeq: s.repo?.manifestSeq ?? 0,
+        })),
+    });
+    return this.repoCluster;
   }
 
   private async refreshLoop(store: Store): Promise<void> {

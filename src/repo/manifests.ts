@@ -3,13 +3,22 @@ import type { RepoClient } from './client.js';
 import { type Manifest, names, parseManifest, seqOfManifest } from './layout.js';
 
 /** The manifests of a source in the bucket, oldest first. */
-export async function manifestNames(
+export function manifestNames(
   client: RepoClient,
   src: string,
 ): Promise<{ name: string; seq: number }[]> {
+  return numbered(client, names.manifestPrefix(src), seqOfManifest);
+}
+
+/** The objects under `prefix` that `seqOf` numbers (manifests, cluster records), oldest first. */
+export async function numbered(
+  client: RepoClient,
+  prefix: string,
+  seqOf: (name: string) => number | undefined,
+): Promise<{ name: string; seq: number }[]> {
   const found: { name: string; seq: number }[] = [];
-  for await (const o of client.list(names.manifestPrefix(src))) {
-    const seq = seqOfManifest(o.name);
+  for await (const o of client.list(prefix)) {
+    const seq = seqOf(o.name);
     if (seq !== undefined) found.push({ name: o.name, seq });
   }
   return found.sort((a, b) => a.seq - b.seq);
