@@ -1,10 +1,14 @@
 import { openReader } from '../daemon/open-reader.js';
 import { redactUrl } from '../redis-url.js';
+import { fetchForCluster, openClusterFromRepo } from '../repo/fetch.js';
+import { repoFromFlags } from '../repo/open.js';
 import { restoreClusterInto } from '../restore/cluster-into.js';
 import { restoreClusterOut } from '../restore/cluster-out.js';
 import { type ClusterRecord, readCluster } from '../store/cluster.js';
+import type { KvReader } from '../store/store.js';
 import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { out } from './output.js';
+import { withFetchProgress } from './repo-progress.js';
 import { bootCommand, type RestoreOptions } from './restore.js';
 import { intoRunning, stopIntoProgress } from './restore-into.js';
 
@@ -18,14 +22,57 @@ export async function findCluster(store: string, name: string): Promise<ClusterR
   }
 }
 
+/** The cluster `--name` names, with the reader each step of its restore opens, or undefined. */
+export interface ClusterToRestore {
+  cluster: ClusterRecord;
+  open: () => Promise<KvReader>;
+  close: () => Promise<void>;
+}
+
+/**
+ * The cluster to restore from the store, or from the bucket alone (every shard's base and
+ * packs for T fetched first, with a progress line; --into waits until all have arrived).
+ */
+export async function clusterToRestore(
+  options: RestoreOptions,
+): Promise<ClusterToRestore | undefined> {
+  const repo = await repoFromFlags(options);
+  if (repo === undefined) {
+    const cluster = await findCluster(options.store, options.name);
+    return cluster === undefined
+      ? undefined
+      : { cluster, open: () => openReader(options.store), close: async () => undefined };
+  }
+  const found = await openClusterFromRepo(repo, options.name);
+  if (found === undefined) {
+    repo.close();
+    return undefined;
+  }
+  try {
+    await withFetchProgress(found.cache, () =>
+      fetchForCluster(found, options.until, {
+        tz: options.tz ?? machineZone(),
+        now: Date.now(),
+        from: options.from,
+        settle: options.out === undefined,
+      }),
+    );
+  } catch (err) {
+    await found.close();
+    throw err;
+  }
+  return found;
+}
+
 /** `rf restore --out DIR` of a cluster: one bootable directory per shard and DIR/cluster.json. */
 export async function runClusterOut(
   options: RestoreOptions & { out: string },
   cluster: ClusterRecord,
   began: number,
+  open: () => Promise<KvReader>,
 ): Promise<number> {
   const r = await restoreClusterOut({
-    open: () => openReader(options.store),
+    open,
     cluster,
     until: options.until,
     tz: options.tz ?? machineZone(),
@@ -72,12 +119,13 @@ export async function runClusterInto(
   options: RestoreOptions & { into: string },
   cluster: ClusterRecord,
   began: number,
+  open: () => Promise<KvReader>,
 ): Promise<number> {
   const url = options.into;
   let r: Awaited<ReturnType<typeof restoreClusterInto>>;
   try {
     r = await restoreClusterInto({
-      open: () => openReader(options.store),
+      open,
       cluster,
       until: options.until,
       tz: options.tz ?? machineZone(),

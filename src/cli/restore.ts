@@ -19,7 +19,7 @@ import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
 import { withFetchProgress } from './repo-progress.js';
-import { findCluster, runClusterInto, runClusterOut } from './restore-cluster.js';
+import { clusterToRestore, runClusterInto, runClusterOut } from './restore-cluster.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
 export interface RestoreOptions extends RepoFlags {
@@ -75,15 +75,24 @@ export async function run(options: RestoreOptions): Promise<number> {
         'rf restore --store DIR --until latest --out /tmp/restored --layout redis6',
       );
     }
-    // A cluster's name restores every shard at one T (local stores only, for now).
+    // A cluster's name restores every shard at one T, from the store or the bucket.
     const intoUrl = options.into;
     const outDir = options.dryRun ? undefined : options.out;
-    if ((outDir !== undefined || intoUrl !== undefined) && options.repo === undefined) {
-      const cluster = await findCluster(options.store, options.name);
-      if (cluster !== undefined && outDir !== undefined)
-        return await runClusterOut({ ...options, out: outDir }, cluster, began);
-      if (cluster !== undefined && intoUrl !== undefined)
-        return await runClusterInto({ ...options, into: intoUrl }, cluster, began);
+    const cluster =
+      outDir !== undefined || intoUrl !== undefined ? await clusterToRestore(options) : undefined;
+    if (cluster !== undefined) {
+      try {
+        return outDir !== undefined
+          ? await runClusterOut({ ...options, out: outDir }, cluster.cluster, began, cluster.open)
+          : await runClusterInto(
+              { ...options, into: intoUrl! },
+              cluster.cluster,
+              began,
+              cluster.open,
+            );
+      } finally {
+        await cluster.close();
+      }
     }
     const result = await restoreFor(options, {
       // Every command that takes a time says what it understood, before it acts.

@@ -4,10 +4,12 @@ import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RfError } from '../errors.js';
+import { writeCluster } from '../store/cluster.js';
 import { keys, startFromTimeKey } from '../store/keys.js';
 import { json, type KvReader, Store } from '../store/store.js';
 import type { SegmentMeta } from '../store/types.js';
 import type { RepoClient } from './client.js';
+import { type ClusterObject, latestClusterObject, recordFromBucket } from './cluster-object.js';
 import { damaged, open } from './crypt.js';
 import { decodePack, type FileEntry, type Manifest, type PackEntry } from './layout.js';
 import { latestManifest } from './manifests.js';
@@ -35,17 +37,30 @@ export class RepoCache {
     readonly client: RepoClient,
     readonly store: Store,
     readonly manifests: Map<string, Manifest>,
+    /** The newest record of each cluster in the bucket, by name. */
+    readonly clusters: Map<string, ClusterObject>,
   ) {}
 
-  /** Opens the newest manifest of each source (`only`: just that one) into a new private store. */
+  /**
+   * Opens the newest manifest of each source (`only`: just that one, or every shard of the
+   * cluster so named) into a new private store, with each cluster's newest record.
+   */
   static async open(client: RepoClient, only: string | undefined): Promise<RepoCache> {
-    const sources = only === undefined ? await sourcesIn(client) : [only];
+    const found =
+      only === undefined ? await archivesIn(client) : { sources: [only], clusters: [only] };
+    const clusters = new Map<string, ClusterObject>();
+    for (const name of found.clusters) {
+      const c = await latestClusterObject(client, name);
+      if (c !== undefined) clusters.set(name, c);
+    }
+    const cluster = only === undefined ? undefined : clusters.get(only);
+    const sources = cluster?.record.shards.map((s) => s.source) ?? found.sources;
     const manifests = new Map<string, Manifest>();
     for (const src of sources) {
       const m = await latestManifest(client, src);
       if (m !== undefined) manifests.set(src, m);
     }
-    if (manifests.size === 0) {
+    if (manifests.size === 0 && clusters.size === 0) {
       throw new RfError(
         'RF_STORE_MISSING',
         `no rf archive${only === undefined ? '' : ` of ${only}`} in ${client.location.url}`,
@@ -57,12 +72,13 @@ export class RepoCache {
     }
     const dir = await fs.mkdtemp(path.join(tmpdir(), 'rf-repo-cache-'));
     const store = await Store.open(path.join(dir, 'store'), { create: true });
-    const cache = new RepoCache(client, store, manifests);
+    const cache = new RepoCache(client, store, manifests, clusters);
     for (const m of manifests.values()) {
       await store.batch(
         m.kv.map(([key, value]) => ({ type: 'put', key, value: Buffer.from(value, 'base64') })),
       );
     }
+    for (const c of clusters.values()) await writeCluster(store, recordFromBucket(c));
     return cache;
   }
 
@@ -256,12 +272,13 @@ function missing(client: RepoClient, name: string): RfError {
   });
 }
 
-/** The sources with an archive under the prefix: its top-level folders. */
-async function sourcesIn(client: RepoClient): Promise<string[]> {
-  const found = new Set<string>();
+/** The sources and the clusters with an archive under the prefix: its top-level folders. */
+async function archivesIn(client: RepoClient): Promise<{ sources: string[]; clusters: string[] }> {
+  const sources = new Set<string>();
+  const clusters = new Set<string>();
   for await (const o of client.list('')) {
-    const m = /^([^/]+)\/manifest\//.exec(o.name);
-    if (m !== null) found.add(m[1]!);
+    const m = /^([^/]+)\/(manifest|cluster)\//.exec(o.name);
+    if (m !== null) (m[2] === 'manifest' ? sources : clusters).add(m[1]!);
   }
-  return [...found].sort();
+  return { sources: [...sources].sort(), clusters: [...clusters].sort() };
 }

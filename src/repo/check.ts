@@ -1,5 +1,12 @@
 import { isRfError } from '../errors.js';
 import type { RepoCache } from './cache.js';
+import {
+  type ClusterObject,
+  clusterNames,
+  clusterObjectNames,
+  parseClusterObject,
+} from './cluster-object.js';
+import { names } from './layout.js';
 
 /** What `rf verify --repo` finds wrong with the bucket itself, object by object. */
 export interface BucketProblem {
@@ -52,5 +59,36 @@ export async function checkBucket(cache: RepoCache): Promise<BucketProblem[]> {
       }
     }
   }
+  for (const c of cache.clusters.values()) problems.push(...(await checkCluster(cache, c)));
   return problems.sort((a, b) => a.object.localeCompare(b.object));
+}
+
+/**
+ * A cluster's own objects: each one reads whole (with a key: authenticates under its name), and
+ * every shard manifest the newest one was written after is in the bucket, at that seq or later.
+ */
+async function checkCluster(cache: RepoCache, c: ClusterObject): Promise<BucketProblem[]> {
+  const problems: BucketProblem[] = [];
+  for (const { name } of await clusterObjectNames(cache.client, c.name)) {
+    try {
+      const content = await cache.client.get(name, true);
+      if (content !== undefined) parseClusterObject(content, name);
+    } catch (err) {
+      if (!isRfError(err) || !['RF_CHECKSUM', 'RF_CORRUPT'].includes(err.code)) throw err;
+      problems.push({ kind: 'damaged', object: name, why: err.message });
+    }
+  }
+  const newest = clusterNames.object(c.name, c.seq);
+  for (const shard of c.shards) {
+    if (shard.manifestSeq === 0) continue;
+    const held = cache.manifests.get(shard.source)?.seq ?? 0;
+    if (held < shard.manifestSeq) {
+      problems.push({
+        kind: 'missing',
+        object: names.manifest(shard.source, shard.manifestSeq),
+        why: `the cluster record ${newest} was written after it; the newest manifest of ${shard.source} in the bucket is ${held === 0 ? 'none' : `seq ${held}`}`,
+      });
+    }
+  }
+  return problems;
 }

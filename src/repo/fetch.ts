@@ -1,10 +1,16 @@
+import { MIGRATE_WINDOW_MS } from '../restore/cluster-migrating.js';
+import { rangesOf } from '../restore/cluster-out.js';
 import { planRestore } from '../restore/locate.js';
 import { chooseTimeline } from '../restore/plan.js';
 import { chooseFrom, latestInstant, type RestoreFrom } from '../restore/prepare.js';
 import { Archive } from '../store/archive.js';
+import { type ClusterRecord, clusterRestorable } from '../store/cluster.js';
+import type { KvReader } from '../store/store.js';
 import { indexSource } from '../store/summary.js';
 import { resolveTime } from '../time.js';
-import type { RepoCache } from './cache.js';
+import { RepoCache } from './cache.js';
+import type { RepoClient } from './client.js';
+import { clusterObjectNames, recordFromBucket } from './cluster-object.js';
 
 /**
  * What a restore needs from the bucket: the one base and the stream packs from it to the
@@ -116,4 +122,80 @@ export async function fetchForLog(
         (until === null || p.firstTime <= until),
     ),
   );
+}
+
+/** A cluster's archive read from the bucket: its record, a reader for each restore step, close(). */
+export interface ClusterFromRepo {
+  cache: RepoCache;
+  cluster: ClusterRecord;
+  /** The cache's archive; closing it does not close the cache (a cluster restore opens it often). */
+  open: () => Promise<KvReader>;
+  close: () => Promise<void>;
+}
+
+/**
+ * The cluster `name` names in the bucket, opened with every shard's manifest, or undefined when
+ * the bucket holds no cluster of that name (one listing, so a source's restore pays little).
+ */
+export async function openClusterFromRepo(
+  client: RepoClient,
+  name: string,
+): Promise<ClusterFromRepo | undefined> {
+  if ((await clusterObjectNames(client, name)).length === 0) return undefined;
+  const cache = await RepoCache.open(client, name);
+  const object = cache.clusters.get(name);
+  if (object === undefined) {
+    await cache.close();
+    return undefined;
+  }
+  const kv = cache.reader();
+  return {
+    cache,
+    cluster: recordFromBucket(object),
+    open: async () => ({
+      dir: kv.dir,
+      get: (key) => kv.get(key),
+      entries: (range) => kv.entries(range),
+      close: async () => undefined,
+    }),
+    close: () => cache.close(),
+  };
+}
+
+/**
+ * What a cluster restore at `until` needs from the bucket: for every shard what its own restore
+ * at that instant needs, and the stream packs of the minute before it, where a MIGRATE still
+ * under way at T is found (cluster-migrating.ts). `until` is resolved as the cluster restore
+ * resolves it (latest: where every shard can restore); a time that cannot be resolved fetches
+ * nothing, and the restore then says why.
+ */
+export async function fetchForCluster(
+  from: ClusterFromRepo,
+  until: string,
+  options: { tz: string; now: number; from: RestoreFrom | 'auto'; settle: boolean },
+): Promise<void> {
+  const { cache, cluster } = from;
+  const kv = await from.open();
+  let t: number;
+  try {
+    const latest = clusterRestorable(cluster, await rangesOf(kv, cluster)).at(-1)?.until;
+    t = resolveTime(until, {
+      now: options.now,
+      tz: options.tz,
+      ...(latest === undefined ? {} : { latest }),
+    }).ms;
+  } catch {
+    return;
+  }
+  for (const shard of cluster.shards) {
+    await wantForRestore(cache, shard.source, `@${t / 1000}`, options);
+    const m = cache.manifests.get(shard.source);
+    if (m === undefined) continue;
+    cache.want(
+      m.packs.filter(
+        (p) => p.kind === 'seg' && p.lastTime >= t - MIGRATE_WINDOW_MS && p.firstTime <= t,
+      ),
+    );
+  }
+  if (options.settle) await cache.settle();
 }

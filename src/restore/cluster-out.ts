@@ -33,7 +33,10 @@ export interface ClusterOutResult {
 }
 
 /** Each shard's restorable ranges, by shard id (a shard with nothing archived yet: none). */
-async function rangesOf(kv: KvReader, cluster: ClusterRecord): Promise<Map<string, TimeRange[]>> {
+export async function rangesOf(
+  kv: KvReader,
+  cluster: ClusterRecord,
+): Promise<Map<string, TimeRange[]>> {
   const archive = new Archive(kv);
   const out = new Map<string, TimeRange[]>();
   for (const s of cluster.shards) {

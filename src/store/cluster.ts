@@ -29,6 +29,11 @@ export interface ClusterRecord {
   url: string;
   shards: ClusterShardRecord[];
   slots: SlotOwnership[];
+  /**
+   * Read back from a bucket: the slot owners are known up to this moment only (the shards'
+   * archives may reach further). Absent in the store rf listen owns, where the record is current.
+   */
+  knownUntil?: number;
 }
 
 export async function readCluster(kv: KvReader, name: string): Promise<ClusterRecord | undefined> {
@@ -117,7 +122,8 @@ export function clusterRestorable(
     });
     return unionRanges([...(restorable.get(shard.id) ?? []), ...idle]);
   });
-  return intersectRanges([[{ from: first.at, until: end }], ...perShard]).filter(
-    (r) => r.until < end,
-  );
+  return intersectRanges([
+    [{ from: first.at, until: record.knownUntil ?? end }],
+    ...perShard,
+  ]).filter((r) => r.until < end);
 }

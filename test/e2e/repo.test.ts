@@ -11,7 +11,7 @@ import {
   expectRestoresFromBucket,
 } from '../helpers/repo-archive.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
-import { S3_ENV, type S3Server, startS3, waitForStreamPack } from '../helpers/s3.js';
+import { bucketBytes, S3_ENV, type S3Server, startS3, waitForStreamPack } from '../helpers/s3.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { workloadPhase } from '../helpers/workload.js';
 
@@ -102,14 +102,6 @@ afterAll(async () => {
   if (work !== undefined) await removeTempDir(work);
 });
 
-async function bucketBytes(): Promise<Buffer> {
-  const files = await fs.readdir(s3.dir, { recursive: true, withFileTypes: true });
-  const parts: Buffer[] = [];
-  for (const f of files)
-    if (f.isFile()) parts.push(await fs.readFile(path.join(f.parentPath, f.name)));
-  return Buffer.concat(parts);
-}
-
 describe('rf listen --repo, then the bucket alone', () => {
   it('the checkpoints differ from each other (the oracle can fail)', () => {
     expect(new Set(checkpoints.map((c) => c.digest)).size).toBe(checkpoints.length);
@@ -144,7 +136,7 @@ describe('rf listen --repo, then the bucket alone', () => {
   });
 
   it('keeps the canary out of the bucket’s bytes, and refuses a read without the key or with another', async () => {
-    const bytes = await bucketBytes();
+    const bytes = await bucketBytes(s3);
     expect(bytes.length).toBeGreaterThan(1000);
     expect(bytes.includes(Buffer.from(CANARY))).toBe(false);
     // The check itself can fail: the canary is in the master.

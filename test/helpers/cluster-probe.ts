@@ -156,13 +156,15 @@ export class ClusterProbe {
     return { label, t, content };
   }
 
+  /** Where restores read: the store, or (`--repo …` flags and their credentials) a bucket. */
+  readFrom: { args: string[]; env: NodeJS.ProcessEnv } | null = null;
+
   /** `rf restore --name <cluster> --until @T … --json`. */
   restore(t: number, ...args: string[]) {
     return rf(
       [
         'restore',
-        '--store',
-        this.store,
+        ...(this.readFrom?.args ?? ['--store', this.store]),
         '--name',
         this.name,
         '--until',
@@ -170,7 +172,7 @@ export class ClusterProbe {
         ...args,
         '--json',
       ],
-      { timeoutMs: 120_000 },
+      { timeoutMs: 120_000, ...(this.readFrom === null ? {} : { env: this.readFrom.env }) },
     );
   }
 
@@ -212,19 +214,32 @@ export class ClusterProbe {
     }
   }
 
+  /** `rf listen --cluster` on the store, with `extra` flags, just started. */
+  launch(extra: string[] = [], env: NodeJS.ProcessEnv = {}): RfDaemon {
+    return RfDaemon.start(
+      [
+        '--cluster',
+        '--source',
+        this.cluster.url,
+        '--store',
+        this.store,
+        '--name',
+        this.name,
+        '--flush-interval',
+        '10',
+        ...extra,
+      ],
+      env,
+    );
+  }
+
   /** `rf listen --cluster` on the store, once it has a first base from each of `shards`. */
-  async startDaemon(shards: number): Promise<RfDaemon> {
-    const daemon = RfDaemon.start([
-      '--cluster',
-      '--source',
-      this.cluster.url,
-      '--store',
-      this.store,
-      '--name',
-      this.name,
-      '--flush-interval',
-      '10',
-    ]);
+  async startDaemon(
+    shards: number,
+    extra: string[] = [],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<RfDaemon> {
+    const daemon = this.launch(extra, env);
     await waitFor(
       () =>
         daemon.lines.filter((l) => l.msg === 'first timeline started from the base').length ===

@@ -213,3 +213,12 @@ export async function waitForStreamPack(s3: S3Server): Promise<void> {
     'a pack in the bucket',
   );
 }
+
+/** Every byte the bucket holds, as s3rver stores it: what no secret may be found in. */
+export async function bucketBytes(s3: S3Server): Promise<Buffer> {
+  const files = await fs.readdir(s3.dir, { recursive: true, withFileTypes: true });
+  const parts: Buffer[] = [];
+  for (const f of files)
+    if (f.isFile()) parts.push(await fs.readFile(path.join(f.parentPath, f.name)));
+  return Buffer.concat(parts);
+}

@@ -91,6 +91,20 @@ describe('clusterRestorable', () => {
     ]);
   });
 
+  it('read back from a bucket, ends where the record knew the slot owners', () => {
+    const ranges = new Map([
+      ['a', [{ from: 110, until: 1000 }]],
+      ['b', [{ from: 120, until: 990 }]],
+      ['n', [{ from: 300, until: 810 }]],
+    ]);
+    expect(clusterRestorable({ ...record, knownUntil: 700 }, ranges)).toEqual([
+      { from: 120, until: 700 },
+    ]);
+    expect(clusterRestorable({ ...record, knownUntil: 5000 }, ranges)).toEqual([
+      { from: 120, until: 990 },
+    ]);
+  });
+
   it('is nothing before rf first read the topology, or when an owner has nothing', () => {
     expect(clusterRestorable({ ...record, slots: [] }, new Map())).toEqual([]);
     expect(clusterRestorable(record, new Map([['a', [{ from: 0, until: 1000 }]]]))).toEqual([]);
