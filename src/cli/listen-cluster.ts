@@ -50,7 +50,7 @@ export async function run(options: ListenFlags): Promise<number> {
         ...metricsSetting(options),
         ...repo,
         baseEveryMs: options.baseEvery,
-        refreshMs: 5_000,
+        refreshMs: 1_000,
       },
       log,
     );
