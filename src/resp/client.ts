@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import RedisParser from 'redis-parser';
 import { errnoCode, RfError } from '../errors.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
-import { type CommandArg, encodeCommand, encodeCommands } from './encode.js';
+import { type Command, type CommandArg, encodeCommand, encodeCommands } from './encode.js';
 import { ReplyGuard } from './reply-guard.js';
 
 export interface SocketOptions {
@@ -327,9 +327,12 @@ export class RedisClient {
    * RedisReplyError values rather than rejections: one promise for a whole pipeline, for callers
    * that send thousands of commands (a promise and a queue entry each cost more than the reply).
    */
-  pipeline(commands: ReadonlyArray<ReadonlyArray<CommandArg>>): Promise<unknown[]> {
+  pipeline(commands: ReadonlyArray<Command>): Promise<unknown[]> {
     if (commands.length === 0) return Promise.resolve([]);
-    if (this.state !== 'open') return this.command(commands[0]!).then(() => []);
+    if (this.state !== 'open') {
+      const first = commands[0]!;
+      return this.command(Buffer.isBuffer(first) ? ['a pipeline'] : first).then(() => []);
+    }
     const payload = encodeCommands(commands);
     return new Promise((resolve, reject) => {
       this.queue.push({

@@ -2,6 +2,12 @@
 export type CommandArg = string | Buffer | number;
 
 /**
+ * A command to send: its arguments, or a Buffer that holds it already encoded as one RESP
+ * multibulk (see encodeBulks), which is copied as it is.
+ */
+export type Command = ReadonlyArray<CommandArg> | Buffer;
+
+/**
  * Encodes a command as a RESP multibulk array of bulk strings (`*N\r\n` then N × `$len\r\n…\r\n`),
  * the only request form Redis accepts from a replica or in an AOF. Strings are UTF-8; Buffers are
  * copied byte for byte, so binary values round-trip.
@@ -15,14 +21,18 @@ export function encodeCommand(args: ReadonlyArray<CommandArg>): Buffer {
  * first, so a whole pipeline lands in one allocation and goes out in one socket write, with no
  * buffer per command and no copy to join them (restore --into sends thousands per batch).
  */
-export function encodeCommands(commands: ReadonlyArray<ReadonlyArray<CommandArg>>): Buffer {
+export function encodeCommands(commands: ReadonlyArray<Command>): Buffer {
   let count = 0;
-  for (const args of commands) count += args.length;
+  for (const args of commands) if (!Buffer.isBuffer(args)) count += args.length;
   const parts: Array<string | Buffer> = new Array(count);
   const lengths: number[] = new Array(count);
   let size = 0;
   let n = 0;
   for (const args of commands) {
+    if (Buffer.isBuffer(args)) {
+      size += args.length;
+      continue;
+    }
     size += headerLength(args.length);
     for (let i = 0; i < args.length; i++, n++) {
       const arg = args[i];
@@ -50,6 +60,11 @@ export function encodeCommands(commands: ReadonlyArray<ReadonlyArray<CommandArg>
   let at = 0;
   n = 0;
   for (const args of commands) {
+    if (Buffer.isBuffer(args)) {
+      out.set(args, at);
+      at += args.length;
+      continue;
+    }
     at = writeHeader(out, at, 0x2a, args.length); // '*'
     for (let i = 0; i < args.length; i++, n++) {
       const part = parts[n]!;
@@ -92,4 +107,30 @@ function writeHeader(out: Buffer, at: number, mark: number, n: number): number {
   out[end] = 13;
   out[end + 1] = 10;
   return end + 2;
+}
+
+/** Bytes of `$N\r\n<N bytes>\r\n`. */
+function bulkLength(n: number): number {
+  return headerLength(n) + n + 2;
+}
+
+/**
+ * One command of Buffer arguments encoded as encodeCommand would, for a caller that makes a
+ * million of one shape (restore --into's RESTOREs): no arrays of parts and lengths, and short
+ * arguments copied by a loop rather than a call into TypedArray#set.
+ */
+export function encodeBulks(args: readonly Buffer[]): Buffer {
+  let size = headerLength(args.length);
+  for (const a of args) size += bulkLength(a.length);
+  const out = Buffer.allocUnsafe(size);
+  let at = writeHeader(out, 0, 0x2a, args.length); // '*'
+  for (const a of args) {
+    at = writeHeader(out, at, 0x24, a.length); // '$'
+    if (a.length > 64) out.set(a, at);
+    else for (let i = 0; i < a.length; i++) out[at + i] = a[i]!;
+    at += a.length;
+    out[at++] = 13;
+    out[at++] = 10;
+  }
+  return out;
 }

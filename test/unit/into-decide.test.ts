@@ -37,11 +37,19 @@ describe('--into decisions', () => {
     const k = Buffer.from('k');
     const v = Buffer.from('v');
     // As Redis reads it: the arguments' bytes.
-    expect(encodeCommand(restoreCommand(k, v, { ttl: 0, absolute: false }, false))).toEqual(
+    expect(restoreCommand(k, v, { ttl: 0, absolute: false }, false)).toEqual(
       encodeCommand(['RESTORE', k, '0', v]),
     );
-    expect(encodeCommand(restoreCommand(k, v, { ttl: 9, absolute: true }, true))).toEqual(
+    expect(restoreCommand(k, v, { ttl: 9, absolute: true }, true)).toEqual(
       encodeCommand(['RESTORE', k, '9', v, 'ABSTTL', 'REPLACE']),
+    );
+    expect(restoreCommand(k, v, { ttl: 1733000000123, absolute: true }, false)).toEqual(
+      encodeCommand(['RESTORE', k, '1733000000123', v, 'ABSTTL']),
+    );
+    // A payload past the short-copy length, as most values are.
+    const long = Buffer.alloc(300, 0xab);
+    expect(restoreCommand(k, long, { ttl: 5, absolute: false }, true)).toEqual(
+      encodeCommand(['RESTORE', k, '5', long, 'REPLACE']),
     );
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCommand, encodeCommands } from '../../src/resp/encode.js';
+import { encodeBulks, encodeCommand, encodeCommands } from '../../src/resp/encode.js';
 import { FrameScanner } from '../../src/resp/frames.js';
 
 describe('encodeCommand', () => {
@@ -73,5 +73,20 @@ describe('encodeCommand', () => {
       ).toString('latin1'),
     );
     expect(encodeCommands([]).length).toBe(0);
+  });
+
+  it('copies a command encoded already as it is, between commands given as arguments', () => {
+    const args = [
+      Buffer.from('RESTORE'),
+      Buffer.from([0xff, 13]),
+      Buffer.from('0'),
+      Buffer.alloc(70, 1),
+    ];
+    const encoded = encodeBulks(args);
+    expect(encoded).toEqual(encodeCommand(args));
+    expect(encodeBulks([])).toEqual(encodeCommand([]));
+    expect(encodeCommands([['PING'], encoded, ['EXISTS', 'k']])).toEqual(
+      Buffer.concat([encodeCommand(['PING']), encoded, encodeCommand(['EXISTS', 'k'])]),
+    );
   });
 });

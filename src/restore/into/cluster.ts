@@ -7,7 +7,6 @@ import {
   connectOptions,
   type IntoTarget,
   type KeyCommands,
-  keepReplyError,
   maxBulkOf,
   pipelineItems,
   type TargetConnection,
@@ -139,7 +138,8 @@ export class ClusterTarget implements IntoTarget {
       for (const args of item.commands) {
         // ASKING holds for the next command only (cluster.c, CLIENT_ASKING).
         if (asking) void client.call('ASKING').catch(() => undefined);
-        calls.push(client.command(args).catch(keepReplyError));
+        // A pipeline of one: the command may be one encoded already, and an error reply is a value.
+        calls.push(client.pipeline([args]).then((replies) => replies[0]));
       }
       const replies = await Promise.all(calls);
       const redirect = replies.find(isRedirect);

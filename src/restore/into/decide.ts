@@ -1,4 +1,4 @@
-import type { CommandArg } from '../../resp/encode.js';
+import { encodeBulks } from '../../resp/encode.js';
 
 export type ConflictMode = 'fail' | 'skip' | 'replace';
 export type TtlMode = 'keep' | 'shift';
@@ -29,21 +29,24 @@ export function expiryFor(expireAt: number, mode: TtlMode, until: number, now: n
   return left <= 0 ? { kind: 'expired' } : { kind: 'ttl', ttl: left, absolute: false };
 }
 
-/** `RESTORE key ttl payload [ABSTTL] [REPLACE]` (cluster.c restoreCommand). */
+/**
+ * `RESTORE key ttl payload [ABSTTL] [REPLACE]` (cluster.c restoreCommand), encoded: one is made
+ * per key of the restore.
+ */
 export function restoreCommand(
   key: Buffer,
   payload: Buffer,
   expiry: { ttl: number; absolute: boolean },
   replace: boolean,
-): CommandArg[] {
-  const ttl = expiry.ttl === 0 ? NO_TTL : String(expiry.ttl);
-  const args: CommandArg[] = [RESTORE, key, ttl, payload];
+): Buffer {
+  const ttl = expiry.ttl === 0 ? NO_TTL : Buffer.from(String(expiry.ttl));
+  if (!expiry.absolute && !replace) return encodeBulks([RESTORE, key, ttl, payload]);
+  const args = [RESTORE, key, ttl, payload];
   if (expiry.absolute) args.push(ABSTTL);
   if (replace) args.push(REPLACE);
-  return args;
+  return encodeBulks(args);
 }
 
-// As Buffers: copied into each command, where a string would be encoded again per key.
 const RESTORE = Buffer.from('RESTORE');
 const NO_TTL = Buffer.from('0');
 const ABSTTL = Buffer.from('ABSTTL');

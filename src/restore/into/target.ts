@@ -2,13 +2,13 @@ import type tls from 'node:tls';
 import { RfError } from '../../errors.js';
 import { describeEndpoint, type RedisEndpoint } from '../../redis-url.js';
 import { RedisClient, RedisReplyError } from '../../resp/client.js';
-import type { CommandArg } from '../../resp/encode.js';
+import type { Command } from '../../resp/encode.js';
 import { ClusterTarget } from './cluster.js';
 
 /** The commands about one key, sent in order to the node that holds it. */
 export interface KeyCommands {
   key: Buffer;
-  commands: CommandArg[][];
+  commands: Command[];
 }
 
 /**
@@ -70,7 +70,7 @@ export async function pipelineItems(
   client: RedisClient,
   items: readonly KeyCommands[],
 ): Promise<unknown[][]> {
-  const commands: CommandArg[][] = [];
+  const commands: Command[] = [];
   for (const item of items) for (const c of item.commands) commands.push(c);
   const replies = await client.pipeline(commands);
   const out: unknown[][] = new Array(items.length);
@@ -82,12 +82,6 @@ export async function pipelineItems(
     at += n;
   }
   return out;
-}
-
-/** A Redis error reply kept as a value: the run decides what each one means. */
-export function keepReplyError(err: unknown): unknown {
-  if (err instanceof RedisReplyError) return err;
-  throw err;
 }
 
 /** Connects and tells a cluster node (cluster_enabled:1) from a standalone instance. */
