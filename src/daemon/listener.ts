@@ -297,7 +297,7 @@ export class Listener {
           this.info.totals.streamBytes += meta.end - meta.start + 1;
         },
         onBase: (base) => this.baseTaken(base.takenAt),
-        ...(this.watch ? { clock: this.watch.clock } : {}),
+        ...(this.watch ? { clock: this.watch.clock, withCommit: this.watch.withCommit } : {}),
       });
       this.session = session;
       this.info.sessions++;

@@ -2,7 +2,7 @@ import type tls from 'node:tls';
 import type { OffsetClock } from '../bounds/clock.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint, sameEndpoint } from '../redis-url.js';
-import type { Store } from '../store/store.js';
+import type { BatchOp, Store } from '../store/store.js';
 import { type MasterSample, MasterWatch } from './master-watch.js';
 import { OffsetSamples } from './offset-samples.js';
 import { type ErrorCounts, messageOf } from './supervise.js';
@@ -57,6 +57,9 @@ export class MasterClock {
   latest(): MasterSample | null {
     return this.watch?.latest() ?? null;
   }
+
+  /** The samples not stored yet, as puts for a segment's commit (OffsetSamples.take). */
+  readonly withCommit = (): BatchOp[] => this.samples.take();
 
   /** Stores the samples until the signal aborts (OffsetSamples.run). */
   run(signal: AbortSignal): Promise<void> {

@@ -3,10 +3,14 @@ import { OffsetClock, type OffsetSample } from '../bounds/clock.js';
 import type { Logger } from '../logger.js';
 import { Archive } from '../store/archive.js';
 import { sampleOps, samplesFrom } from '../store/samples.js';
-import type { Store } from '../store/store.js';
+import type { BatchOp, Store } from '../store/store.js';
 import type { MasterSample } from './master-watch.js';
 
-/** How often the samples taken since the last write are stored: a crash loses at most this much. */
+/**
+ * How often the samples taken since they were last stored are stored on their own. While the
+ * stream flows each commit stores them in its batch (`take`), so this only runs when it does
+ * not: an idle master's samples still bound what a restarted rf receives next.
+ */
 const SAVE_EVERY_MS = 500;
 
 /**
@@ -17,6 +21,9 @@ const SAVE_EVERY_MS = 500;
 export class OffsetSamples {
   readonly clock = new OffsetClock();
   private unsaved: OffsetSample[] = [];
+  /** Whether `unsaved` holds anything not stored yet (the newest is kept even once stored). */
+  private dirty = false;
+  private storedAt = 0;
 
   constructor(
     private readonly store: Store,
@@ -51,23 +58,39 @@ export class OffsetSamples {
     if (last !== undefined && last.offset === sample.offset && last.replid === sample.replid)
       last.sentAt = Math.max(last.sentAt, sample.sentAt);
     else this.unsaved.push(sample);
+    this.dirty = true;
   }
 
-  /** Stores what was sampled, every SAVE_EVERY_MS until the signal aborts, then once more. */
+  /**
+   * The puts of the samples not stored yet, for the batch of a segment's commit; they count as
+   * stored from now. A batch that fails loses them, which only widens bounds: it loses no write.
+   */
+  take(): BatchOp[] {
+    if (!this.dirty) return [];
+    const batch = this.unsaved;
+    // The newest stays in hand too: a repeat of its offset updates it, and it is stored again.
+    this.unsaved = [{ ...batch[batch.length - 1]! }];
+    this.dirty = false;
+    this.storedAt = Date.now();
+    return sampleOps(this.source, batch);
+  }
+
+  /**
+   * Stores what was sampled when no commit has for SAVE_EVERY_MS, until the signal aborts, then
+   * once more.
+   */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       await sleep(SAVE_EVERY_MS, undefined, { signal }).catch(() => undefined);
-      await this.save();
+      if (signal.aborted || Date.now() - this.storedAt >= SAVE_EVERY_MS) await this.save();
     }
   }
 
   private async save(): Promise<void> {
-    if (this.unsaved.length === 0) return;
-    const batch = this.unsaved;
-    // The newest stays in hand too: a repeat of its offset updates it, and it is stored again.
-    this.unsaved = [{ ...batch[batch.length - 1]! }];
+    const ops = this.take();
+    if (ops.length === 0) return;
     try {
-      await this.store.batch(sampleOps(this.source, batch));
+      await this.store.batch(ops);
     } catch (err) {
       // Samples only narrow bounds: a failed write widens them, it loses no write.
       this.log.debug({ error: (err as Error).message }, 'offset samples not stored');

@@ -284,6 +284,7 @@ export class ShardRunner {
         ...sessionOptions,
         endpoint: master,
         clock: this.watch.clock,
+        withCommit: this.watch.withCommit,
         onBase: (base) => {
           this.lastBaseAt = base.takenAt;
         },

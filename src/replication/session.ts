@@ -11,7 +11,7 @@ import { encodeCommand } from '../resp/encode.js';
 import { FrameScanner, type ScannedFrame } from '../resp/frames.js';
 import { Archive } from '../store/archive.js';
 import { isGetAck, Kind, kindAt } from '../store/commands.js';
-import type { Store } from '../store/store.js';
+import type { BatchOp, Store } from '../store/store.js';
 import { beginTimeline, tmpFile } from '../store/timelines.js';
 import type { SegmentMeta, SourceRecord, Timeline } from '../store/types.js';
 import { StreamWriter } from '../store/writer.js';
@@ -39,6 +39,8 @@ export interface SessionOptions {
   onBase?: (base: { timeline: number; offset: number; takenAt: number }) => void;
   /** The master's offset clock, fed by the daemon: bounds each entry's time (bounds/clock.ts). */
   clock?: OffsetClock;
+  /** Records the daemon stores with each commit (the clock's samples): WriterOptions.withCommit. */
+  withCommit?: () => BatchOp[];
 }
 
 export type SessionPhase = 'connecting' | 'handshake' | 'snapshot' | 'streaming' | 'closed';
@@ -302,12 +304,13 @@ export class ReplicationSession {
   }
 
   private writerOptions(lastWindow?: ImpreciseWindow) {
-    const { maxSegmentBytes, log, onCommit, clock } = this.options;
+    const { maxSegmentBytes, log, onCommit, clock, withCommit } = this.options;
     return {
       maxSegmentBytes,
       log,
       ...(onCommit ? { onCommit } : {}),
       ...(clock ? { clock } : {}),
+      ...(withCommit ? { withCommit } : {}),
       ...(lastWindow ? { lastWindow } : {}),
     };
   }

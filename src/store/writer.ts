@@ -22,6 +22,12 @@ export interface WriterOptions {
   /** The timeline's last imprecise window, continued if the first entry is late too. */
   lastWindow?: ImpreciseWindow;
   /**
+   * Records stored in each commit's batch, taken as the batch is made: the master's offset
+   * samples since the last commit (daemon/offset-samples.ts), which then cost no write of their
+   * own and are as recent as the segment when rf is killed.
+   */
+  withCommit?: () => BatchOp[];
+  /**
    * Write each segment's key index (key-index.ts) in its batch; on unless false, which makes a
    * store as rf wrote it before it kept the index.
    */
@@ -274,6 +280,8 @@ export class StreamWriter {
     }
     const counts = await this.minutes.ops(minutes, start);
     ops.push(...counts.ops);
+    const extra = this.options.withCommit?.();
+    if (extra !== undefined) ops.push(...extra);
     await this.store.batch(ops);
     this.minutes.committed(counts.last);
     this.timeline = nextTimeline;

@@ -1,8 +1,12 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RemoteKv } from '../../src/daemon/control-client.js';
 import type { RedisClient } from '../../src/resp/client.js';
+import { keys } from '../../src/store/keys.js';
+import { samplesFrom } from '../../src/store/samples.js';
+import { readRecord, storePaths } from '../../src/store/store.js';
+import type { DurableState } from '../../src/store/types.js';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest, freePort, type RedisServer } from '../helpers/redis.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
@@ -152,6 +156,23 @@ async function checkpoint(load: SentinelLoad, label: string, moments: Moment[]):
   load.unpause();
 }
 
+/**
+ * Whether rf, running, has stored an offset sample of its current replid taken after `t`, at or
+ * below its durable offset: what bounds the writes a restarted rf receives again to after `t`.
+ */
+async function sampleStoredAfter(t: number): Promise<boolean> {
+  const kv = await RemoteKv.connect(store, storePaths(store).socket);
+  if (kv === null) return false;
+  try {
+    const state = await readRecord<DurableState>(kv, keys.state('default'));
+    if (state === undefined) return false;
+    const samples = await samplesFrom(kv, 'default', state.replid, 0);
+    return samples.some((s) => s.sentAt > t && s.offset <= state.durableOffset);
+  } finally {
+    await kv.close();
+  }
+}
+
 /** Each moment restored with --out and booted: the digest the master had then. */
 async function restoresExactly(moments: Moment[]): Promise<void> {
   for (const m of moments) {
@@ -295,12 +316,16 @@ describe('rf listen --sentinel', () => {
     await load.start();
     await load.more(20);
     await checkpoint(load, 'before rf is killed', moments);
-    // rf stores the master's offset samples every 500 ms: a kill -9 loses those of the last
-    // half second, and a write after T that rf then receives again is known only to have run
-    // after the last stored sample, an imprecise window over T (restores there are refused).
-    // Killed after the samples past T are stored, T stays exact.
-    await sleep(2000);
+    // A write after T that rf receives again after a kill -9 is known only to have run after
+    // the last stored offset sample below it: were that sample from before T, the write would
+    // be in an imprecise window over T (restores there are refused). rf stores the samples with
+    // each commit; killed once one taken after T lies below its durable offset, T stays exact.
     await load.more(10);
+    await waitFor(
+      () => sampleStoredAfter(moments[0]!.t),
+      'an offset sample taken after T, below the durable offset, in the store',
+      30_000,
+    );
     await daemon.stop('SIGKILL');
     await load.more(20);
     daemon = startDaemon();

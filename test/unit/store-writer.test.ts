@@ -307,6 +307,30 @@ describe('StreamWriter', () => {
     expect(await archive.lastImprecise('default', 1)).toMatchObject({ firstOffset: at[2] });
   });
 
+  it("stores the daemon's records (the offset samples) in each segment's batch, asked for once per commit", async () => {
+    let asked = 0;
+    const w = new StreamWriter(store, 'default', timeline(), state(), {
+      maxSegmentBytes: 1 << 20,
+      log: silentLogger(),
+      withCommit: () => {
+        asked++;
+        return sampleOps('default', [sample(100 + asked, 7_000 + asked)]);
+      },
+    });
+    const f = cmd('SET', 'k', 'v');
+    w.append(101, f, parseArgs(f), 7_500);
+    await w.flush();
+    // Nothing buffered: no commit, so nothing is asked for.
+    await w.flush();
+    w.append(101 + f.length, f, parseArgs(f), 7_600);
+    await w.flush();
+    expect(asked).toBe(2);
+    expect(await samplesFrom(store, 'default', R, 0)).toEqual([
+      sample(101, 7_001, 7_002),
+      sample(102, 7_002, 7_003),
+    ]);
+  });
+
   it('retention drops samples and windows older than the window, keeping the last sample of each replid', async () => {
     const other = 'b'.repeat(40);
     await store.batch(
