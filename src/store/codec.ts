@@ -47,6 +47,8 @@ const NATIVE_LE = endianness() === 'LE';
  */
 export class SegmentBuilder {
   private payload: Buffer;
+  /** Where `encode` writes the stored form. */
+  private out: Buffer = Buffer.alloc(0);
   private used = 0;
   private rows = new Uint32Array(ROWS);
   private entries = 0;
@@ -123,12 +125,18 @@ export class SegmentBuilder {
     this.runTo = 0;
   }
 
-  /** The stored form, the same as encodeSegment's. */
+  /**
+   * The stored form, the same as encodeSegment's, in a buffer the builder keeps and writes the
+   * next segment into: it is valid until the next call. A fresh megabyte per segment would be
+   * garbage the collector runs for (V8 counts a Buffer's memory towards its next collection).
+   */
   encode(): Buffer {
     const count = this.entries;
     if (count === 0) throw new TypeError('a segment holds at least one entry');
     this.settle();
-    const out = Buffer.allocUnsafe(HEADER + count * ROW + this.used);
+    const size = HEADER + count * ROW + this.used;
+    if (this.out.length < size) this.out = Buffer.allocUnsafe(size);
+    const out = this.out.subarray(0, size);
     out.writeUInt8(VERSION, 0);
     out.writeUInt32LE(count, 1);
     out.writeDoubleLE(this.first, 5);
@@ -153,6 +161,7 @@ export class SegmentBuilder {
     this.first = Number.NaN;
     this.last = Number.NaN;
     if (this.payload.length > 4 * this.capacity) this.payload = Buffer.allocUnsafe(this.capacity);
+    if (this.out.length > 4 * this.capacity) this.out = Buffer.alloc(0);
     if (this.rows.length > 4 * ROWS) this.rows = new Uint32Array(ROWS);
   }
 }

@@ -231,7 +231,8 @@ export class StreamWriter {
     this.pendingChatter = 0;
 
     // Everything up to the batch runs in this tick, so the builder is read and reset before any
-    // other entry arrives.
+    // other entry arrives. `data` lies in the builder's buffer, which the next commit writes
+    // into: commits run one after the other, and nothing keeps it past this batch.
     const data = seg.encode();
     const windows = this.windows.take();
     const index = this.index?.seal();
