@@ -4,7 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/load.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { bootedDigest } from '../helpers/redis.js';
-import { type Checkpoint, checkpoint, expectRestoresFromBucket } from '../helpers/repo-archive.js';
+import {
+  type Checkpoint,
+  checkpoint,
+  expectRestoresFromBucket,
+  QUICK_LOCAL_RETAIN,
+} from '../helpers/repo-archive.js';
 import { type RfDaemon, type RfResult, rf } from '../helpers/rf.js';
 import { S3_ENV, startFlakyFront, startS3 } from '../helpers/s3.js';
 import { testScope } from '../helpers/scope.js';
@@ -44,19 +49,7 @@ async function setUp(endpoint?: (s3Port: number) => Promise<string>) {
     '--s3-path-style',
   ];
   const d = scope.daemon(
-    [
-      '--source',
-      master.url,
-      '--store',
-      store,
-      ...flags,
-      '--segment-size',
-      '2k',
-      '--base-every',
-      '700ms',
-      '--local-retain',
-      '1s',
-    ],
+    ['--source', master.url, '--store', store, ...flags, ...QUICK_LOCAL_RETAIN],
     S3_ENV,
   );
   await d.waitForLog((l) => l.msg === 'first timeline started from the base');

@@ -6,6 +6,19 @@ import { rf } from './rf.js';
 import { S3_ENV } from './s3.js';
 import { caughtUp } from './scope.js';
 
+/**
+ * rf listen flags under which --local-retain shows within seconds: small segments, a fresh base
+ * every 700 ms, and a local window of 1 s, so a moment a few seconds old needs only the bucket.
+ */
+export const QUICK_LOCAL_RETAIN = [
+  '--segment-size',
+  '2k',
+  '--base-every',
+  '700ms',
+  '--local-retain',
+  '1s',
+];
+
 export interface Checkpoint {
   at: string;
   digest: string;
@@ -21,6 +34,15 @@ export async function checkpoint(master: RedisServer, store: string): Promise<Ch
   const c = await master.client();
   const digest = String(await c.call('DEBUG', 'DIGEST'));
   const at = new Date(Date.now()).toISOString();
+  await restorableThrough(store, at);
+  return { at, digest };
+}
+
+/**
+ * Until the store's one source is restorable up to `at` (ISO): rf has seen the master idle past
+ * it (its `seen` record), so a stop right after leaves `at` inside the archive.
+ */
+export async function restorableThrough(store: string, at: string): Promise<void> {
   await waitFor(async () => {
     const r = await rf(['info', '--store', store, '--json']);
     const until = (
@@ -28,7 +50,6 @@ export async function checkpoint(master: RedisServer, store: string): Promise<Ch
     ).sources[0]?.restorable.at(-1)?.until;
     return until !== undefined && until >= at;
   }, 'the store to be restorable up to the checkpoint');
-  return { at, digest };
 }
 
 /** `rf restore --repo … --until cp.at --out`, booted: its digest must be the checkpoint's. */

@@ -6,6 +6,7 @@ import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { ClusterProbe, type Moment } from '../helpers/cluster-probe.js';
 import { waitFor } from '../helpers/load.js';
 import { freePort } from '../helpers/redis.js';
+import { QUICK_LOCAL_RETAIN } from '../helpers/repo-archive.js';
 import { type RfDaemon, rf } from '../helpers/rf.js';
 import { bucketBytes, S3_ENV, type S3Server, startS3, waitForStreamPack } from '../helpers/s3.js';
 import { scrape } from '../helpers/scrape.js';
@@ -160,6 +161,16 @@ describe('rf listen --cluster --repo, then the bucket alone', () => {
     for (const m of moments) expect(await probe.restoredInto(m.t), m.label).toEqual(m.content);
   }, 300_000);
 
+  it('rf log --repo --name <cluster> reads every shard’s stream from the bucket', async () => {
+    const r = await rf(['log', ...readFlags(), '--name', 'c', '--key', '*:canary'], {
+      env: S3_ENV,
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    for (const tag of TAGS) expect(r.stdout).toContain(`${tag}:canary`);
+    expect(r.stdout).toContain(CANARY);
+  });
+
   it('keeps the canary out of the bucket’s bytes; a read without the key is refused', async () => {
     const bytes = await bucketBytes(s3);
     expect(bytes.length).toBeGreaterThan(10_000);
@@ -203,6 +214,57 @@ describe('rf listen --cluster --repo, then the bucket alone', () => {
       await expect(fs.access(path.join(out, 'cluster.json'))).rejects.toThrow();
     } finally {
       await fs.rename(saved, manifests);
+    }
+  }, 240_000);
+
+  it('--local-retain: what the bucket holds leaves every shard’s store; the bucket restores the cluster', async () => {
+    const localWork = path.join(work, 'local');
+    await fs.mkdir(localWork);
+    const local = new ClusterProbe(cluster, path.join(localWork, 'store'), localWork, 'local', 2);
+    const flags = [...s3.flags('clusters/local'), '--repo-key-file', keyFile];
+    const d = await local.startDaemon(3, [...flags, ...QUICK_LOCAL_RETAIN], S3_ENV);
+    try {
+      await local.writeRound(20, TAGS);
+      const early = await local.checkpoint('early', TAGS);
+      const offloaded = () =>
+        new Set(
+          d.lines
+            .filter(
+              (l) => l.msg === 'local retention: removed what the bucket holds from the store',
+            )
+            .map((l) => l.shard),
+        ).size;
+      let round = 21;
+      await waitFor(
+        async () => {
+          await local.writeRound(round++, TAGS);
+          return offloaded() === 3;
+        },
+        'every shard to remove from the store what the bucket holds',
+        90_000,
+      );
+      let refused: Awaited<ReturnType<typeof rf>> | undefined;
+      await waitFor(
+        async () => {
+          refused = await local.restore(
+            early.t,
+            '--out',
+            path.join(localWork, `refused-${Date.now()}`),
+          );
+          return refused.code !== 0;
+        },
+        'the early moment to leave the store',
+        60_000,
+      );
+      expect(refused?.code, refused?.stderr).toBe(3);
+      expect(refused?.stderr).toMatch(/RF_REPO_ONLY/);
+      expect((await d.stop('SIGTERM')).code, d.output).toBe(0);
+      local.readFrom = { args: flags, env: S3_ENV };
+      const { content } = await local.restoredOut(early.t);
+      expect(content).toEqual(early.content);
+    } finally {
+      await d.stop('SIGKILL');
+      await local.close();
     }
   }, 240_000);
 });

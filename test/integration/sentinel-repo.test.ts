@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/load.js';
 import { bootedDigest, freePort } from '../helpers/redis.js';
+import { QUICK_LOCAL_RETAIN, restorableThrough } from '../helpers/repo-archive.js';
 import { RfDaemon, rf } from '../helpers/rf.js';
 import { S3_ENV, type S3Server, startS3 } from '../helpers/s3.js';
 import { scrape } from '../helpers/scrape.js';
@@ -60,7 +61,7 @@ async function checkpoint(label: string): Promise<void> {
   await rfHolds(c);
   const digest = String(await c.call('DEBUG', 'DIGEST'));
   const t = Date.now();
-  await waitFor(() => Date.now() > t, 'the clock to move past T', 1_000, 1);
+  await restorableThrough(store, new Date(t).toISOString());
   checkpoints.push({ t, digest, label });
 }
 
@@ -166,5 +167,78 @@ describe('rf listen --sentinel --repo', () => {
     }
     const verify = await rf(['verify', ...flags], { env: S3_ENV, timeoutMs: 60_000 });
     expect(verify.code, `${verify.stdout}\n${verify.stderr}`).toBe(0);
+  }, 180_000);
+
+  it('--local-retain: what the bucket holds leaves the store, which then names --repo; the bucket restores it', async () => {
+    const local = path.join(work, 'local-store');
+    const flags = s3.flags('sentinel/local');
+    const d = RfDaemon.start(
+      [
+        ...sentinels.args,
+        '--master-name',
+        sentinels.name,
+        '--store',
+        local,
+        '--flush-interval',
+        '10',
+        ...QUICK_LOCAL_RETAIN,
+        ...flags,
+      ],
+      S3_ENV,
+    );
+    try {
+      await d.waitForLog((l) => l.msg === 'first timeline started from the base', 60_000);
+      const c = await (await sentinels.master()).client();
+      await workloadPhase(c, 10);
+      await rfHolds(c);
+      const early = { digest: String(await c.call('DEBUG', 'DIGEST')), t: Date.now() };
+      await waitFor(() => Date.now() > early.t, 'the clock to move past T', 1_000, 1);
+      const bases = d.lines.filter((l) => l.msg === 'fresh base taken').length;
+      for (let phase = 11; phase < 14; phase++) await workloadPhase(c, phase);
+      await waitFor(
+        () => d.lines.filter((l) => l.msg === 'fresh base taken').length >= bases + 2,
+        'two fresh bases after the checkpoint',
+        60_000,
+      );
+      let refused: Awaited<ReturnType<typeof rf>> | undefined;
+      await waitFor(
+        async () => {
+          refused = await rf(
+            [
+              'restore',
+              '--store',
+              local,
+              '--until',
+              `@${early.t / 1000}`,
+              '--out',
+              path.join(work, `early-${Date.now()}`),
+            ],
+            { timeoutMs: 60_000 },
+          );
+          return refused.code !== 0;
+        },
+        'the early checkpoint to leave the store',
+        60_000,
+      );
+      expect(refused?.code, refused?.stderr).toBe(3);
+      expect(refused?.stderr).toMatch(/RF_REPO_ONLY/);
+      expect(refused?.stderr).toContain('--repo s3://');
+      expect(
+        d.lines.some(
+          (l) => l.msg === 'local retention: removed what the bucket holds from the store',
+        ),
+        d.output,
+      ).toBe(true);
+      expect((await d.stop('SIGTERM')).code, d.output).toBe(0);
+      const out = path.join(work, 'early-from-bucket');
+      const res = await rf(['restore', ...flags, '--until', `@${early.t / 1000}`, '--out', out], {
+        env: S3_ENV,
+        timeoutMs: 60_000,
+      });
+      expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
+      expect(await bootedDigest(out)).toBe(early.digest);
+    } finally {
+      await d.stop('SIGKILL');
+    }
   }, 180_000);
 });
