@@ -56,7 +56,7 @@ export function registerCommands(program: Command): void {
       ...o.connection('the master’s'),
       new Option(
         '--aof-dir <dir>',
-        "also follow the master's append-only files in this directory (same host)",
+        "also follow the master's append-only files in this directory (same host; not with --cluster or --sentinel, whose master moves with a failover)",
       ),
       o.chunkSize('cut the AOF into chunks of about this size'),
       o.chunkPause('pause between AOF chunks, to spare the live host'),
@@ -82,7 +82,7 @@ export function registerCommands(program: Command): void {
       ),
       valueOption(
         '--retain <duration>',
-        'keep what restores within this window need (7d, 36h, forever)',
+        'keep what restores within this window need (7d, 36h, forever); --cluster: every cluster restore',
         parse.durationOr('--retain', 'forever'),
         { value: null, shown: 'forever' },
       ),

@@ -2,6 +2,7 @@ import { type ClusterRecord, clusterRestorable, type SlotRanges } from '../store
 import { isoUtc } from '../time.js';
 import type { SourceInfo } from './info.js';
 import { forkLines, forksJson } from './info-forks.js';
+import { duration } from './info-text.js';
 
 /** What `rf info` shows of a shard: its identity and slots, and its source's own record. */
 interface ShardSummary {
@@ -61,11 +62,20 @@ export function clusterJson(record: ClusterRecord, infos: readonly SourceInfo[])
       })),
     })),
     slotChanges: record.slots.map((c) => ({ at: isoUtc(c.at), owners: c.owners })),
+    retention: retentionOf(record),
     restorable: restorableOf(record, shards).map((r) => ({
       from: isoUtc(r.from),
       until: isoUtc(r.until),
     })),
   };
+}
+
+/** What `rf listen --cluster --retain` last pruned the cluster to, or null. */
+function retentionOf(record: ClusterRecord) {
+  const r = record.retention;
+  return r === undefined
+    ? null
+    : { retainMs: r.retainMs, windowStart: isoUtc(r.windowStart), prunedAt: isoUtc(r.prunedAt) };
 }
 
 /** The text form: one block per cluster, one line per shard. */
@@ -90,5 +100,10 @@ export function clusterText(record: ClusterRecord, infos: readonly SourceInfo[])
         ? '(nowhere yet)'
         : restorable.map((r) => `${isoUtc(r.from)} .. ${isoUtc(r.until)}`).join(', ')
     }`,
+    ...(record.retention === undefined
+      ? []
+      : [
+          `  retention ${duration(record.retention.retainMs)}: cluster restores from ${isoUtc(record.retention.windowStart)} on`,
+        ]),
   ];
 }

@@ -44,7 +44,7 @@ function ago(ms: number): string {
   return `${(s / 86_400).toFixed(1)} days ago`;
 }
 
-function duration(ms: number): string {
+export function duration(ms: number): string {
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;
   if (s < 3600) return `${(s / 60).toFixed(1)} min`;

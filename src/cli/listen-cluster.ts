@@ -1,6 +1,5 @@
 import { redisConnection } from '../config.js';
 import { ClusterListener } from '../daemon/cluster-listener.js';
-import { RfError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import type { ListenFlags } from './listen.js';
 import {
@@ -8,6 +7,7 @@ import {
   echoedRepo,
   metricsSetting,
   refuseFlags,
+  rollSetting,
   runUntilSignal,
   shardRepo,
   sourceSettings,
@@ -19,7 +19,6 @@ import { reportError } from './output.js';
 const NOT_WITH_CLUSTER: Array<[keyof ListenFlags, string]> = [
   ['aofDir', '--aof-dir'],
   ['ingest', '--ingest'],
-  ['rollBaseEvery', '--roll-base-every'],
 ];
 
 /** `rf listen --cluster`: every shard of a Redis Cluster into one store. */
@@ -36,12 +35,6 @@ export async function run(options: ListenFlags): Promise<number> {
       '--cluster',
       'archive each master on its own without --cluster',
     );
-    if (options.retain !== null) {
-      throw new RfError('RF_USAGE', '--retain is not supported with --cluster yet', {
-        details: { flag: '--retain' },
-        hint: 'leave out --retain: the --cluster archive keeps everything',
-      });
-    }
     const { endpoint, tlsOptions } = redisConnection(options.source, options);
     const repo = await shardRepo(options);
     listener = new ClusterListener(
@@ -50,13 +43,22 @@ export async function run(options: ListenFlags): Promise<number> {
         ...metricsSetting(options),
         ...repo,
         baseEveryMs: options.baseEvery,
+        ...rollSetting(options, log),
+        retainMs: options.retain,
         refreshMs: 1_000,
       },
       log,
     );
     log.info(
       {
-        options: { cluster: true, ...echoedOptions(options, endpoint), ...echoedRepo(options) },
+        options: {
+          cluster: true,
+          ...echoedOptions(options, endpoint),
+          ...echoedRepo(options),
+          baseEvery: options.baseEvery,
+          rollBaseEvery: options.rollBaseEvery ?? null,
+          retain: options.retain,
+        },
       },
       'rf listen starting',
     );

@@ -240,11 +240,11 @@ export const options = {
     options.source('the master, redis://[user[:password]@]host:port (also REDIS_URL)'),
     new Option(
       '--cluster',
-      'the source is any node of a Redis Cluster: archive every shard, following failovers',
+      'the source is any node of a Redis Cluster: archive every shard, following failovers (--retain, --base-every, --roll-base-every per shard; no --aof-dir, --ingest)',
     ),
     repeatable(
       '--sentinel <redis-url>',
-      'instead of --source: a sentinel, redis://[user:password@]host:26379 (again for each one); the master it names is archived, followed through failovers',
+      'instead of --source: a sentinel, redis://[user:password@]host:26379 (again for each one); the master it names is archived, followed through failovers (--retain, --base-every, --roll-base-every as with --source; no --aof-dir, --ingest)',
       parse.nonEmpty('--sentinel', 'a sentinel URL'),
     ),
     new Option('--master-name <name>', 'with --sentinel: the master’s name in `sentinel monitor`'),

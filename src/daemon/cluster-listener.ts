@@ -3,11 +3,10 @@ import type tls from 'node:tls';
 import { RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, endpointAt, type RedisEndpoint, redactUrl } from '../redis-url.js';
-import { assignShards } from '../replication/cluster-shards.js';
+import { assignShards, mastersOf } from '../replication/cluster-shards.js';
 import {
   type ClusterNode,
   discoverTopology,
-  type ShardView,
   type Topology,
   uncovered,
 } from '../replication/cluster-topology.js';
@@ -21,10 +20,12 @@ import {
 } from '../store/cluster.js';
 import { type Store, storePaths } from '../store/store.js';
 import { clusterMetrics } from './cluster-metrics.js';
+import { scheduleClusterRetention, Turns } from './cluster-retention.js';
 import { checkControlSocketPath, serveOwnedStore } from './control.js';
 import { openOwned } from './listener.js';
 import { startMetricsServer } from './metrics.js';
 import { probeRepo, REPO_DRAIN_MS, type RepoSetting } from './repo-upload.js';
+import type { RollSchedule } from './roll-bases.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
 import { ErrorCounts, messageOf } from './supervise.js';
 
@@ -43,6 +44,10 @@ export interface ClusterListenConfig extends SessionTuning {
   baseEveryMs: number | null;
   /** Upload each shard's archive, and the cluster's own record, to this bucket (--repo). */
   repo?: RepoSetting;
+  /** Roll each shard's base forward off its master this often, in a scratch redis-server. */
+  rollBases?: RollSchedule;
+  /** Keep what cluster restores within this long before now need; prune the rest (null: all). */
+  retainMs: number | null;
 }
 
 /** How often the cluster's own object is written while its shards upload (when it changed). */
@@ -63,24 +68,6 @@ export interface ClusterListenerStatus {
 }
 
 /**
- * The master to follow per shard. A master killed and replaced by its replica stays listed as a
- * master of no slots (still "online" until cluster-node-timeout marks it failed, CLUSTER SHARDS
- * lists every master), sharing a node id with the shard: the view that serves slots with a live
- * master wins over it, whatever order the node lists them in.
- */
-function mastersOf(
-  matched: ReadonlyArray<{ shard: { id: string }; view: ShardView }>,
-): Map<string, ClusterNode | null> {
-  const score = (v: ShardView) => (v.master === null ? 0 : 2) + (v.slots.length > 0 ? 1 : 0);
-  const best = new Map<string, ShardView>();
-  for (const { shard, view } of matched) {
-    const seen = best.get(shard.id);
-    if (seen === undefined || score(view) > score(seen)) best.set(shard.id, view);
-  }
-  return new Map([...best].map(([id, v]) => [id, v.master]));
-}
-
-/**
  * `rf listen --cluster`: one daemon and one store for a whole Redis Cluster, one ShardRunner
  * (one replication session at a time) per shard. The topology is read from any node seen so far,
  * on a schedule and whenever a shard loses its master; slot ownership is recorded as it changes.
@@ -97,6 +84,8 @@ export class ClusterListener {
   private fatal: { err: unknown } | null = null;
   private repoCluster: ClusterUploader | null = null;
   private readonly startedAt = Date.now();
+  /** The cluster record is read, changed and written by one task at a time (apply, retention). */
+  private readonly turns = new Turns();
 
   constructor(
     private readonly config: ClusterListenConfig,
@@ -148,6 +137,7 @@ export class ClusterListener {
     const store = await openOwned(config.store, log);
     let control: { close(): Promise<void> } | null = null;
     let metrics: { close(): Promise<void> } | null = null;
+    let retention: Promise<void> = Promise.resolve();
     try {
       const archive = new Archive(store);
       if ((await archive.source(config.name)) !== undefined) {
@@ -168,7 +158,7 @@ export class ClusterListener {
         slots: [],
       };
       if (config.repo !== undefined) await probeRepo(config.repo.client, log);
-      await this.apply(store, first);
+      await this.turns.run(() => this.apply(store, first));
       log.info(
         {
           from: first.from,
@@ -193,12 +183,29 @@ export class ClusterListener {
       }
       control = await serveOwnedStore(config.store, store, () => this.status(), log);
       const publishing = this.publishLoop();
+      retention = scheduleClusterRetention({
+        store,
+        retainMs: config.retainMs,
+        update: (change) =>
+          this.turns.run(async () => {
+            const next = change(this.record!);
+            await writeCluster(store, next);
+            this.record = next;
+            return next;
+          }),
+        heldUntil: () => [...this.runners.values()].map((r) => r.runner.heldUntil()),
+        stopping: () => this.stopping,
+        signal: this.wake.signal,
+        failures: this.failures,
+        log,
+      });
       await this.refreshLoop(store);
       await Promise.all([...this.runners.values()].map((r) => r.done));
       await publishing;
       if (this.fatal !== null) throw this.fatal.err;
     } finally {
       this.stop();
+      await retention;
       await Promise.all([...this.runners.values()].map((r) => r.done));
       await this.publishFinal();
       await metrics?.close();
@@ -274,6 +281,7 @@ export class ClusterListener {
       name: _n,
       refreshMs: _r,
       metrics: _m,
+      retainMs: _t,
       ...tuning
     } = config;
     const runner = new ShardRunner({
@@ -373,7 +381,8 @@ export class ClusterListener {
       await sleep(this.config.refreshMs, undefined, { signal }).catch(() => undefined);
       if (this.stopping) return;
       try {
-        await this.apply(store, await this.discover());
+        const topo = await this.discover();
+        await this.turns.run(() => this.apply(store, topo));
         if (this.failures.recovered('topology')) this.log.info('topology readable again');
       } catch (err) {
         const code = this.failures.episode('topology', err);

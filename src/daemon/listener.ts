@@ -400,13 +400,11 @@ export class Listener {
   /** Prunes what the --retain window no longer needs (retention-loop.ts). */
   private async scheduleRetention(store: Store): Promise<void> {
     const { config, log } = this;
-    const retain = config.retainMs;
-    if (retain === null) return;
     await scheduleRetention({
-      retainMs: retain,
+      retainMs: config.retainMs,
       // Nothing is deleted locally before the bucket holds it: with --repo the window starts
       // no later than what the bucket already holds.
-      prune: (windowStart) =>
+      prune: (windowStart, retain) =>
         pruneArchive(
           store,
           config.name,

@@ -5,9 +5,10 @@ import { type ErrorCounts, messageOf } from './supervise.js';
 
 /** `--retain`: what the daemon prunes, how it counts a failure, and when it stops. */
 export interface RetentionLoop {
-  retainMs: number;
+  /** null: no --retain, nothing is pruned. */
+  retainMs: number | null;
   /** Prunes what no restore at or after `windowStart` needs. */
-  prune: (windowStart: number) => Promise<PruneResult>;
+  prune: (windowStart: number, retainMs: number) => Promise<PruneResult>;
   stopping: () => boolean;
   signal: AbortSignal;
   /** A failed prune is counted here for the status and metrics; the loop tries again later. */
@@ -21,10 +22,12 @@ export interface RetentionLoop {
  * prune leaves a whole archive at every step).
  */
 export async function scheduleRetention(loop: RetentionLoop): Promise<void> {
-  const every = Math.max(1000, Math.min(loop.retainMs / 10, 60_000));
+  const retain = loop.retainMs;
+  if (retain === null) return;
+  const every = Math.max(1000, Math.min(retain / 10, 60_000));
   while (!loop.stopping()) {
     try {
-      const result = await loop.prune(Date.now() - loop.retainMs);
+      const result = await loop.prune(Date.now() - retain, retain);
       if (result.segmentsDeleted + result.basesDeleted + result.timelinesDropped > 0)
         loop.log.info(result, 'retention: pruned');
     } catch (err) {

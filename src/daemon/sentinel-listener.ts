@@ -211,12 +211,10 @@ export class SentinelListener {
   /** --retain: the one source pruned as rf listen --source prunes it. */
   private async scheduleRetention(store: Store): Promise<void> {
     const { config, log } = this;
-    const retain = config.retainMs;
-    if (retain === null) return;
     await scheduleRetention({
-      retainMs: retain,
+      retainMs: config.retainMs,
       // Nothing is deleted locally before the bucket holds it (--repo), as with --source.
-      prune: (windowStart) =>
+      prune: (windowStart, retain) =>
         pruneArchive(
           store,
           config.name,

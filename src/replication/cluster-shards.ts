@@ -1,6 +1,6 @@
 import { RfError } from '../errors.js';
 import { isValidSourceName } from '../store/keys.js';
-import type { ShardView } from './cluster-topology.js';
+import type { ClusterNode, ShardView } from './cluster-topology.js';
 
 /**
  * A shard as rf knows it across failovers. Redis 7.0 gives a shard no id of its own (the
@@ -76,4 +76,22 @@ export function assignShards(
     matched.push({ shard, view });
   }
   return { shards, matched };
+}
+
+/**
+ * The master to follow per shard. A master killed and replaced by its replica stays listed as a
+ * master of no slots (still "online" until cluster-node-timeout marks it failed, CLUSTER SHARDS
+ * lists every master), sharing a node id with the shard: the view that serves slots with a live
+ * master wins over it, whatever order the node lists them in.
+ */
+export function mastersOf(
+  matched: ReadonlyArray<{ shard: { id: string }; view: ShardView }>,
+): Map<string, ClusterNode | null> {
+  const score = (v: ShardView) => (v.master === null ? 0 : 2) + (v.slots.length > 0 ? 1 : 0);
+  const best = new Map<string, ShardView>();
+  for (const { shard, view } of matched) {
+    const seen = best.get(shard.id);
+    if (seen === undefined || score(view) > score(seen)) best.set(shard.id, view);
+  }
+  return new Map([...best].map(([id, v]) => [id, v.master]));
 }

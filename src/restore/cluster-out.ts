@@ -115,7 +115,9 @@ export async function clusterMoment(
     if (owners === undefined) {
       throw new RfError(
         'RF_TIME_OUT_OF_RANGE',
-        `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`,
+        cluster.retention === undefined
+          ? `${isoUtc(until.ms)} is before rf first read the topology of the cluster ${cluster.name}`
+          : `${isoUtc(until.ms)} is before the retained window of the cluster ${cluster.name}, which starts at ${isoUtc(cluster.slots[0]?.at ?? cluster.retention.windowStart)}`,
         {
           details: { cluster: cluster.name, until: isoUtc(until.ms) },
           hint: `run \`rf info --name ${cluster.name}\` to see where every shard can restore`,

@@ -20,6 +20,18 @@ export interface PruneResult {
   timeRecordsDeleted: number;
 }
 
+/** A prune to `windowStart` that has removed nothing yet. */
+export function nothingPruned(windowStart: number): PruneResult {
+  return {
+    windowStart,
+    timelinesDropped: 0,
+    segmentsDeleted: 0,
+    basesDeleted: 0,
+    bytesFreed: 0,
+    timeRecordsDeleted: 0,
+  };
+}
+
 /** Segments deleted per batch: each batch also moves the timeline's prunedBefore, atomically. */
 const BATCH = 500;
 
@@ -41,14 +53,7 @@ export async function pruneArchive(
   log: Logger,
 ): Promise<PruneResult> {
   const archive = new Archive(store);
-  const result: PruneResult = {
-    windowStart,
-    timelinesDropped: 0,
-    segmentsDeleted: 0,
-    basesDeleted: 0,
-    bytesFreed: 0,
-    timeRecordsDeleted: 0,
-  };
+  const result = nothingPruned(windowStart);
   const state = await archive.state(source);
   const timelines = await archive.timelines(source);
   const bases = await archive.bases(source);

@@ -1,5 +1,6 @@
 import { keys, prefixEnd } from './keys.js';
 import { json, type KvReader, type Store } from './store.js';
+import type { RetentionRecord } from './types.js';
 
 /** An inclusive range of hash slots, `[from, to]`. */
 export type SlotRanges = Array<[number, number]>;
@@ -34,6 +35,8 @@ export interface ClusterRecord {
    * archives may reach further). Absent in the store rf listen owns, where the record is current.
    */
   knownUntil?: number;
+  /** What --retain last pruned the cluster to: restores from `windowStart` on (absent: never). */
+  retention?: RetentionRecord;
 }
 
 export async function readCluster(kv: KvReader, name: string): Promise<ClusterRecord | undefined> {
@@ -60,6 +63,17 @@ export function ownersAt(record: ClusterRecord, t: number): SlotOwnership | unde
   let found: SlotOwnership | undefined;
   for (const s of record.slots) if (s.at <= t) found = s;
   return found;
+}
+
+/**
+ * The slot changes a restore at or after `windowStart` needs: the one in force then, from
+ * `windowStart` on, and every later one. A restore before the window finds no owners, and is
+ * refused as one before rf first read the topology is.
+ */
+export function slotsFrom(slots: readonly SlotOwnership[], windowStart: number): SlotOwnership[] {
+  const inForce = slots.findLastIndex((s) => s.at <= windowStart);
+  if (inForce < 0) return [...slots];
+  return [{ at: windowStart, owners: slots[inForce]!.owners }, ...slots.slice(inForce + 1)];
 }
 
 /** An inclusive time range, ms since the epoch. */

@@ -47,46 +47,37 @@ describe('rf listen --cluster and --sentinel refuse what follows one master host
       }
     }
   });
-
-  it('--roll-base-every with --cluster is refused, not silently ignored', async () => {
-    const port = await freePort();
-    const err = await refused([
-      '--cluster',
-      '--source',
-      `redis://127.0.0.1:${port}`,
-      '--roll-base-every',
-      '1h',
-    ]);
-    expect(err.code).toBe('RF_USAGE');
-    expect(err.details.flag).toBe('--roll-base-every');
-  });
 });
 
-describe('rf listen --sentinel takes --retain and --roll-base-every', () => {
-  it('past the flags, it goes on to ask Sentinel (exit 3 with none answering, not RF_USAGE)', async () => {
+describe('rf listen --cluster and --sentinel take --retain and --roll-base-every', () => {
+  it('past the flags, each goes on to reach its source (exit 3 with none answering, not RF_USAGE)', async () => {
     const port = await freePort();
-    const store = await scope.storeDir();
-    const res = await rf(
-      [
-        'listen',
-        '--sentinel',
-        `redis://127.0.0.1:${port}`,
-        '--master-name',
-        'm',
-        '--retain',
-        '7d',
-        '--roll-base-every',
-        '1h',
-        '--store',
-        store,
-        '--connect-timeout',
-        '2000',
-        '--json',
-      ],
-      { timeoutMs: 30_000 },
-    );
-    expect(res.code, res.stderr).toBe(3);
-    expect(`${res.stdout}${res.stderr}`).toContain('RF_SENTINEL_UNREACHABLE');
-    expect(`${res.stdout}${res.stderr}`).not.toContain('RF_USAGE');
+    const modes = [
+      ['--cluster', '--source', `redis://127.0.0.1:${port}`],
+      ['--sentinel', `redis://127.0.0.1:${port}`, '--master-name', 'm'],
+    ];
+    for (const mode of modes) {
+      const store = await scope.storeDir();
+      const res = await rf(
+        [
+          'listen',
+          ...mode,
+          '--retain',
+          '7d',
+          '--roll-base-every',
+          '1h',
+          '--store',
+          store,
+          '--connect-timeout',
+          '2000',
+          '--json',
+        ],
+        { timeoutMs: 30_000 },
+      );
+      const output = `${res.stdout}${res.stderr}`;
+      expect(res.code, output).toBe(3);
+      expect(output).toContain(mode[0] === '--cluster' ? 'RF_CONNECT' : 'RF_SENTINEL_UNREACHABLE');
+      expect(output).not.toContain('RF_USAGE');
+    }
   });
 });

@@ -4,6 +4,7 @@ import {
   clusterRestorable,
   intersectRanges,
   ownersAt,
+  slotsFrom,
 } from '../../src/store/cluster.js';
 
 describe('intersectRanges', () => {
@@ -108,5 +109,38 @@ describe('clusterRestorable', () => {
   it('is nothing before rf first read the topology, or when an owner has nothing', () => {
     expect(clusterRestorable({ ...record, slots: [] }, new Map())).toEqual([]);
     expect(clusterRestorable(record, new Map([['a', [{ from: 0, until: 1000 }]]]))).toEqual([]);
+  });
+});
+
+describe('slotsFrom', () => {
+  const a: Record<string, Array<[number, number]>> = { s1: [[0, 16383]] };
+  const b: Record<string, Array<[number, number]>> = { s1: [[0, 99]], s2: [[100, 16383]] };
+  const c: Record<string, Array<[number, number]>> = { s2: [[0, 16383]] };
+  const slots = [
+    { at: 100, owners: a },
+    { at: 200, owners: b },
+    { at: 300, owners: c },
+  ];
+
+  it('keeps the change in force at the window start, from the start on, and every later one', () => {
+    expect(slotsFrom(slots, 250)).toEqual([
+      { at: 250, owners: b },
+      { at: 300, owners: c },
+    ]);
+    // Owners inside the window are the ones the whole record gave.
+    const record = { name: 'c', createdAt: 0, url: '', shards: [], slots };
+    const trimmed = { ...record, slots: slotsFrom(slots, 250) };
+    for (const t of [250, 299, 300, 1000])
+      expect(ownersAt(trimmed, t)?.owners).toEqual(ownersAt(record, t)?.owners);
+    // Before it, none: a restore there is refused as one before the first topology.
+    expect(ownersAt(trimmed, 249)).toBeUndefined();
+  });
+
+  it('changes nothing for a window that starts before the first change', () => {
+    expect(slotsFrom(slots, 50)).toEqual(slots);
+  });
+
+  it('a window start on a change keeps it as it is', () => {
+    expect(slotsFrom(slots, 200)).toEqual(slots.slice(1));
   });
 });
