@@ -19,6 +19,14 @@ export interface ClusterUploaderOptions {
   shards: () => ClusterObject['shards'];
 }
 
+/** One cluster object to write: its seq, what it says (key), and its bytes. */
+interface ClusterWrite {
+  seq: number;
+  key: string;
+  shards: ClusterObject['shards'];
+  content: Buffer;
+}
+
 /**
  * Writes the cluster's own object (cluster-object.ts) whenever the record or a shard's manifest
  * has changed since the last one: the shard manifests first (their uploaders), then the record
@@ -26,8 +34,8 @@ export interface ClusterUploaderOptions {
  * written again with the same bytes (a no-op if the first write landed) before anything new.
  */
 export class ClusterUploader {
-  private last: { seq: number; key: string } | null = null;
-  private unconfirmed: { seq: number; key: string; content: Buffer } | null = null;
+  private last: Omit<ClusterWrite, 'content'> | null = null;
+  private unconfirmed: ClusterWrite | null = null;
 
   constructor(private readonly options: ClusterUploaderOptions) {}
 
@@ -39,11 +47,17 @@ export class ClusterUploader {
       this.last = {
         seq: newest?.seq ?? 0,
         key: newest === undefined ? '' : keyOf(newest.record, newest.shards),
+        shards: newest?.shards ?? [],
       };
     }
     if (this.unconfirmed !== null) await this.write(this.unconfirmed);
-    // The shards' manifests before the record: every write they name is covered by it.
-    const shards = this.options.shards();
+    // The shards' manifests before the record: every write they name is covered by it. A shard
+    // whose uploader has not read its manifest yet (just started) keeps the seq last written.
+    const before = new Map(this.last.shards.map((s) => [s.source, s.manifestSeq]));
+    const shards = this.options.shards().map((s) => ({
+      source: s.source,
+      manifestSeq: Math.max(s.manifestSeq, before.get(s.source) ?? 0),
+    }));
     const knownUntil = Date.now();
     const record = this.options.record();
     if (record === undefined) return false;
@@ -59,16 +73,16 @@ export class ClusterUploader {
       record,
       shards,
     };
-    await this.write({ seq, key, content: Buffer.from(JSON.stringify(object)) });
+    await this.write({ seq, key, shards, content: Buffer.from(JSON.stringify(object)) });
     return true;
   }
 
-  private async write(w: { seq: number; key: string; content: Buffer }): Promise<void> {
+  private async write(w: ClusterWrite): Promise<void> {
     const { client, name } = this.options;
     this.unconfirmed = w;
     await client.put(clusterNames.object(name, w.seq), w.content);
     this.unconfirmed = null;
-    this.last = { seq: w.seq, key: w.key };
+    this.last = { seq: w.seq, key: w.key, shards: w.shards };
     // The newest two stay: a reader that just listed the one before still finds it.
     const old = (await clusterObjectNames(client, name)).filter((o) => o.seq < w.seq - 1);
     if (old.length > 0) await client.delete(old.map((o) => o.name));
