@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
+import { cp, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ClusterListenConfig, ClusterListener } from '../../src/daemon/cluster-listener.js';
 import { silentLogger } from '../../src/logger.js';
 import { pruneShards, retainedRecord } from '../../src/retention/prune-cluster.js';
 import { readCluster, writeCluster } from '../../src/store/cluster.js';
-import { Store } from '../../src/store/store.js';
+import { type BatchOp, Store } from '../../src/store/store.js';
 import { startCluster, type TestCluster, tagServedBy } from '../helpers/cluster.js';
 import { ClusterProbe, type Moment } from '../helpers/cluster-probe.js';
 import { waitFor } from '../helpers/load.js';
@@ -18,9 +19,10 @@ import { testScope } from '../helpers/scope.js';
  * base is rolled in a scratch redis-server, slots are resharded, and the archive is pruned to a
  * window that starts after the reshard. Every moment inside the window restores to exactly the
  * content recorded key by key (--out booted per shard, and --into one standalone); a moment
- * before it is refused. The prune is given its window's start, as retention.test.ts does with
- * pruneArchive; the MIGRATE look-back it keeps before the window is shortened to match the test's
- * seconds. The command line refuses rolls under 5m; the daemon takes any period.
+ * before it is refused, and a prune cut short by a crash leaves a cluster that restores. The
+ * prune is given its window's start, as retention.test.ts does with pruneArchive; the MIGRATE
+ * look-back it keeps before the window is shortened to match the test's seconds. The command
+ * line refuses rolls under 5m; the daemon takes any period.
  */
 const scope = testScope();
 
@@ -152,6 +154,38 @@ describe('rf listen --cluster --roll-base-every --retain', () => {
     );
     await stop();
     const [before, windowStart, inside, later] = moments as [Moment, Moment, Moment, Moment];
+
+    // A crash midway (a kill -9 lands between two batches, each atomic in LevelDB), on a copy:
+    // what is left restores inside the window, and the next run finishes the job.
+    const crashed = path.join(work, 'crashed');
+    await cp(store, crashed, { recursive: true });
+    const cs = await Store.open(crashed, { create: false });
+    const realBatch = cs.batch.bind(cs);
+    let batches = 0;
+    cs.batch = async (ops: BatchOp[]) => {
+      if (++batches === 4) throw new Error('simulated crash');
+      return realBatch(ops);
+    };
+    const crashRecord = retainedRecord(
+      (await readCluster(cs, 'c'))!,
+      windowStart.t,
+      60_000,
+      Date.now(),
+    );
+    await writeCluster(cs, crashRecord);
+    await expect(
+      pruneShards(cs, crashRecord.shards, windowStart.t, 60_000, silentLogger(), 1_000),
+    ).rejects.toThrow('simulated crash');
+    await cs.close();
+    const crashWork = path.join(work, 'crash-restores');
+    await mkdir(crashWork);
+    const crashProbe = new ClusterProbe(cluster, crashed, crashWork, 'c', 1);
+    scope.defer(() => crashProbe.close());
+    expect((await crashProbe.restoredOut(windowStart.t)).content).toEqual(windowStart.content);
+    const cs2 = await Store.open(crashed, { create: false });
+    await pruneShards(cs2, crashRecord.shards, windowStart.t, 60_000, silentLogger(), 1_000);
+    await cs2.close();
+    expect((await crashProbe.restoredOut(later.t)).content).toEqual(later.content);
 
     // The prune the daemon runs, given its window's start: the record first, then each shard.
     const s = await Store.open(store, { create: false });
