@@ -12,11 +12,11 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 /**
  * rf listen --sentinel with --retain and --roll-base-every, against a real master, a real replica
- * and three real sentinels: bases rolled in a scratch redis-server (never a sync from the
- * master) let retention drop the first snapshot and the stream before the window, while every
- * moment inside the window restores exactly. The command line refuses rolls under 5m and the
- * daemon takes any period, so the listener runs here with a second and a window of seconds; the
- * loop's clock is the real one.
+ * and three real sentinels: after a SENTINEL FAILOVER, bases rolled in a scratch redis-server
+ * (never a sync from the master) let retention drop the first snapshot and the stream before the
+ * window, while every moment inside the window restores exactly. The command line refuses rolls
+ * under 5m and the daemon takes any period, so the listener runs here with a second and a window
+ * of seconds; the loop's clock is the real one.
  */
 let sentinels: TestSentinels;
 let work: string;
@@ -106,10 +106,24 @@ describe('rf listen --sentinel --retain --roll-base-every', () => {
       await running;
     };
     try {
-      const c = await (await sentinels.master()).client();
+      const first = await sentinels.master();
+      const fc = await first.client();
       await waitFor(() => listener.status().session?.phase === 'streaming', 'rf to stream');
-      await writeFor(c, 1_500, 'old');
-      const old = await checkpoint(c);
+      await writeFor(fc, 1_500, 'old');
+      const old = await checkpoint(fc);
+      // SENTINEL FAILOVER with the old master's writes paused first (as FAILOVER does), so the
+      // promoted replica holds every byte rf holds; rf follows it and retention goes on there.
+      await fc.call('CLIENT', 'PAUSE', '60000', 'WRITE');
+      await rfHolds(fc);
+      const promoted = await sentinels.failover();
+      expect(promoted.port).not.toBe(first.port);
+      await fc.call('CLIENT', 'UNPAUSE');
+      const c = await promoted.client();
+      await waitFor(
+        () => listener.status().session?.phase === 'streaming' && listener.status().sessions > 1,
+        'rf to stream from the promoted master',
+        60_000,
+      );
       await writeFor(c, 1_500, 'a');
       // A quiet stretch much longer than a prune period: the window's start is stopped inside it.
       const a = await checkpoint(c);
@@ -143,6 +157,8 @@ describe('rf listen --sentinel --retain --roll-base-every', () => {
       const from = Date.parse(info.restorable[0].from);
       expect(from).toBeLessThanOrEqual(w);
       expect(from).toBeGreaterThan(old.t);
+      // One timeline is left whether the promoted master continued rf's (psync2) or not: one
+      // that ended at the failover ends before the window, and goes.
       expect(info.timelines).toHaveLength(1);
 
       // Every base before the one a restore to w uses is gone, the master's snapshot among
