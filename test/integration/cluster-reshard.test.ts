@@ -1,8 +1,13 @@
 import { existsSync } from 'node:fs';
+import { cp, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
 import { slotOf } from '../../src/replication/cluster-topology.js';
 import { RF_ACL_RULES } from '../../src/replication/handshake.js';
+import { pruneShards, retainedRecord } from '../../src/retention/prune-cluster.js';
+import { readCluster, writeCluster } from '../../src/store/cluster.js';
+import { Store } from '../../src/store/store.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { ClusterProbe, type Moment, tagsWhere } from '../helpers/cluster-probe.js';
 import { waitFor } from '../helpers/load.js';
@@ -15,7 +20,8 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
  * hundred slots with writes going on, a slot caught half migrated, a key held by two shards in
  * the middle of its MIGRATE, a fourth master added and given slots, then left with none. Every
  * recorded moment is restored with --out (each shard booted) and --into an empty standalone, and
- * must give exactly the content the cluster had.
+ * must give exactly the content the cluster had, also once retention has pruned to a window that
+ * starts after the added master gave its slots away.
  */
 
 let cluster: TestCluster;
@@ -24,6 +30,8 @@ let work: string;
 let store: string;
 let daemon: RfDaemon;
 const moments: Moment[] = [];
+/** After slots went to the added master, and after it gave them all away: retention's moments. */
+const shaped: Moment[] = [];
 /** Masters that gained a real replica besides rf, by port. */
 const extraReplicas = new Map<number, number>();
 
@@ -229,6 +237,7 @@ describe('rf listen --cluster through resharding', () => {
     await writeRound(4);
     await recordCaughtUp();
     const emptied = await probe.checkpoint('after the added master gave all its slots away', TAGS);
+    shaped.push(gained, emptied);
     const after = await probe.restoredOut(emptied.t);
     expect(after.content).toEqual(emptied.content);
     expect(after.manifest.shards).toHaveLength(3);
@@ -289,6 +298,85 @@ describe('rf listen --cluster through resharding', () => {
     expect(report.sources).toHaveLength(4);
     expect(report.sources.every((s) => s.name.startsWith('r.'))).toBe(true);
   }, 180_000);
+
+  it('--retain to a window after the added master gave its slots away keeps every restore in it', async () => {
+    const [gained, emptied] = shaped as [Moment, Moment];
+    for (const tag of TAGS) await probe.routed(tag, 'INCR', `${tag}:retained`);
+    const later = await probe.checkpoint('after the window start', TAGS);
+    await waitFor(
+      async () => {
+        const info = JSON.parse((await rf(['info', '--store', store, '--json'])).stdout);
+        const until = info.clusters[0].restorable.at(-1)?.until ?? '1970-01-01T00:00:00Z';
+        return Date.parse(until) >= later.t;
+      },
+      'the cluster restorable to reach the last moment',
+      30_000,
+      250,
+    );
+    // Pruned on a copy, as rf listen --retain would once the window starts at `emptied`; the
+    // daemon goes on with the original for the tests after this one.
+    expect((await daemon.stop()).code).toBe(0);
+    const pruned = path.join(work, 'pruned');
+    await cp(store, pruned, { recursive: true });
+    daemon = RfDaemon.start([
+      '--cluster',
+      '--source',
+      cluster.url,
+      '--store',
+      store,
+      '--name',
+      'r',
+      '--flush-interval',
+      '10',
+    ]);
+    const s = await Store.open(pruned, { create: false });
+    const all = (await readCluster(s, 'r'))!;
+    const record = retainedRecord(all, emptied.t, 60_000, Date.now());
+    await writeCluster(s, record);
+    // The MIGRATE look-back kept before the window, shortened to this test's seconds.
+    const result = await pruneShards(s, record.shards, emptied.t, 60_000, silentLogger(), 1_000);
+    await s.close();
+    // No shard has a base newer than its first snapshot here: a restore at the window's start
+    // replays each stream from it, so no segment may go (the slot changes before it do).
+    expect(result.segmentsDeleted).toBe(0);
+    expect(record.slots.length).toBeLessThan(all.slots.length);
+
+    const restores = path.join(work, 'pruned-restores');
+    await mkdir(restores);
+    const p = new ClusterProbe(cluster, pruned, restores, 'r', 1);
+    try {
+      const out = await p.restoredOut(emptied.t);
+      expect(out.content).toEqual(emptied.content);
+      expect(out.manifest.shards).toHaveLength(3);
+      expect(await p.restoredInto(emptied.t)).toEqual(emptied.content);
+      expect((await p.restoredOut(later.t)).content).toEqual(later.content);
+      // Before the window: refused, though the shard that gave its slots away keeps its archive.
+      const refused = await p.restore(gained.t, '--out', path.join(restores, 'refused'));
+      expect(refused.code).toBe(2);
+      expect(JSON.parse(refused.stdout).error.code).toBe('RF_TIME_OUT_OF_RANGE');
+      expect(existsSync(path.join(restores, 'refused'))).toBe(false);
+      const info = JSON.parse(
+        (await rf(['info', '--store', pruned, '--name', 'r', '--json'])).stdout,
+      );
+      const c = info.clusters[0] as {
+        shards: Array<{ slots: number[][]; timelines: unknown[] }>;
+        restorable: Array<{ from: string }>;
+        retention: { windowStart: string };
+      };
+      expect(Date.parse(c.retention.windowStart)).toBe(emptied.t);
+      expect(Date.parse(c.restorable[0]!.from)).toBe(emptied.t);
+      expect(c.shards).toHaveLength(4);
+      expect(c.shards.filter((x) => x.slots.length === 0 && x.timelines.length === 1)).toHaveLength(
+        1,
+      );
+      const verify = await rf(['verify', '--store', pruned, '--name', 'r'], { timeoutMs: 120_000 });
+      expect(verify.code, `${verify.stdout}\n${verify.stderr}`).toBe(0);
+    } finally {
+      await p.close();
+    }
+    // The daemon is back on every shard before the next test writes.
+    await probe.allAcked();
+  }, 300_000);
 
   it('captures what is served while slots have no owner, and refuses a restore at such a T', async () => {
     // 100 slots no test key hashes to, taken from every node: nobody serves them.
