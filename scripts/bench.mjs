@@ -8,6 +8,8 @@
  * RF_BENCH_CLI=/path/to/dist/cli/main.js runs that rf build in the child processes (rf listen,
  * rf restore, rf log), to compare a change against the tree's dist/. RF_BENCH_NICE=10 runs
  * `rf listen` at that nice level, as a unit with Nice=10 would on the master's host.
+ * RF_BENCH_BEFORE_CLI=/path/to/old/dist/cli/main.js adds that build to row 1's rounds, beside
+ * this tree's, so a change to the capture path is measured side by side in one run.
  *
  * Rows: 1 capture overhead, 2 capture lag, 3 offline capture rate, 4 storage, 5 restore,
  * 6 point-in-time precision, 7 seek, 8 memory, 9 restore --into, 10 rf log --key, 11 key index size,
@@ -182,6 +184,8 @@ async function main() {
   );
   console.log(`machine: ${host.line}`);
   if (process.env.RF_BENCH_CLI) console.log(`rf CLI: ${RF_MAIN} (RF_BENCH_CLI)`);
+  if (process.env.RF_BENCH_BEFORE_CLI)
+    console.log(`rf CLI before, in row 1 beside it: ${process.env.RF_BENCH_BEFORE_CLI}`);
   if (process.env.RF_BENCH_NICE) console.log(`rf listen at nice ${RF_LISTEN_NICE} (RF_BENCH_NICE)`);
   console.log('');
 

@@ -13,6 +13,7 @@ import {
   firstReplica,
   median,
   peakRss,
+  RF_BEFORE_MAIN,
   RF_LISTEN_NICE,
   removeDir,
   sleep,
@@ -28,7 +29,8 @@ import { startListen } from './rf.mjs';
 import { segmentStats } from './store.mjs';
 import { BENCH_TESTS, KEYSPACE, redisBenchmark } from './workloads.mjs';
 
-const KINDS = ['none', 'null', 'replica', 'rf'];
+/** 'rf-before': the build RF_BENCH_BEFORE_CLI names, when it is set. */
+const KINDS = ['none', 'null', 'replica', 'rf', ...(RF_BEFORE_MAIN ? ['rf-before'] : [])];
 const NULL_REPLICA = fileURLToPath(new URL('./null-replica.mjs', import.meta.url));
 
 async function attach(kind, master) {
@@ -83,6 +85,8 @@ async function attach(kind, master) {
     master.url,
     path.join(dir, 'store'),
     path.join(dir, 'listen.log'),
+    [],
+    kind === 'rf-before' ? RF_BEFORE_MAIN : undefined,
   );
   await waitReplicaOnline(master.client);
   return {
@@ -202,20 +206,21 @@ export async function captureRows(cfg, want, progress) {
     const v = of(kind).map((r) => r.rps);
     return `${fmtRate(Math.min(...v), '')}–${fmtRate(Math.max(...v), '')}`;
   };
-  const workload = `redis-benchmark -P 16 -t ${BENCH_TESTS.join(',')} -r ${fmtCount(KEYSPACE)} -n ${fmtCount(n)} (per test), ${reps}× interleaved none/null replica/replica/rf, medians; each attached process first takes an uncounted ${fmtCount(warmUpPerTest)}-per-test warm-up load`;
+  const workload = `redis-benchmark -P 16 -t ${BENCH_TESTS.join(',')} -r ${fmtCount(KEYSPACE)} -n ${fmtCount(n)} (per test), ${reps}× interleaved none/null replica/replica/rf${RF_BEFORE_MAIN ? '/rf before' : ''}, medians; each attached process first takes an uncounted ${fmtCount(warmUpPerTest)}-per-test warm-up load`;
   const perTestRatio = BENCH_TESTS.map((t) => {
     const T = t.toUpperCase();
     const r = med('rf', (x) => x.perTest[T]) / med('replica', (x) => x.perTest[T]);
     return `${T} ${r.toFixed(2)}`;
   }).join(', ');
-  /** The median over rounds of rf's throughput over `kind`'s in the same round. */
-  const pairedWith = (kind) =>
+  /** The median over rounds of `of`'s throughput over `kind`'s in the same round. */
+  const pairedOf = (of, kind) =>
     median(
       Array.from({ length: reps }, (_, rep) => {
         const at = (k) => runs.find((r) => r.rep === rep && r.kind === k)?.rps;
-        return at('rf') / at(kind);
+        return at(of) / at(kind);
       }),
     );
+  const pairedWith = (kind) => pairedOf('rf', kind);
   const paired = pairedWith('replica');
   const pairedNull = pairedWith('null');
   /** CPU seconds a consumer spent per MB of stream it read, median over the rounds. */
@@ -240,6 +245,11 @@ export async function captureRows(cfg, want, progress) {
         notes: [
           `spread (min–max ops/s): rf ${range('rf')}, replica ${range('replica')}, null replica ${range('null')}, none ${range('none')}; median of the per-round ratios (each round runs them back to back): rf/replica ${paired.toFixed(2)}, rf/null replica ${pairedNull.toFixed(2)}`,
           `CPU seconds per MB of stream read (median): rf ${cpuPerMB('rf').toFixed(4)}, replica ${cpuPerMB('replica').toFixed(4)}, null replica ${cpuPerMB('null').toFixed(4)} (${fmtBytes(med('rf', (r) => r.streamBytes))} of stream a run)`,
+          ...(RF_BEFORE_MAIN
+            ? [
+                `the build before (${RF_BEFORE_MAIN}), in the same rounds: ${fmtRate(rps['rf-before'])} (${range('rf-before')}); median of the per-round ratios rf/before ${pairedWith('rf-before').toFixed(2)}; before/replica ${pairedOf('rf-before', 'replica').toFixed(2)}, before/null replica ${pairedOf('rf-before', 'null').toFixed(2)}; CPU seconds per MB of stream read ${cpuPerMB('rf-before').toFixed(4)}`,
+              ]
+            : []),
           `per test, rf / replica: ${perTestRatio}`,
           `CPU seconds per run (median): rf ${med('rf', (r) => r.cpu).toFixed(2)}, replica ${med('replica', (r) => r.cpu).toFixed(2)}, null replica ${med('null', (r) => r.cpu).toFixed(2)}; master ${med('rf', (r) => r.masterCpu).toFixed(2)} with rf, ${med('replica', (r) => r.masterCpu).toFixed(2)} with replica, ${med('none', (r) => r.masterCpu).toFixed(2)} alone (2 cores shared by master, redis-benchmark and the replica)`,
           `rf listen peak RSS during the load: ${fmtBytes(rfPeak)}${rfPeak >= 200e6 ? ' (over the 200 MB the daemon may use)' : ''}; reconnects: ${rfReconnects}; exits after SIGTERM: ${of(

@@ -18,6 +18,13 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const RF_MAIN = process.env.RF_BENCH_CLI
   ? path.resolve(process.env.RF_BENCH_CLI)
   : path.join(ROOT, 'dist', 'cli', 'main.js');
+/**
+ * RF_BENCH_BEFORE_CLI: another rf build (an older tree's dist/cli/main.js) that row 1 also runs,
+ * in every round beside this one, to measure a change side by side.
+ */
+export const RF_BEFORE_MAIN = process.env.RF_BENCH_BEFORE_CLI
+  ? path.resolve(process.env.RF_BENCH_BEFORE_CLI)
+  : null;
 /** RF_BENCH_NICE: the nice level `rf listen` runs at (0, the default, leaves it alone). */
 export const RF_LISTEN_NICE = niceLevel(process.env.RF_BENCH_NICE);
 

@@ -17,15 +17,15 @@ import {
 
 /**
  * Starts `rf listen` on `store`, logging to store/../listen.log. Returns once its control socket
- * answers; the caller waits for the master to list it online.
+ * answers; the caller waits for the master to list it online. `cli` runs another build.
  */
-export async function startListen(sourceUrl, store, logFile, extra = []) {
+export async function startListen(sourceUrl, store, logFile, extra = [], cli = RF_MAIN) {
   const fd = openSync(logFile, 'a');
   const nice = RF_LISTEN_NICE === 0 ? [] : ['nice', '-n', String(RF_LISTEN_NICE)];
   const [cmd, ...args] = [
     ...nice,
     process.execPath,
-    RF_MAIN,
+    cli,
     'listen',
     '--source',
     sourceUrl,
