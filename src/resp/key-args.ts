@@ -165,6 +165,15 @@ export type KeyArgs =
   /** A command not in the table: every argument counts. */
   | { kind: 'unknown' };
 
+/**
+ * Whether the table puts a write's one key at args[1] (SET, INCR, HSET, LPUSH, ZADD…): then
+ * `keyArgsOf` without recorded specs answers that for any arguments, and the capture path,
+ * which asks for every write, need not ask.
+ */
+export function keyIsFirstArg(name: string): boolean {
+  return SPECS.get(name)?.kind === 'first';
+}
+
 /** FLUSHDB, FLUSHALL, SWAPDB: they change keys without naming any. */
 export function changesEveryKey(name: string): boolean {
   return SPECS.get(name)?.kind === 'every-key';

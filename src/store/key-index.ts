@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import type { ScannedFrame } from '../resp/frames.js';
-import { keyArgsOf } from '../resp/key-args.js';
+import { keyArgsOf, keyIsFirstArg } from '../resp/key-args.js';
 import { CommandState, frameKind, Kind, nameOf, parseArgs } from './commands.js';
 import { fmix32, inDb, KEY_HASHES, keyHashes } from './key-hash.js';
 import type { Entry } from './types.js';
@@ -44,6 +44,14 @@ const bitOf = (h: number, bits: number) => Math.floor((h / 4294967296) * bits);
 /** The second hash of double hashing (Kirsch and Mitzenmacher), odd so it cycles every bit. */
 const step = (h: number) => fmix32(h ^ 0x27d4eb2f) | 1;
 
+/** A command name as a stream sends it, lower-cased, and where its keys are. */
+interface Named {
+  bytes: Buffer;
+  name: string;
+  /** keyIsFirstArg(name). */
+  firstArg: boolean;
+}
+
 /** The keys of one segment's writes, collected as 32-bit hashes without repeats. */
 export class KeyIndexBuilder {
   private table = new Uint32Array(1 << 12);
@@ -64,17 +72,26 @@ export class KeyIndexBuilder {
       return f.buf.toString('latin1', at, at + f.offsets[2 * i + 1]!);
     },
   };
-  /** Lower-cased names by their bytes as sent: streams repeat a handful of commands. */
-  private readonly names: { bytes: Buffer; name: string }[] = [];
+  /**
+   * Lower-cased names by their bytes as sent (streams repeat a handful of commands), and whether
+   * the command's one key is its first argument.
+   */
+  private readonly names: Named[] = [];
 
   /** A write as the capture path scanned it: keys are hashed where they lie. */
   addFrame(db: number, f: ScannedFrame): void {
     if (f.argc === 0) return;
+    const { buf, pos, offsets } = f;
+    const named = this.nameAt(buf, f.nameStart, f.nameLength);
+    if (named.firstArg) {
+      // keyArgsOf's answer for these commands, without asking it for every write.
+      if (f.argc > 1) this.addKey(db, buf, pos + offsets[2]!, pos + offsets[2]! + offsets[3]!);
+      return;
+    }
     this.frame = f;
     this.frameArgs.length = f.argc;
-    const spec = keyArgsOf(this.nameAt(f.buf, f.nameStart, f.nameLength), this.frameArgs);
+    const spec = keyArgsOf(named.name, this.frameArgs);
     this.frame = null;
-    const { buf, pos, offsets } = f;
     switch (spec.kind) {
       case 'every-key':
         this.everyKey = true;
@@ -110,19 +127,23 @@ export class KeyIndexBuilder {
     for (const i of at) this.addKey(db, args[i]!, 0, args[i]!.length);
   }
 
-  private nameAt(buf: Buffer, start: number, length: number): string {
+  private nameAt(buf: Buffer, start: number, length: number): Named {
     // Compared byte by byte here: a native Buffer.compare per write costs more than the loop.
     next: for (const n of this.names) {
       const b = n.bytes;
       if (b.length !== length) continue;
       for (let i = 0; i < length; i++) if (b[i] !== buf[start + i]) continue next;
-      return n.name;
+      return n;
     }
     const end = start + length;
     const name = buf.toString('latin1', start, end).toLowerCase();
-    if (this.names.length < 32)
-      this.names.push({ bytes: Buffer.from(buf.subarray(start, end)), name });
-    return name;
+    const named = {
+      bytes: Buffer.from(buf.subarray(start, end)),
+      name,
+      firstArg: keyIsFirstArg(name),
+    };
+    if (this.names.length < 32) this.names.push(named);
+    return named;
   }
 
   private addKey(db: number, buf: Uint8Array, from: number, to: number): void {
