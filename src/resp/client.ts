@@ -333,16 +333,22 @@ export class RedisClient {
       const first = commands[0]!;
       return this.command(Buffer.isBuffer(first) ? ['a pipeline'] : first).then(() => []);
     }
-    const payload = encodeCommands(commands);
+    return this.pipelineEncoded(encodeCommands(commands), commands.length);
+  }
+
+  /** pipeline() of `count` commands already encoded back to back in `payload`. */
+  pipelineEncoded(payload: Buffer, count: number): Promise<unknown[]> {
+    if (count === 0) return Promise.resolve([]);
+    if (this.state !== 'open') return this.command(['a pipeline']).then(() => []);
     return new Promise((resolve, reject) => {
       this.queue.push({
         resolve: resolve as (reply: unknown) => void,
         reject,
-        command: `a pipeline of ${commands.length} commands`,
+        command: `a pipeline of ${count} commands`,
         sentAt: performance.now(),
         timeoutMs: this.timeoutMs,
         batch: [],
-        expect: commands.length,
+        expect: count,
       });
       this.socket.write(payload);
       this.armTimer();

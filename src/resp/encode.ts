@@ -3,7 +3,7 @@ export type CommandArg = string | Buffer | number;
 
 /**
  * A command to send: its arguments, or a Buffer that holds it already encoded as one RESP
- * multibulk (see encodeBulks), which is copied as it is.
+ * multibulk (restore --into's RESTOREs, into/batch.ts), which is copied as it is.
  */
 export type Command = ReadonlyArray<CommandArg> | Buffer;
 
@@ -83,7 +83,7 @@ export function encodeCommands(commands: ReadonlyArray<Command>): Buffer {
 }
 
 /** Bytes of a `*N\r\n` or `$N\r\n` line. */
-function headerLength(n: number): number {
+export function headerLength(n: number): number {
   return digits(n) + 3;
 }
 
@@ -97,7 +97,7 @@ function digits(n: number): number {
 }
 
 /** Writes `<mark>N\r\n` at `at` digit by digit (no string per header); returns the end. */
-function writeHeader(out: Buffer, at: number, mark: number, n: number): number {
+export function writeHeader(out: Buffer, at: number, mark: number, n: number): number {
   out[at] = mark;
   const end = at + 1 + digits(n);
   for (let i = end - 1; i > at; i--) {
@@ -107,30 +107,4 @@ function writeHeader(out: Buffer, at: number, mark: number, n: number): number {
   out[end] = 13;
   out[end + 1] = 10;
   return end + 2;
-}
-
-/** Bytes of `$N\r\n<N bytes>\r\n`. */
-function bulkLength(n: number): number {
-  return headerLength(n) + n + 2;
-}
-
-/**
- * One command of Buffer arguments encoded as encodeCommand would, for a caller that makes a
- * million of one shape (restore --into's RESTOREs): no arrays of parts and lengths, and short
- * arguments copied by a loop rather than a call into TypedArray#set.
- */
-export function encodeBulks(args: readonly Buffer[]): Buffer {
-  let size = headerLength(args.length);
-  for (const a of args) size += bulkLength(a.length);
-  const out = Buffer.allocUnsafe(size);
-  let at = writeHeader(out, 0, 0x2a, args.length); // '*'
-  for (const a of args) {
-    at = writeHeader(out, at, 0x24, a.length); // '$'
-    if (a.length > 64) out.set(a, at);
-    else for (let i = 0; i < a.length; i++) out[at + i] = a[i]!;
-    at += a.length;
-    out[at++] = 13;
-    out[at++] = 10;
-  }
-  return out;
 }

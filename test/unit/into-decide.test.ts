@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { dumpPayload } from '../../src/rdb/entries.js';
 import { encodeCommand } from '../../src/resp/encode.js';
+import { RestoreBatchWriter } from '../../src/restore/into/batch.js';
 import { uncoveredSlots } from '../../src/restore/into/cluster.js';
-import {
-  EXPIRY_MARGIN_MS,
-  expiryFor,
-  keyName,
-  restoreCommand,
-} from '../../src/restore/into/decide.js';
+import { EXPIRY_MARGIN_MS, expiryFor, keyName } from '../../src/restore/into/decide.js';
 
 describe('--into decisions', () => {
   const until = 1_000_000;
@@ -33,24 +30,45 @@ describe('--into decisions', () => {
     expect(expiryFor(-1, 'shift', until, now)).toEqual({ kind: 'ttl', ttl: 0, absolute: false });
   });
 
-  it('builds RESTORE with ABSTTL and REPLACE only when asked', () => {
+  it('writes RESTORE with ABSTTL and REPLACE only when asked, each as encodeCommand would', () => {
     const k = Buffer.from('k');
-    const v = Buffer.from('v');
-    // As Redis reads it: the arguments' bytes.
-    expect(restoreCommand(k, v, { ttl: 0, absolute: false }, false)).toEqual(
-      encodeCommand(['RESTORE', k, '0', v]),
-    );
-    expect(restoreCommand(k, v, { ttl: 9, absolute: true }, true)).toEqual(
-      encodeCommand(['RESTORE', k, '9', v, 'ABSTTL', 'REPLACE']),
-    );
-    expect(restoreCommand(k, v, { ttl: 1733000000123, absolute: true }, false)).toEqual(
-      encodeCommand(['RESTORE', k, '1733000000123', v, 'ABSTTL']),
-    );
-    // A payload past the short-copy length, as most values are.
+    const v = Buffer.from([0x03, 0x61]);
+    // Past the short-copy length, as many values are, and grown past the first buffer.
     const long = Buffer.alloc(300, 0xab);
-    expect(restoreCommand(k, long, { ttl: 5, absolute: false }, true)).toEqual(
-      encodeCommand(['RESTORE', k, '5', long, 'REPLACE']),
+    const version = 10;
+    const plain = new RestoreBatchWriter(false, 64);
+    plain.add(k, 0, v, version, { ttl: 0, absolute: false });
+    plain.add(Buffer.from([0xff, 0x0d]), 0, long, version, { ttl: 1733000000123, absolute: true });
+    expect(plain.size).toBe(2);
+    const first = plain.take();
+    const restores = [
+      encodeCommand(['RESTORE', k, '0', dumpPayload(0, v, version)]),
+      encodeCommand([
+        'RESTORE',
+        Buffer.from([0xff, 0x0d]),
+        '1733000000123',
+        dumpPayload(0, long, version),
+        'ABSTTL',
+      ]),
+    ];
+    expect(first.bytes).toEqual(Buffer.concat(restores));
+    expect(first.perKey).toBe(1);
+    expect(first.starts).toEqual([0, restores[0]!.length, first.bytes.length]);
+    expect(plain.size).toBe(0);
+
+    const replace = new RestoreBatchWriter(true);
+    replace.add(k, 2, v, version, { ttl: 9, absolute: false });
+    const second = replace.take();
+    const exists = encodeCommand(['EXISTS', k]);
+    expect(second.bytes).toEqual(
+      Buffer.concat([
+        exists,
+        encodeCommand(['RESTORE', k, '9', dumpPayload(2, v, version), 'REPLACE']),
+      ]),
     );
+    expect(second.perKey).toBe(2);
+    expect(second.starts).toEqual([0, exists.length, second.bytes.length]);
+    expect(second.keys).toEqual([k]);
   });
 
   it('names binary keys with escapes', () => {

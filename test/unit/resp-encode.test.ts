@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeBulks, encodeCommand, encodeCommands } from '../../src/resp/encode.js';
+import { encodeCommand, encodeCommands } from '../../src/resp/encode.js';
 import { FrameScanner } from '../../src/resp/frames.js';
 
 describe('encodeCommand', () => {
@@ -76,15 +76,7 @@ describe('encodeCommand', () => {
   });
 
   it('copies a command encoded already as it is, between commands given as arguments', () => {
-    const args = [
-      Buffer.from('RESTORE'),
-      Buffer.from([0xff, 13]),
-      Buffer.from('0'),
-      Buffer.alloc(70, 1),
-    ];
-    const encoded = encodeBulks(args);
-    expect(encoded).toEqual(encodeCommand(args));
-    expect(encodeBulks([])).toEqual(encodeCommand([]));
+    const encoded = encodeCommand(['RESTORE', Buffer.from([0xff, 13]), '0', Buffer.alloc(70, 1)]);
     expect(encodeCommands([['PING'], encoded, ['EXISTS', 'k']])).toEqual(
       Buffer.concat([encodeCommand(['PING']), encoded, encodeCommand(['EXISTS', 'k'])]),
     );

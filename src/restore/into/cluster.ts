@@ -3,6 +3,7 @@ import { RfError } from '../../errors.js';
 import { describeEndpoint } from '../../redis-url.js';
 import { RedisClient, RedisReplyError } from '../../resp/client.js';
 import type { CommandArg } from '../../resp/encode.js';
+import type { EncodedBatch } from './batch.js';
 import {
   connectOptions,
   type IntoTarget,
@@ -109,6 +110,18 @@ export class ClusterTarget implements IntoTarget {
       }),
     );
     return out;
+  }
+
+  /** Each key's commands routed by its slot, as send() does with argument lists. */
+  async sendBatch(db: number, batch: EncodedBatch): Promise<unknown[]> {
+    const { bytes, keys, perKey, starts } = batch;
+    const items = keys.map((key, i) => {
+      const commands: Buffer[] = [];
+      for (let c = i * perKey; c < (i + 1) * perKey; c++)
+        commands.push(bytes.subarray(starts[c], starts[c + 1]));
+      return { key, commands };
+    });
+    return (await this.send(db, items)).flat();
   }
 
   async masters(): Promise<RedisClient[]> {

@@ -1,5 +1,3 @@
-import { encodeBulks } from '../../resp/encode.js';
-
 export type ConflictMode = 'fail' | 'skip' | 'replace';
 export type TtlMode = 'keep' | 'shift';
 
@@ -13,13 +11,16 @@ export const EXPIRY_MARGIN_MS = 1_000;
 /** What RESTORE's ttl argument should be, or why the key is not written. */
 export type Expiry = { kind: 'expired' } | { kind: 'ttl'; ttl: number; absolute: boolean };
 
+/** A key without expiry: one value for every such key of a restore. */
+const NO_EXPIRY: Expiry = Object.freeze({ kind: 'ttl', ttl: 0, absolute: false });
+
 /**
  * `--ttl keep`: the absolute expiry the key had at T, unless it has passed by `now`.
  * `--ttl shift`: the time the key had left at T, counted from when the target restores it.
  * `expireAt` is -1 for a key without expiry.
  */
 export function expiryFor(expireAt: number, mode: TtlMode, until: number, now: number): Expiry {
-  if (expireAt < 0) return { kind: 'ttl', ttl: 0, absolute: false };
+  if (expireAt < 0) return NO_EXPIRY;
   if (mode === 'keep') {
     return expireAt <= now + EXPIRY_MARGIN_MS
       ? { kind: 'expired' }
@@ -28,29 +29,6 @@ export function expiryFor(expireAt: number, mode: TtlMode, until: number, now: n
   const left = expireAt - until;
   return left <= 0 ? { kind: 'expired' } : { kind: 'ttl', ttl: left, absolute: false };
 }
-
-/**
- * `RESTORE key ttl payload [ABSTTL] [REPLACE]` (cluster.c restoreCommand), encoded: one is made
- * per key of the restore.
- */
-export function restoreCommand(
-  key: Buffer,
-  payload: Buffer,
-  expiry: { ttl: number; absolute: boolean },
-  replace: boolean,
-): Buffer {
-  const ttl = expiry.ttl === 0 ? NO_TTL : Buffer.from(String(expiry.ttl));
-  if (!expiry.absolute && !replace) return encodeBulks([RESTORE, key, ttl, payload]);
-  const args = [RESTORE, key, ttl, payload];
-  if (expiry.absolute) args.push(ABSTTL);
-  if (replace) args.push(REPLACE);
-  return encodeBulks(args);
-}
-
-const RESTORE = Buffer.from('RESTORE');
-const NO_TTL = Buffer.from('0');
-const ABSTTL = Buffer.from('ABSTTL');
-const REPLACE = Buffer.from('REPLACE');
 
 /** Names as they appear in output: UTF-8 when they are, else with \xNN escapes. */
 export function keyName(key: Buffer): string {

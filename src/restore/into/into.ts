@@ -1,28 +1,22 @@
 import { performance } from 'node:perf_hooks';
-import { isRfError, RfError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { RedisReplyError } from '../../resp/client.js';
 import { ScratchServer } from '../scratch.js';
-import {
-  type ConflictMode,
-  expiryFor,
-  keyName,
-  NameList,
-  restoreCommand,
-  type TtlMode,
-} from './decide.js';
+import type { ConflictMode, TtlMode } from './decide.js';
 import { baseKeys, directBase } from './direct.js';
 import { copyLibraries, type Library, type LibraryCopy, scratchLibraries } from './functions.js';
 import {
+  type KeyBatcher,
   type KeySource,
+  NameBatcher,
   type ReadCounters,
   type ScratchKey,
   scratchKeyspace,
   snapshotKeys,
 } from './read.js';
+import { IntoRun } from './run.js';
 import { freezeExpiriesCommand } from './scripts.js';
 import { type SplitTransaction, SplitWatch } from './split.js';
-import { type IntoTarget, type KeyCommands, openTarget, type TargetConnection } from './target.js';
+import { openTarget, type TargetConnection } from './target.js';
 
 export interface IntoOptions {
   /** The state at T as `--target` would receive it: an RDB, then the commands after it. */
@@ -147,11 +141,11 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     }
     const run = new IntoRun(options, target, progress, await target.maxBulk());
     const selection = { dbs: options.dbs, patterns: options.keys };
-    const read = async (
-      payload: boolean,
-      batch: (db: number, keys: ScratchKey[]) => Promise<void>,
+    const read = async <T>(
+      batcher: KeyBatcher<T>,
+      batch: (db: number, keys: T) => Promise<void>,
     ) => {
-      for (const source of sources) await snapshotKeys(source, selection, payload, progress, batch);
+      for (const source of sources) await snapshotKeys(source, selection, progress, batcher, batch);
     };
     const plan = (db: number, keys: ScratchKey[]) => run.plan(db, keys);
     // Libraries go before the keys, after the keys' conflict check: under --conflict fail a
@@ -161,13 +155,13 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
     let functions: LibraryCopy | null = null;
     if (options.dryRun) {
       functions = await copyFunctions();
-      await read(false, plan);
+      await read(new NameBatcher(), plan);
     } else {
       if (options.conflict === 'fail') {
         // One db at a time: a standalone target has one connection, and SELECT is its state.
         let held = 0;
         for (const db of dbs) held += await target.dbSize(db);
-        if (held > 0) await read(false, plan);
+        if (held > 0) await read(new NameBatcher(), plan);
         run.refuseConflicts();
         progress.scanned = 0;
       }
@@ -175,9 +169,9 @@ export async function restoreInto(options: IntoOptions): Promise<IntoResult> {
       // Several batches in flight: the target's round trips overlap each other and the walk
       // of the snapshot.
       const inFlight: Promise<void>[] = [];
-      await read(true, async (db, keys) => {
+      await read(run.writer(), async (db, batch) => {
         if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift();
-        const write = run.write(db, keys);
+        const write = run.write(db, batch);
         write.catch(() => undefined);
         inFlight.push(write);
       });
@@ -213,178 +207,4 @@ function phaseLog(log: Logger): (name: string) => void {
 async function* withFreeze(commands: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   yield* commands;
   yield freezeExpiriesCommand();
-}
-
-/** The counts and names of one run, and the two things it does with a batch. */
-class IntoRun {
-  private readonly conflicts = new NameList();
-  private readonly created = new NameList();
-  private readonly replacedNames = new NameList();
-  private readonly expiredNames = new NameList();
-  private readonly tooLarge = new NameList();
-  private matched = 0;
-  private replaced = 0;
-
-  constructor(
-    private readonly options: IntoOptions,
-    private readonly target: IntoTarget,
-    private readonly progress: IntoProgress,
-    private readonly maxBulk: number,
-  ) {}
-
-  /** Which selected keys exist on the target already (EXISTS), and which have expired. */
-  async plan(db: number, batch: readonly ScratchKey[]): Promise<void> {
-    const now = Date.now();
-    const live = batch.filter((k) => {
-      if (expiryFor(k.expireAt, this.options.ttl, this.options.until, now).kind !== 'expired')
-        return true;
-      this.expiredNames.add(k.key);
-      return false;
-    });
-    const replies = await this.send(
-      db,
-      live.map((k) => ({ key: k.key, commands: [['EXISTS', k.key]] })),
-    );
-    live.forEach((k, i) => {
-      const exists = Number(replies[i]?.[0]) === 1;
-      if (!exists) this.created.add(k.key);
-      else if (this.options.conflict === 'replace') this.replacedNames.add(k.key);
-      else this.conflicts.add(k.key);
-    });
-  }
-
-  /** --conflict fail: nothing is written when a selected key is already on the target. */
-  refuseConflicts(): void {
-    const { count, names } = this.conflicts;
-    if (count === 0) return;
-    throw new RfError(
-      'RF_INTO_CONFLICT',
-      `${count} selected key${count === 1 ? '' : 's'} already exist${count === 1 ? 's' : ''} on ${this.target.where}; nothing was written`,
-      {
-        details: { conflicts: names, conflictCount: count },
-        hint: 'keep them with --conflict skip, overwrite them with --conflict replace, or narrow --key',
-      },
-    );
-  }
-
-  async write(db: number, batch: readonly ScratchKey[]): Promise<void> {
-    const now = Date.now();
-    const replace = this.options.conflict === 'replace';
-    const items: KeyCommands[] = [];
-    for (const k of batch) {
-      const expiry = expiryFor(k.expireAt, this.options.ttl, this.options.until, now);
-      if (expiry.kind === 'expired') {
-        this.progress.expired++;
-        this.expiredNames.add(k.key);
-        continue;
-      }
-      if (k.payload!.length > this.maxBulk) {
-        // Refused by name, not split: a value in parts would be visible half written.
-        this.tooLarge.add(k.key);
-        continue;
-      }
-      const restore = restoreCommand(k.key, k.payload!, expiry, replace);
-      items.push({ key: k.key, commands: replace ? [['EXISTS', k.key], restore] : [restore] });
-    }
-    const replies = await this.send(db, items);
-    items.forEach((item, i) => {
-      const reply = replies[i]!;
-      const restored = reply[reply.length - 1];
-      if (restored instanceof RedisReplyError) {
-        if (restored.prefix === 'BUSYKEY') {
-          this.progress.skipped++;
-          this.conflicts.add(item.key);
-          return;
-        }
-        throw new RfError(
-          'RF_INTO_REFUSED',
-          `${this.target.where} refused RESTORE of ${JSON.stringify(keyName(item.key))} in db ${db}: ${restored.message}; ${this.progress.written} keys were written before it`,
-          {
-            details: {
-              key: keyName(item.key),
-              db,
-              reply: restored.message,
-              written: this.progress.written,
-            },
-            hint: 'fix what the reply names (memory, a Redis older than the source), then run the restore again with --conflict skip',
-          },
-        );
-      }
-      this.progress.written++;
-      if (replace && Number(reply[0]) === 1) {
-        this.replaced++;
-        this.conflicts.add(item.key);
-      }
-    });
-  }
-
-  /** Values longer than the target's proto-max-bulk-len: the rest was written, these are named. */
-  refuseTooLarge(): void {
-    const { count, names } = this.tooLarge;
-    if (count === 0) return;
-    throw new RfError(
-      'RF_VALUE_TOO_LARGE',
-      `${count} value${count === 1 ? ' is' : 's are'} longer than ${this.target.where} takes in one RESTORE (proto-max-bulk-len ${this.maxBulk} bytes): ${names.slice(0, 10).join(', ')}; the other ${this.progress.written} keys were written`,
-      {
-        details: {
-          tooLarge: names,
-          tooLargeCount: count,
-          maxBulk: this.maxBulk,
-          written: this.progress.written,
-        },
-        hint: 'raise proto-max-bulk-len on the target (CONFIG SET proto-max-bulk-len), then run the restore again with --conflict skip',
-      },
-    );
-  }
-
-  result(dbs: number[]): Omit<IntoResult, 'splitTransactions' | 'functions' | 'scratch'> {
-    const p = this.progress;
-    const dry = this.options.dryRun;
-    this.matched = dry
-      ? this.created.count +
-        this.replacedNames.count +
-        this.conflicts.count +
-        this.expiredNames.count
-      : p.written + p.skipped + p.expired;
-    return {
-      target: this.target.where,
-      targetKind: this.target.kind,
-      dbs,
-      matched: this.matched,
-      written: p.written,
-      replaced: dry ? this.replacedNames.count : this.replaced,
-      skipped: dry ? (this.options.conflict === 'replace' ? 0 : this.conflicts.count) : p.skipped,
-      expired: dry ? this.expiredNames.count : p.expired,
-      conflicts: this.conflicts.names,
-      conflictCount: this.conflicts.count,
-      plan: dry
-        ? {
-            created: this.created.names,
-            replaced: this.replacedNames.names,
-            skipped: this.conflicts.names,
-            expired: this.expiredNames.names,
-          }
-        : null,
-    };
-  }
-
-  /** A target that goes away mid-run: say how far the run got, and how to finish it. */
-  private async send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]> {
-    if (items.length === 0) return [];
-    try {
-      return await this.target.send(db, items);
-    } catch (err) {
-      if (!isRfError(err, 'RF_CONNECT') && !isRfError(err, 'RF_TIMEOUT')) throw err;
-      const written = this.progress.written;
-      throw new RfError(
-        'RF_INTO_INTERRUPTED',
-        `lost ${this.target.where} during the restore: ${written} keys were written, up to ${items.length} more may have been`,
-        {
-          details: { written, inFlight: items.length, target: this.target.where },
-          hint: 'once the target is back, run the same restore again with --conflict skip: it writes only the keys still missing',
-          cause: err,
-        },
-      );
-    }
-  }
 }

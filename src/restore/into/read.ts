@@ -1,5 +1,4 @@
 import { open } from 'node:fs/promises';
-import { dumpPayload } from '../../rdb/entries.js';
 import { walkRdb } from '../../rdb/length.js';
 import type { RedisClient } from '../../resp/client.js';
 import { globMatch } from '../../resp/glob.js';
@@ -8,8 +7,6 @@ import { FAR_FUTURE_MS } from './scripts.js';
 /** One key of the state at T, as the scratch server's snapshot holds it. */
 export interface ScratchKey {
   key: Buffer;
-  /** DUMP payload; null when only names and expiries were asked for. */
-  payload: Buffer | null;
   /** Absolute expiry at T in ms since the epoch, or -1 for none. */
   expireAt: number;
 }
@@ -26,7 +23,7 @@ export interface Selection {
   patterns: readonly Buffer[];
 }
 
-/** Keys per batch, and the bytes of DUMP payloads one batch should carry at most. */
+/** Keys per batch, and the bytes one batch should carry at most. */
 const BATCH_KEYS = 1000;
 const BATCH_BYTES = 8 * 1024 * 1024;
 /** The snapshot is read in reads this large: with 64 KiB, 1M small keys took 2,000 reads. */
@@ -50,27 +47,60 @@ export interface KeySource {
 }
 
 /**
- * Walks an RDB (the scratch server's snapshot, or the base) and hands the selected keys to
- * `batch`, in batches of one db each, with their DUMP payloads when asked. The file holds each
- * key once (a SCAN may return a key twice), and its payloads are the bytes DUMP would send,
- * without a DUMP per key: one snapshot, then a walk of the file. The walk waits for each
- * `batch` call it is given.
+ * Where a walk puts the selected keys: a batch of names (ScratchKeys), or of RESTORE commands
+ * written as the keys are read (batch.ts).
  */
-export async function snapshotKeys(
+export interface KeyBatcher<T> {
+  /** Keys added since the last take(). */
+  readonly size: number;
+  /** Bytes they hold. */
+  readonly bytes: number;
+  /** `value` is a view into the walk's buffer, valid during the call only. */
+  add(key: Buffer, expireAt: number, type: number, value: Buffer, version: number): void;
+  take(): T;
+}
+
+/** Names and expiries only, for a plan (--dry-run, the conflict check). */
+export class NameBatcher implements KeyBatcher<ScratchKey[]> {
+  private keys: ScratchKey[] = [];
+  bytes = 0;
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  add(key: Buffer, expireAt: number): void {
+    this.keys.push({ key, expireAt });
+    this.bytes += key.length;
+  }
+
+  take(): ScratchKey[] {
+    const keys = this.keys;
+    this.keys = [];
+    this.bytes = 0;
+    return keys;
+  }
+}
+
+/**
+ * Walks an RDB (the scratch server's snapshot, or the base) and hands the selected keys to
+ * `batcher`, then each batch of one db to `batch`. The file holds each key once (a SCAN may
+ * return a key twice), and its values are the bytes DUMP would send, without a DUMP per key:
+ * one snapshot, then a walk of the file. The walk waits for each `batch` call it is given.
+ */
+export async function snapshotKeys<T>(
   source: KeySource,
   selection: Selection,
-  withPayload: boolean,
   counters: ReadCounters,
-  batch: (db: number, keys: ScratchKey[]) => Promise<void>,
+  batcher: KeyBatcher<T>,
+  batch: (db: number, keys: T) => Promise<void>,
 ): Promise<void> {
   const { file, skip } = source;
   const shift = source.frozen ? FAR_FUTURE_MS : 0;
   const fh = await open(file, 'r');
   try {
     const { size } = await fh.stat();
-    let keys: ScratchKey[] = [];
     let keysDb = -1;
-    let bytes = 0;
     await walkRdb(fh, size, file, {
       bufferBytes: READ_BYTES,
       want: (db, key) => {
@@ -80,20 +110,16 @@ export async function snapshotKeys(
       },
       value: (entry, value, version) => {
         let flushed: Promise<void> | undefined;
-        if (entry.db !== keysDb || keys.length >= BATCH_KEYS || bytes >= BATCH_BYTES) {
-          if (keys.length > 0) flushed = batch(keysDb, keys);
-          keys = [];
-          bytes = 0;
+        if (entry.db !== keysDb || batcher.size >= BATCH_KEYS || batcher.bytes >= BATCH_BYTES) {
+          if (batcher.size > 0) flushed = batch(keysDb, batcher.take());
           keysDb = entry.db;
         }
-        const payload = withPayload ? dumpPayload(entry.type, value, version) : null;
-        bytes += entry.key.length + (payload?.length ?? 0);
         const { key, expireAt } = entry;
-        keys.push({ key, payload, expireAt: expireAt < 0 ? -1 : expireAt - shift });
+        batcher.add(key, expireAt < 0 ? -1 : expireAt - shift, entry.type, value, version);
         return flushed;
       },
     });
-    if (keys.length > 0) await batch(keysDb, keys);
+    if (batcher.size > 0) await batch(keysDb, batcher.take());
   } finally {
     await fh.close();
   }

@@ -3,6 +3,7 @@ import { RfError } from '../../errors.js';
 import { describeEndpoint, type RedisEndpoint } from '../../redis-url.js';
 import { RedisClient, RedisReplyError } from '../../resp/client.js';
 import type { Command } from '../../resp/encode.js';
+import type { EncodedBatch } from './batch.js';
 import { ClusterTarget } from './cluster.js';
 
 /** The commands about one key, sent in order to the node that holds it. */
@@ -25,6 +26,8 @@ export interface IntoTarget {
   dbSize(db: number): Promise<number>;
   /** The replies, in order, per key; a Redis error reply is returned, not thrown. */
   send(db: number, items: readonly KeyCommands[]): Promise<unknown[][]>;
+  /** A batch's replies, every command's in order (`perKey` per key), errors as values. */
+  sendBatch(db: number, batch: EncodedBatch): Promise<unknown[]>;
   /** The longest bulk string each master takes (proto-max-bulk-len): no RESTORE payload may be longer. */
   maxBulk(): Promise<number>;
   /** Every connection the target uses now: where FUNCTION commands go (each master). */
@@ -131,6 +134,15 @@ class StandaloneTarget implements IntoTarget {
     const select = this.select(db);
     const replies = pipelineItems(this.client, items);
     // A connection lost under the SELECT rejects both: report it once.
+    replies.catch(() => undefined);
+    await select;
+    return replies;
+  }
+
+  async sendBatch(db: number, batch: EncodedBatch): Promise<unknown[]> {
+    const select = this.select(db);
+    // The batch goes out as it was written: one write, no copy.
+    const replies = this.client.pipelineEncoded(batch.bytes, batch.starts.length - 1);
     replies.catch(() => undefined);
     await select;
     return replies;
