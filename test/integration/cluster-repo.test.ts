@@ -215,6 +215,26 @@ describe('rf listen --cluster --repo, then the bucket alone', () => {
     } finally {
       await fs.rename(saved, manifests);
     }
+    // A flipped byte in the older of the two cluster records kept: named as damaged.
+    const records = path.join(s3.dir, s3.bucket, 'clusters', 'orders', 'c', 'cluster');
+    const older = (await fs.readdir(records))
+      .filter((f) => f.endsWith('._S3rver_object'))
+      .sort()[0]!;
+    const file = path.join(records, older);
+    const bytes = await fs.readFile(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await fs.writeFile(file, bytes);
+    const damaged = await rf(['verify', ...readFlags(), '--name', 'c', '--json'], {
+      env: S3_ENV,
+      timeoutMs: 120_000,
+    });
+    expect(damaged.code, `${damaged.stdout}\n${damaged.stderr}`).toBe(1);
+    expect((JSON.parse(damaged.stdout) as { bucket: unknown[] }).bucket).toEqual([
+      expect.objectContaining({
+        kind: 'damaged',
+        object: `c/cluster/${older.replace('._S3rver_object', '')}`,
+      }),
+    ]);
   }, 240_000);
 
   it('--local-retain: what the bucket holds leaves every shard’s store; the bucket restores the cluster', async () => {
