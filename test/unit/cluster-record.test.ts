@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { clusterJson, clusterText } from '../../src/cli/info-cluster.js';
 import {
   type ClusterRecord,
   clusterRestorable,
@@ -142,5 +143,31 @@ describe('slotsFrom', () => {
 
   it('a window start on a change keeps it as it is', () => {
     expect(slotsFrom(slots, 200)).toEqual(slots.slice(1));
+  });
+});
+
+describe('rf info of a pruned cluster', () => {
+  it('shows the retained window in the text and --json forms', () => {
+    const record: ClusterRecord = {
+      name: 'c',
+      createdAt: 0,
+      url: 'redis://127.0.0.1:7000',
+      shards: [],
+      slots: [{ at: 1_800_000_000_000, owners: {} }],
+      retention: {
+        retainMs: 7 * 86_400_000,
+        windowStart: 1_800_000_000_000,
+        prunedAt: 1_800_000_001_000,
+      },
+    };
+    expect(clusterJson(record, []).retention).toEqual({
+      retainMs: 7 * 86_400_000,
+      windowStart: '2027-01-15T08:00:00.000Z',
+      prunedAt: '2027-01-15T08:00:01.000Z',
+    });
+    expect(clusterText(record, [])).toContain(
+      '  retention 7.0 days: cluster restores from 2027-01-15T08:00:00.000Z on',
+    );
+    expect(clusterJson({ ...record, retention: undefined }, []).retention).toBeNull();
   });
 });
