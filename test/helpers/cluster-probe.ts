@@ -1,8 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
 import { slotOf } from '../../src/replication/cluster-topology.js';
 import { type RedisClient, RedisReplyError } from '../../src/resp/client.js';
+import type { PruneResult } from '../../src/retention/prune.js';
+import { pruneShards, retainedRecord } from '../../src/retention/prune-cluster.js';
+import { type ClusterRecord, readCluster, writeCluster } from '../../src/store/cluster.js';
+import { Store } from '../../src/store/store.js';
 import type { TestCluster } from './cluster.js';
 import { type KeyState, keyStates } from './keys.js';
 import { replicationInfo, waitFor } from './load.js';
@@ -308,4 +313,34 @@ export function tagsWhere(count: number, keep: (slot: number) => boolean, prefix
     if (keep(slotOf(tag))) tags.push(tag);
   }
   return tags;
+}
+
+/**
+ * The prune rf listen --cluster --retain runs, given its window's start (a simulated clock), on a
+ * store no daemon holds: the record first, then each shard. `migrateWindowMs` shortens the
+ * MIGRATE look-back to a test's seconds. Returns the record as it was before, and what went.
+ */
+export async function pruneClusterStore(
+  dir: string,
+  name: string,
+  windowStart: number,
+  migrateWindowMs = 1_000,
+): Promise<{ before: ClusterRecord; result: PruneResult }> {
+  const s = await Store.open(dir, { create: false });
+  try {
+    const before = (await readCluster(s, name))!;
+    const pruned = retainedRecord(before, windowStart, 60_000, Date.now());
+    await writeCluster(s, pruned);
+    const result = await pruneShards(
+      s,
+      pruned.shards,
+      windowStart,
+      60_000,
+      silentLogger(),
+      migrateWindowMs,
+    );
+    return { before, result };
+  } finally {
+    await s.close();
+  }
 }

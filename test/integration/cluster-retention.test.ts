@@ -8,7 +8,7 @@ import { pruneShards, retainedRecord } from '../../src/retention/prune-cluster.j
 import { readCluster, writeCluster } from '../../src/store/cluster.js';
 import { type BatchOp, Store } from '../../src/store/store.js';
 import { startCluster, type TestCluster, tagServedBy } from '../helpers/cluster.js';
-import { ClusterProbe, type Moment } from '../helpers/cluster-probe.js';
+import { ClusterProbe, type Moment, pruneClusterStore } from '../helpers/cluster-probe.js';
 import { waitFor } from '../helpers/load.js';
 import { rf } from '../helpers/rf.js';
 import { rollSchedule } from '../helpers/roll-schedule.js';
@@ -188,21 +188,9 @@ describe('rf listen --cluster --roll-base-every --retain', () => {
     expect((await crashProbe.restoredOut(later.t)).content).toEqual(later.content);
 
     // The prune the daemon runs, given its window's start: the record first, then each shard.
-    const s = await Store.open(store, { create: false });
-    const record = (await readCluster(s, 'c'))!;
+    const { before: record, result } = await pruneClusterStore(store, 'c', windowStart.t);
     const slotChanges = record.slots.length;
     expect(slotChanges).toBeGreaterThanOrEqual(2);
-    const pruned = retainedRecord(record, windowStart.t, 60_000, Date.now());
-    await writeCluster(s, pruned);
-    const result = await pruneShards(
-      s,
-      pruned.shards,
-      windowStart.t,
-      60_000,
-      silentLogger(),
-      1_000,
-    );
-    await s.close();
     expect(result.basesDeleted).toBeGreaterThan(0);
     expect(result.segmentsDeleted).toBeGreaterThan(0);
 
