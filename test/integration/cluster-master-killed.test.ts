@@ -1,6 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
 import { slotOf } from '../../src/replication/cluster-topology.js';
+import { pruneShards, retainedRecord } from '../../src/retention/prune-cluster.js';
+import { readCluster, writeCluster } from '../../src/store/cluster.js';
+import { Store } from '../../src/store/store.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { ClusterProbe, type Moment } from '../helpers/cluster-probe.js';
 import { replicationInfo, waitFor } from '../helpers/load.js';
@@ -13,7 +17,8 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
  * the replica holding everything (rf continues the shard's timeline), once with the replica
  * paused while the master took writes rf received (the new master never had them: rf starts a
  * new timeline and reports the fork). rf info must say exactly what the new master's INFO
- * replication implies, and every recorded moment must restore to the cluster's content.
+ * replication implies, and every recorded moment must restore to the cluster's content; once
+ * retention drops the timeline that held the lost writes, rf info still shows the fork, as held.
  */
 
 let cluster: TestCluster;
@@ -36,6 +41,7 @@ interface ShardJson {
     offsets: [number, number];
     writes: number;
     master: string;
+    held: boolean;
   }>;
 }
 
@@ -177,6 +183,7 @@ describe('a cluster master killed with SIGKILL', () => {
         from: expect.any(String),
         until: expect.any(String),
         writes: lost,
+        held: true,
       },
     ]);
     const text = await rf(['info', '--store', store, '--name', 'k']);
@@ -187,5 +194,35 @@ describe('a cluster master killed with SIGKILL', () => {
       expect((await probe.restoredOut(m.t)).content, `--out at ${m.label}`).toEqual(m.content);
       expect(await probe.restoredInto(m.t), `--into at ${m.label}`).toEqual(m.content);
     }
+  }, 300_000);
+
+  it('--retain to a window after the fork drops the timeline that held the lost writes, and says so', async () => {
+    const forked = (await shardsJson()).find((x) => x.forks.length > 0)!;
+    expect(forked.timelines).toHaveLength(2);
+    const last = moments.at(-1)!;
+    expect((await daemon.stop()).code).toBe(0);
+    const s = await Store.open(store, { create: false });
+    const record = retainedRecord((await readCluster(s, 'k'))!, last.t, 60_000, Date.now());
+    await writeCluster(s, record);
+    // The MIGRATE look-back kept before the window, shortened to this test's seconds.
+    const result = await pruneShards(s, record.shards, last.t, 60_000, silentLogger(), 1_000);
+    await s.close();
+    expect(result.timelinesDropped).toBeGreaterThanOrEqual(1);
+
+    const after = (await shardsJson()).find((x) => x.id === forked.id)!;
+    expect(after.timelines.map((t) => t.id)).toEqual([forked.timelines[1]!.id]);
+    // The master lost those writes all the same; rf no longer holds them, and says so.
+    expect(after.forks).toEqual([{ ...forked.forks[0]!, held: false }]);
+    const text = await rf(['info', '--store', store, '--name', 'k']);
+    expect(text.stdout).toContain(
+      `fork: timeline ${forked.forks[0]!.lostOn} held (retention has dropped it since)`,
+    );
+    expect((await probe.restoredOut(last.t)).content).toEqual(last.content);
+    expect(await probe.restoredInto(last.t)).toEqual(last.content);
+    const verify = await rf(['verify', '--store', store, '--name', 'k'], { timeoutMs: 120_000 });
+    expect(verify.code, `${verify.stdout}\n${verify.stderr}`).toBe(0);
+    const refused = await probe.restore(moments[1]!.t, '--out', path.join(work, 'refused'));
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error.code).toBe('RF_TIME_OUT_OF_RANGE');
   }, 300_000);
 });
