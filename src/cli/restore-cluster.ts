@@ -4,12 +4,13 @@ import { fetchForCluster, openClusterFromRepo } from '../repo/fetch.js';
 import { repoFromFlags } from '../repo/open.js';
 import { restoreClusterInto } from '../restore/cluster-into.js';
 import { restoreClusterOut } from '../restore/cluster-out.js';
+import { planCluster } from '../restore/cluster-plan.js';
 import { type ClusterRecord, readCluster } from '../store/cluster.js';
 import type { KvReader } from '../store/store.js';
-import { describeInstant, isoUtc, machineZone } from '../time.js';
+import { describeInstant, isoUtc, machineZone, type ResolvedTime } from '../time.js';
 import { out } from './output.js';
 import { withFetchProgress } from './repo-progress.js';
-import { bootCommand, type RestoreOptions } from './restore.js';
+import { bootCommand, type RestoreOptions, resultJson } from './restore.js';
 import { intoRunning, stopIntoProgress } from './restore-into.js';
 
 /** The cluster `--name` names in the store, if it names one. */
@@ -20,6 +21,19 @@ export async function findCluster(store: string, name: string): Promise<ClusterR
   } finally {
     await kv.close();
   }
+}
+
+/** Whether `--name` names a cluster, in the store or in the bucket (its record only is read). */
+export async function namesCluster(options: RestoreOptions): Promise<boolean> {
+  const repo = await repoFromFlags(options);
+  if (repo === undefined) return (await findCluster(options.store, options.name)) !== undefined;
+  const found = await openClusterFromRepo(repo, options.name);
+  if (found === undefined) {
+    repo.close();
+    return false;
+  }
+  await found.close();
+  return true;
 }
 
 /** The cluster `--name` names, with the reader each step of its restore opens, or undefined. */
@@ -64,14 +78,9 @@ export async function clusterToRestore(
   return found;
 }
 
-/** `rf restore --out DIR` of a cluster: one bootable directory per shard and DIR/cluster.json. */
-export async function runClusterOut(
-  options: RestoreOptions & { out: string },
-  cluster: ClusterRecord,
-  began: number,
-  open: () => Promise<KvReader>,
-): Promise<number> {
-  const r = await restoreClusterOut({
+/** What every cluster restore is given: the cluster, T as typed, and the flags that read it. */
+function moment(options: RestoreOptions, cluster: ClusterRecord, open: () => Promise<KvReader>) {
+  return {
     open,
     cluster,
     until: options.until,
@@ -79,9 +88,19 @@ export async function runClusterOut(
     now: Date.now(),
     from: options.from,
     acceptImprecise: options.acceptImprecise === true,
-    dir: options.out,
-    onResolved: (until) => out.note(describeInstant(until)),
-  });
+    // Every command that takes a time says what it understood, before it acts.
+    onResolved: (until: ResolvedTime) => out.note(describeInstant(until)),
+  };
+}
+
+/** `rf restore --out DIR` of a cluster: one bootable directory per shard and DIR/cluster.json. */
+export async function runClusterOut(
+  options: RestoreOptions & { out: string },
+  cluster: ClusterRecord,
+  began: number,
+  open: () => Promise<KvReader>,
+): Promise<number> {
+  const r = await restoreClusterOut({ ...moment(options, cluster, open), dir: options.out });
   const shards = r.shards.map((s) => ({
     id: s.id,
     dir: s.dir,
@@ -125,14 +144,7 @@ export async function runClusterInto(
   let r: Awaited<ReturnType<typeof restoreClusterInto>>;
   try {
     r = await restoreClusterInto({
-      open,
-      cluster,
-      until: options.until,
-      tz: options.tz ?? machineZone(),
-      now: Date.now(),
-      from: options.from,
-      acceptImprecise: options.acceptImprecise === true,
-      onResolved: (until) => out.note(describeInstant(until)),
+      ...moment(options, cluster, open),
       into: (dryRun) => {
         // One progress line per shard's copy: the previous one ends before the next starts.
         stopIntoProgress();
@@ -173,5 +185,59 @@ export async function runClusterInto(
   for (const s of shards)
     out.line(`  shard ${s.id}  written ${s.written}  skipped ${s.skipped}  expired ${s.expired}`);
   out.line(`  total        written ${r.written}  skipped ${r.skipped}  expired ${r.expired}`);
+  return 0;
+}
+
+/** `rf restore --dry-run` of a cluster (without --into): each shard's plan at one T. */
+export async function runClusterPlan(
+  options: RestoreOptions,
+  cluster: ClusterRecord,
+  began: number,
+  open: () => Promise<KvReader>,
+): Promise<number> {
+  const r = await planCluster(moment(options, cluster, open));
+  if (options.json) {
+    out.json({
+      ok: true,
+      dryRun: true,
+      cluster: cluster.name,
+      until: { input: r.until.input, utc: isoUtc(r.until.ms), zone: r.until.zone },
+      shards: r.shards.map((s) => {
+        const {
+          ok: _ok,
+          dryRun: _dry,
+          seconds: _s,
+          until: _u,
+          into: _i,
+          ...plan
+        } = resultJson(s.result, began);
+        return { id: s.id, slots: s.slots, inFlight: s.inFlight, ...plan };
+      }),
+      seconds: (Date.now() - began) / 1000,
+    });
+    return 0;
+  }
+  out.line(`plan: cluster ${cluster.name}, ${r.shards.length} shards at ${isoUtc(r.until.ms)}`);
+  for (const { id, slots, inFlight, result } of r.shards) {
+    const ranges = slots.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+    const base = result.base.offset === null ? 'no base' : `base at offset ${result.base.offset}`;
+    const last =
+      result.lastWrite === null
+        ? 'none after the base'
+        : `${isoUtc(result.lastWrite.time)} offset ${result.lastWrite.offset} ${result.lastWrite.command.toUpperCase()}`;
+    out.line(`  shard ${id}  slots ${ranges || 'none'}  timeline ${result.timeline ?? '-'}`);
+    out.line(
+      `    ${base} (taken ${isoUtc(result.base.takenAt)}), then ${result.replay.writes} writes in ${result.replay.segments} segments; last write ${last}`,
+    );
+    if (result.dropped !== null)
+      out.line(
+        `    dropped a transaction (MULTI at offset ${result.dropped.multiAt}, ${result.dropped.commands} commands): the target time falls inside it`,
+      );
+    if (inFlight > 0)
+      out.line(
+        `    ${inFlight} keys in the middle of a MIGRATE at T: restored from the other shard`,
+      );
+  }
+  out.line('nothing written (--dry-run)');
   return 0;
 }

@@ -19,7 +19,13 @@ import { describeInstant, isoUtc, machineZone } from '../time.js';
 import { formatBytes, out, reportError, usageError } from './output.js';
 import { Progress } from './progress.js';
 import { withFetchProgress } from './repo-progress.js';
-import { clusterToRestore, runClusterInto, runClusterOut } from './restore-cluster.js';
+import {
+  clusterToRestore,
+  namesCluster,
+  runClusterInto,
+  runClusterOut,
+  runClusterPlan,
+} from './restore-cluster.js';
 import { checkIntoFlags, intoRunning, reportInto, stopIntoProgress } from './restore-into.js';
 
 export interface RestoreOptions extends RepoFlags {
@@ -78,18 +84,28 @@ export async function run(options: RestoreOptions): Promise<number> {
     // A cluster's name restores every shard at one T, from the store or the bucket.
     const intoUrl = options.into;
     const outDir = options.dryRun ? undefined : options.out;
+    if (options.target !== undefined && (await namesCluster(options))) {
+      throw usageError(
+        `${options.name} is a cluster: --target loads one instance from one stream`,
+        `restore it with --out <dir> (a directory per shard) or --into ${redactUrl(options.target)} (every shard merged, or routed by slot into a running cluster)`,
+      );
+    }
     const cluster =
-      outDir !== undefined || intoUrl !== undefined ? await clusterToRestore(options) : undefined;
+      outDir !== undefined || intoUrl !== undefined || options.dryRun === true
+        ? await clusterToRestore(options)
+        : undefined;
     if (cluster !== undefined) {
       try {
+        if (intoUrl !== undefined)
+          return await runClusterInto(
+            { ...options, into: intoUrl },
+            cluster.cluster,
+            began,
+            cluster.open,
+          );
         return outDir !== undefined
           ? await runClusterOut({ ...options, out: outDir }, cluster.cluster, began, cluster.open)
-          : await runClusterInto(
-              { ...options, into: intoUrl! },
-              cluster.cluster,
-              began,
-              cluster.open,
-            );
+          : await runClusterPlan(options, cluster.cluster, began, cluster.open);
       } finally {
         await cluster.close();
       }

@@ -1,7 +1,7 @@
 import { RfError } from '../errors.js';
-import { type ClusterOutOptions, clusterMoment } from './cluster-out.js';
+import { type ClusterOutOptions, clusterMoment, restoreShardAt } from './cluster-out.js';
 import type { IntoResult } from './into/into.js';
-import { type RestoreInto, type RestoreResult, restore } from './restore.js';
+import type { RestoreInto, RestoreResult } from './restore.js';
 
 export interface ClusterIntoOptions extends Omit<ClusterOutOptions, 'dir'> {
   /** The `--into` destination, as a dry run (the conflict check) or for real. */
@@ -39,19 +39,14 @@ export async function restoreClusterInto(options: ClusterIntoOptions): Promise<C
   const run = async (dryRun: boolean) => {
     const results: ClusterIntoResult['shards'] = [];
     for (const shard of shards) {
-      const r = await restore({
-        open: options.open,
-        name: shard.source,
-        until: at,
-        tz: options.tz,
-        now: options.now,
-        from: options.from,
-        into: options.into(dryRun),
-        dropKeys: drops.get(shard.source) ?? [],
-        ...(options.acceptImprecise === undefined
-          ? {}
-          : { acceptImprecise: options.acceptImprecise }),
-      });
+      const r = await restoreShardAt(
+        options,
+        shard.source,
+        at,
+        options.into(dryRun),
+        drops,
+        options.open,
+      );
       results.push({ id: shard.id, result: intoOf(r) });
     }
     return results;

@@ -148,6 +148,31 @@ export async function clusterMoment(
 }
 
 /**
+ * One shard's ordinary restore at the cluster's instant `at` (`@<seconds>`), with the keys in
+ * flight at that instant that another shard's copy holds left out (`drops`, by source).
+ */
+export function restoreShardAt(
+  options: Pick<ClusterOutOptions, 'tz' | 'now' | 'from' | 'acceptImprecise'>,
+  source: string,
+  at: string,
+  into: RestoreOptions['into'],
+  drops: Map<string, Buffer[]>,
+  open: RestoreOptions['open'],
+): Promise<RestoreResult> {
+  return restore({
+    open,
+    name: source,
+    until: at,
+    tz: options.tz,
+    now: options.now,
+    from: options.from,
+    into,
+    dropKeys: drops.get(source) ?? [],
+    ...(options.acceptImprecise === undefined ? {} : { acceptImprecise: options.acceptImprecise }),
+  });
+}
+
+/**
  * `rf restore --out DIR` of a cluster: every shard that owned slots at T restored at that same T
  * (each cut at a transaction boundary by the ordinary restore) into `DIR/<shard id>`, and
  * `DIR/cluster.json` naming them.
@@ -175,19 +200,14 @@ export async function restoreClusterOut(options: ClusterOutOptions): Promise<Clu
     settled = await Promise.allSettled(
       selected.map(async (shard) => {
         const shardDir = path.join(dir, shard.id);
-        const result = await restore({
-          open: async () => borrowed,
-          name: shard.source,
-          until: at,
-          tz: options.tz,
-          now: options.now,
-          from: options.from,
-          into: { kind: 'dir', dir: shardDir },
-          dropKeys: drops.get(shard.source) ?? [],
-          ...(options.acceptImprecise === undefined
-            ? {}
-            : { acceptImprecise: options.acceptImprecise }),
-        });
+        const result = await restoreShardAt(
+          options,
+          shard.source,
+          at,
+          { kind: 'dir', dir: shardDir },
+          drops,
+          async () => borrowed,
+        );
         return { id: shard.id, dir: shardDir, slots: owners.owners[shard.id] ?? [], result };
       }),
     );

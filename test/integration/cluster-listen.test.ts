@@ -255,6 +255,56 @@ describe('rf restore --into of a cluster', () => {
   }, 300_000);
 });
 
+describe('rf restore --dry-run of a cluster', () => {
+  it('plans every shard at one T, writes nothing, and refuses --target by name', async () => {
+    const m = moments.at(-1)!;
+    const out = path.join(work, 'planned');
+    const at = ['restore', '--store', store, '--name', 'c', '--until', `@${m.t / 1000}`];
+    const res = await rf([...at, '--out', out, '--dry-run', '--json'], { timeoutMs: 120_000 });
+    expect(res.code, res.stderr).toBe(0);
+    const plan = JSON.parse(res.stdout) as {
+      dryRun: boolean;
+      cluster: string;
+      until: { utc: string };
+      shards: Array<{
+        id: string;
+        slots: number[][];
+        timeline: number;
+        base: { offset: number };
+        lastWrite: { time: string } | null;
+      }>;
+    };
+    expect(plan.dryRun).toBe(true);
+    expect(plan.cluster).toBe('c');
+    expect(Date.parse(plan.until.utc)).toBe(m.t);
+    expect(plan.shards).toHaveLength(3);
+    const slots = plan.shards.flatMap((s) => s.slots).reduce((n, [a, b]) => n + b! - a! + 1, 0);
+    expect(slots).toBe(16384);
+    for (const s of plan.shards) {
+      expect(s.base.offset).toBeGreaterThanOrEqual(0);
+      if (s.lastWrite !== null) expect(Date.parse(s.lastWrite.time)).toBeLessThanOrEqual(m.t);
+    }
+    expect(existsSync(out)).toBe(false);
+
+    const text = await rf([...at, '--dry-run'], { timeoutMs: 120_000 });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('plan: cluster c, 3 shards');
+    expect(text.stdout).toContain('nothing written (--dry-run)');
+
+    const target = await startRedis();
+    try {
+      const refused = await rf([...at, '--target', target.url]);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain('RF_USAGE');
+      expect(refused.stderr).toContain('c is a cluster');
+      expect(refused.stderr).toContain('--into');
+      expect(await (await target.client()).call('DBSIZE')).toBe(0);
+    } finally {
+      await target.stop();
+    }
+  }, 240_000);
+});
+
 describe('bad input', () => {
   it('refuses a cluster restore at a T before rf knew who owned the slots, writing nothing', async () => {
     const out = path.join(work, 'too-early');
