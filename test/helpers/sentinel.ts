@@ -149,20 +149,38 @@ export async function startSentinels(name = 'rfmaster'): Promise<TestSentinels> 
       const before = await named();
       const next = nodes.find((n) => n.port !== before)!;
       const s0 = await client(sentinels[0]!);
-      // Right after start a sentinel may not yet trust its INFO of the replica (NOGOODSLAVE).
-      await waitFor(
-        () =>
-          s0.call('SENTINEL', 'FAILOVER', name).then(
-            () => true,
-            (err: Error) => {
-              if (!err.message.includes('NOGOODSLAVE')) throw err;
-              return false;
-            },
-          ),
-        'Sentinel to accept SENTINEL FAILOVER',
-        30_000,
-        500,
-      );
+      // Sentinel may abort a failover it accepted (the replica's INFO it selects by is stale,
+      // failover-timeout passes): that is Sentinel's, not what the tests look at, so a failover
+      // that has not moved the master after a while is asked for again.
+      for (let attempt = 1; ; attempt++) {
+        // Right after start a sentinel may not yet trust its INFO of the replica (NOGOODSLAVE).
+        await waitFor(
+          () =>
+            s0.call('SENTINEL', 'FAILOVER', name).then(
+              () => true,
+              (err: Error) => {
+                if (err.message.includes('INPROG')) return true;
+                if (!err.message.includes('NOGOODSLAVE')) throw err;
+                return false;
+              },
+            ),
+          'Sentinel to accept SENTINEL FAILOVER',
+          30_000,
+          500,
+        );
+        const moved = await waitFor(
+          async () => (await named()) === next.port,
+          `sentinel ${sentinels[0]!.port} to name ${next.port} as the master`,
+          20_000,
+        ).then(
+          () => true,
+          (err: Error) => {
+            if (attempt >= 3) throw err;
+            return false;
+          },
+        );
+        if (moved) break;
+      }
       for (const s of sentinels) {
         const c = await client(s);
         await waitFor(
@@ -171,7 +189,7 @@ export async function startSentinels(name = 'rfmaster'): Promise<TestSentinels> 
             return Number(r[1]) === next.port;
           },
           `sentinel ${s.port} to name ${next.port} as the master`,
-          30_000,
+          60_000,
         );
       }
       return next;
