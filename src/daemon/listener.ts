@@ -22,7 +22,6 @@ import { ReplicationSession, type SessionStatus } from '../replication/session.j
 import type { RepoClient } from '../repo/client.js';
 import type { RepoStatus, RepoUploader } from '../repo/uploader.js';
 import { RedisClient } from '../resp/client.js';
-import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { Store, storePaths } from '../store/store.js';
 import type { ServerInfo, SourceRecord } from '../store/types.js';
@@ -33,7 +32,7 @@ import { MasterClock } from './master-clock.js';
 import type { MasterSample } from './master-watch.js';
 import { type SourceMetrics, startMetricsServer } from './metrics.js';
 import { keepLocalWithin, probeRepo, REPO_DRAIN_MS, startUploader } from './repo-upload.js';
-import { scheduleRetention } from './retention-loop.js';
+import { scheduleSourceRetention } from './retention-loop.js';
 import { type RollSchedule, scheduleRolledBases } from './roll-bases.js';
 import { recordSeen } from './seen.js';
 import { recordSourceFacts } from './source-facts.js';
@@ -398,25 +397,20 @@ export class Listener {
   }
 
   /** Prunes what the --retain window no longer needs (retention-loop.ts). */
-  private async scheduleRetention(store: Store): Promise<void> {
+  private scheduleRetention(store: Store): Promise<void> {
     const { config, log } = this;
-    await scheduleRetention({
-      retainMs: config.retainMs,
-      // Nothing is deleted locally before the bucket holds it: with --repo the window starts
-      // no later than what the bucket already holds.
-      prune: (windowStart, retain) =>
-        pruneArchive(
-          store,
-          config.name,
-          Math.min(windowStart, this.uploader?.heldUntil() ?? Number.POSITIVE_INFINITY),
-          retain,
-          log,
-        ),
-      stopping: () => this.stopping,
-      signal: this.wake.signal,
-      failures: this.failures,
-      log,
-    });
+    return scheduleSourceRetention(
+      store,
+      config.name,
+      () => this.uploader?.heldUntil() ?? Number.POSITIVE_INFINITY,
+      {
+        retainMs: config.retainMs,
+        stopping: () => this.stopping,
+        signal: this.wake.signal,
+        failures: this.failures,
+        log,
+      },
+    );
   }
 
   /** --local-retain, once the bucket holds what leaves the store (keepLocalWithin). */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
-import type { PruneResult } from '../retention/prune.js';
+import { type PruneResult, pruneArchive } from '../retention/prune.js';
+import type { Store } from '../store/store.js';
 import { type ErrorCounts, messageOf } from './supervise.js';
 
 /** `--retain`: what the daemon prunes, how it counts a failure, and when it stops. */
@@ -39,4 +40,22 @@ export async function scheduleRetention(loop: RetentionLoop): Promise<void> {
     }
     await sleep(every, undefined, { signal: loop.signal }).catch(() => undefined);
   }
+}
+
+/**
+ * `--retain` of one source (rf listen --source, --sentinel): pruned to the window, but never
+ * past `heldUntil()`, what the bucket already holds with --repo (nothing is deleted locally
+ * before the bucket holds it; without --repo, Infinity).
+ */
+export function scheduleSourceRetention(
+  store: Store,
+  source: string,
+  heldUntil: () => number,
+  loop: Omit<RetentionLoop, 'prune'>,
+): Promise<void> {
+  return scheduleRetention({
+    ...loop,
+    prune: (windowStart, retain) =>
+      pruneArchive(store, source, Math.min(windowStart, heldUntil()), retain, loop.log),
+  });
 }

@@ -3,7 +3,6 @@ import { isRfError, RfError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeEndpoint, type RedisEndpoint } from '../redis-url.js';
 import { RedisClient } from '../resp/client.js';
-import { pruneArchive } from '../retention/prune.js';
 import { Archive } from '../store/archive.js';
 import { readCluster } from '../store/cluster.js';
 import { type Store, storePaths } from '../store/store.js';
@@ -14,7 +13,7 @@ import { openOwned } from './listener.js';
 import type { MasterSample } from './master-watch.js';
 import { startMetricsServer } from './metrics.js';
 import { probeRepo, type RepoSetting } from './repo-upload.js';
-import { scheduleRetention } from './retention-loop.js';
+import { scheduleSourceRetention } from './retention-loop.js';
 import type { RollSchedule } from './roll-bases.js';
 import { type FollowConfig, type FollowStatus, SentinelFollower } from './sentinel-follow.js';
 import { type SessionTuning, ShardRunner, type ShardRunnerStatus } from './shard-runner.js';
@@ -209,24 +208,20 @@ export class SentinelListener {
   }
 
   /** --retain: the one source pruned as rf listen --source prunes it. */
-  private async scheduleRetention(store: Store): Promise<void> {
+  private scheduleRetention(store: Store): Promise<void> {
     const { config, log } = this;
-    await scheduleRetention({
-      retainMs: config.retainMs,
-      // Nothing is deleted locally before the bucket holds it (--repo), as with --source.
-      prune: (windowStart, retain) =>
-        pruneArchive(
-          store,
-          config.name,
-          Math.min(windowStart, this.runner?.heldUntil() ?? Number.POSITIVE_INFINITY),
-          retain,
-          log,
-        ),
-      stopping: () => this.stopping,
-      signal: this.wake.signal,
-      failures: this.failures,
-      log,
-    });
+    return scheduleSourceRetention(
+      store,
+      config.name,
+      () => this.runner?.heldUntil() ?? Number.POSITIVE_INFINITY,
+      {
+        retainMs: config.retainMs,
+        stopping: () => this.stopping,
+        signal: this.wake.signal,
+        failures: this.failures,
+        log,
+      },
+    );
   }
 
   private sourceUrl(): string {
